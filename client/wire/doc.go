@@ -1,0 +1,22 @@
+// Package wire is rmq's network protocol, shared by the client, the broker
+// and the NameServer. It imports only the standard library and msgpack.
+//
+// A connection carries length-prefixed frames in both directions (see
+// Frame for the byte layout). Every request has a 64-bit ID chosen by the
+// sender, so many requests can be in flight on one connection; the
+// response carries the same ID and the FlagResponse bit. One-way requests
+// (FlagOneway) get no response. Request bodies are msgpack; a response's
+// Code is CodeOK or an error code from the table in errors.go, whose body
+// then carries an ErrorBody (message and, for "not leader", the leader's
+// address).
+//
+// Frames are bounded: a length prefix above the configured maximum
+// (DefaultMaxFrame, 16 MiB as in RocketMQ) or below the header size is
+// rejected before any allocation, and the peer closes that connection
+// with a logged reason. ReadFrame allocates at most the frame's length.
+// FuzzDecodeFrame checks that no input panics or over-reads.
+//
+// Versioning: the header's version byte is 1. A peer that sees another
+// version closes the connection with ErrMalformed; a later version will
+// negotiate instead.
+package wire
