@@ -1,0 +1,342 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// CommandType is the first byte of every raft Log.Data the FSM applies.
+type CommandType uint8
+
+// Command types. Values are part of the on-disk format: never reuse one.
+const (
+	CmdMessageBatch   CommandType = 1
+	CmdCreateTopic    CommandType = 2
+	CmdUpdateTopic    CommandType = 3
+	CmdDeleteTopic    CommandType = 4
+	CmdCommitOffsets  CommandType = 5
+	CmdDeleteGroup    CommandType = 6
+	CmdTruncatePrefix CommandType = 7
+)
+
+// Encoding versions (second byte of Log.Data).
+const (
+	msgBatchVersion = 1
+	controlVersion  = 1
+)
+
+// Topic permission bits (RocketMQ PermName).
+const (
+	PermInherit  uint8 = 1
+	PermWrite    uint8 = 2
+	PermRead     uint8 = 4
+	PermPriority uint8 = 8
+	// DefaultPerm (read+write) is used when a CreateTopic has Perm 0.
+	DefaultPerm = PermRead | PermWrite
+	// MaxQueues bounds a topic's queue count. It is a constant, not config,
+	// because Apply must validate identically on every replica.
+	MaxQueues = 1024
+	// MaxGroupLen bounds a consumer group name.
+	MaxGroupLen = 255
+)
+
+// Command is one of MessageBatch, CreateTopic, UpdateTopic, DeleteTopic,
+// CommitOffsets, DeleteGroup and TruncatePrefix (values or pointers both
+// encode). Decode returns values.
+type Command interface {
+	Type() CommandType
+}
+
+// MessageBatch is the decoded form of a message batch entry. Producers on
+// the hot path use BatchEncoder instead; Decode fills Messages with
+// CRC-checked messages whose ID and Body alias the input.
+type MessageBatch struct {
+	StoreTimestamp int64 // leader clock when the batch was proposed, unix ms
+	Messages       []Message
+}
+
+// CreateTopic creates a topic with a fresh incarnation ID. Apply result:
+// nil, ErrTopicExists or an ErrInvalidCommand error.
+type CreateTopic struct {
+	Name       string            `msgpack:"name"`
+	Queues     uint32            `msgpack:"queues"`
+	Perm       uint8             `msgpack:"perm"` // 0 means DefaultPerm
+	Time       int64             `msgpack:"time"` // leader clock, unix ms
+	Attributes map[string]string `msgpack:"attrs,omitempty"`
+}
+
+// UpdateTopic changes queue count (grow only; 0 keeps it) and perm (0 keeps
+// it). Apply result: nil, ErrTopicNotFound, ErrQueueShrink or ErrInvalidCommand.
+type UpdateTopic struct {
+	Name   string `msgpack:"name"`
+	Queues uint32 `msgpack:"queues"`
+	Perm   uint8  `msgpack:"perm"`
+}
+
+// DeleteTopic removes a topic, its consume queues and all consumer offsets
+// on it. Apply result: nil or ErrTopicNotFound.
+type DeleteTopic struct {
+	Name string `msgpack:"name"`
+}
+
+// OffsetEntry is one consumer offset.
+type OffsetEntry struct {
+	Topic   string `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+	Offset  uint64 `msgpack:"o"`
+}
+
+// CommitOffsets sets a group's offsets (commit and reset alike). Entries for
+// unknown topics or queues are skipped. Apply result: nil or ErrInvalidCommand.
+type CommitOffsets struct {
+	Group   string        `msgpack:"group"`
+	Offsets []OffsetEntry `msgpack:"offsets"`
+}
+
+// DeleteGroup removes all offsets of a group. Apply result: nil or ErrGroupNotFound.
+type DeleteGroup struct {
+	Group string `msgpack:"group"`
+}
+
+// TruncatePrefix is the replicated retention decision: raft entries with
+// index <= UpTo are gone. Apply result: nil (an UpTo below the current
+// log start is a no-op).
+type TruncatePrefix struct {
+	UpTo uint64 `msgpack:"upto"`
+}
+
+func (MessageBatch) Type() CommandType   { return CmdMessageBatch }
+func (CreateTopic) Type() CommandType    { return CmdCreateTopic }
+func (UpdateTopic) Type() CommandType    { return CmdUpdateTopic }
+func (DeleteTopic) Type() CommandType    { return CmdDeleteTopic }
+func (CommitOffsets) Type() CommandType  { return CmdCommitOffsets }
+func (DeleteGroup) Type() CommandType    { return CmdDeleteGroup }
+func (TruncatePrefix) Type() CommandType { return CmdTruncatePrefix }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidCommand}, args...)...)
+}
+
+func (c *CreateTopic) validate() error {
+	if err := validateTopicName(c.Name); err != nil {
+		return invalid("%v", err)
+	}
+	if c.Queues == 0 || c.Queues > MaxQueues {
+		return invalid("queue count %d outside [1, %d]", c.Queues, MaxQueues)
+	}
+	return validatePerm(c.Perm)
+}
+
+func (c *UpdateTopic) validate() error {
+	if err := validateTopicName(c.Name); err != nil {
+		return invalid("%v", err)
+	}
+	if c.Queues > MaxQueues {
+		return invalid("queue count %d > %d", c.Queues, MaxQueues)
+	}
+	return validatePerm(c.Perm)
+}
+
+func validatePerm(p uint8) error {
+	if p&^(PermInherit|PermWrite|PermRead|PermPriority) != 0 {
+		return invalid("unknown perm bits %#x", p)
+	}
+	return nil
+}
+
+func validateGroup(g string) error {
+	if g == "" || len(g) > MaxGroupLen {
+		return invalid("group name length %d outside [1, %d]", len(g), MaxGroupLen)
+	}
+	return nil
+}
+
+// validateCommand checks control command fields; Encode and Apply share it.
+func validateCommand(cmd Command) error {
+	switch c := cmd.(type) {
+	case *CreateTopic:
+		return c.validate()
+	case *UpdateTopic:
+		return c.validate()
+	case *DeleteTopic:
+		if err := validateTopicName(c.Name); err != nil {
+			return invalid("%v", err)
+		}
+	case *CommitOffsets:
+		return validateGroup(c.Group)
+	case *DeleteGroup:
+		return validateGroup(c.Group)
+	}
+	return nil
+}
+
+// Encode returns the raft Log.Data for cmd: [type][version][body].
+func Encode(cmd Command) ([]byte, error) {
+	switch c := cmd.(type) {
+	case MessageBatch:
+		return encodeBatch(&c)
+	case *MessageBatch:
+		return encodeBatch(c)
+	case nil:
+		return nil, invalid("nil command")
+	}
+	ptr := toPointer(cmd)
+	if ptr == nil {
+		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
+	}
+	if err := validateCommand(ptr); err != nil {
+		return nil, err
+	}
+	body, err := msgpack.Marshal(ptr)
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", cmd, err)
+	}
+	return append([]byte{byte(cmd.Type()), controlVersion}, body...), nil
+}
+
+// toPointer normalises a control command to its pointer form.
+func toPointer(cmd Command) Command {
+	switch c := cmd.(type) {
+	case CreateTopic:
+		return &c
+	case UpdateTopic:
+		return &c
+	case DeleteTopic:
+		return &c
+	case CommitOffsets:
+		return &c
+	case DeleteGroup:
+		return &c
+	case TruncatePrefix:
+		return &c
+	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix:
+		return c
+	}
+	return nil
+}
+
+func encodeBatch(b *MessageBatch) ([]byte, error) {
+	var e BatchEncoder
+	e.Reset(b.StoreTimestamp)
+	for i := range b.Messages {
+		if err := e.Add(&b.Messages[i]); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	return e.Bytes(), nil
+}
+
+// Decode parses raft Log.Data into a command value. It never panics;
+// unknown types and versions return ErrUnknownCommand / ErrUnknownVersion.
+func Decode(data []byte) (Command, error) {
+	if len(data) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(data))
+	}
+	typ, ver := CommandType(data[0]), data[1]
+	if typ == CmdMessageBatch {
+		if ver != msgBatchVersion {
+			return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
+		}
+		return decodeBatch(data)
+	}
+	var cmd Command
+	switch typ {
+	case CmdCreateTopic:
+		cmd = &CreateTopic{}
+	case CmdUpdateTopic:
+		cmd = &UpdateTopic{}
+	case CmdDeleteTopic:
+		cmd = &DeleteTopic{}
+	case CmdCommitOffsets:
+		cmd = &CommitOffsets{}
+	case CmdDeleteGroup:
+		cmd = &DeleteGroup{}
+	case CmdTruncatePrefix:
+		cmd = &TruncatePrefix{}
+	default:
+		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, typ)
+	}
+	if ver != controlVersion {
+		return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
+	}
+	if err := msgpack.Unmarshal(data[2:], cmd); err != nil {
+		return nil, fmt.Errorf("%w: type %d: %v", ErrCorrupt, typ, err)
+	}
+	return derefCommand(cmd), nil
+}
+
+func derefCommand(cmd Command) Command {
+	switch c := cmd.(type) {
+	case *CreateTopic:
+		return *c
+	case *UpdateTopic:
+		return *c
+	case *DeleteTopic:
+		return *c
+	case *CommitOffsets:
+		return *c
+	case *DeleteGroup:
+		return *c
+	case *TruncatePrefix:
+		return *c
+	}
+	return cmd
+}
+
+// recRef locates one record inside a batch's Log.Data.
+type recRef struct {
+	pos, size uint32
+	r         record
+}
+
+// splitBatch checks the structure of a message batch (not CRCs) and appends
+// every record's location to dst. It fails as a whole: either every record
+// is well formed or an error is returned.
+func splitBatch(data []byte, dst []recRef) (int64, []recRef, error) {
+	if len(data) < batchHeaderLen {
+		return 0, dst, fmt.Errorf("%w: batch header", ErrCorrupt)
+	}
+	ts := int64(binary.BigEndian.Uint64(data[2:]))
+	count := binary.BigEndian.Uint32(data[10:])
+	if uint64(count) > uint64(len(data)-batchHeaderLen)/recordFixedLen || uint64(len(data)) > 1<<32 {
+		return 0, dst, fmt.Errorf("%w: batch count %d too large for %d bytes", ErrCorrupt, count, len(data))
+	}
+	p := batchHeaderLen
+	for i := uint32(0); i < count; i++ {
+		if len(data)-p < 4 {
+			return 0, dst, fmt.Errorf("%w: record %d truncated", ErrCorrupt, i)
+		}
+		size := int(binary.BigEndian.Uint32(data[p:]))
+		if size < recordFixedLen || size > len(data)-p {
+			return 0, dst, fmt.Errorf("%w: record %d size %d", ErrCorrupt, i, size)
+		}
+		r, err := parseRecord(data[p : p+size])
+		if err != nil {
+			return 0, dst, fmt.Errorf("record %d: %w", i, err)
+		}
+		dst = append(dst, recRef{pos: uint32(p), size: uint32(size), r: r})
+		p += size
+	}
+	if p != len(data) {
+		return 0, dst, fmt.Errorf("%w: %d trailing bytes after batch", ErrCorrupt, len(data)-p)
+	}
+	return ts, dst, nil
+}
+
+func decodeBatch(data []byte) (Command, error) {
+	ts, refs, err := splitBatch(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	b := MessageBatch{StoreTimestamp: ts, Messages: make([]Message, 0, len(refs))}
+	for i, ref := range refs {
+		m, err := DecodeMessage(data[ref.pos : ref.pos+ref.size])
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		b.Messages = append(b.Messages, m)
+	}
+	return b, nil
+}

@@ -1,0 +1,85 @@
+// Package fsm is the rmq raft.FSM (and raft.BatchingFSM). The replicated
+// raft log is the message CommitLog; fsm decodes committed entries and
+// derives from them, identically on every replica: topic metadata,
+// per-(topic, queue) consume queues (CQ) and consumer-group offsets. It does
+// not store messages (they stay in the raft log, package raftlog), talk to
+// the network, read clocks during Apply or start goroutines.
+//
+// Entry point: New(Config) returns *FSM; hand it to raft.NewRaft. Producers
+// build entries with BatchEncoder, control commands with Encode; Decode and
+// DecodeMessage read them back.
+//
+// # Commands
+//
+// raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
+// UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix) have
+// msgpack bodies. A message batch (type 1) is binary so that a consumer can
+// slice one record by (Pos, Size) from its CQ unit without decoding the rest.
+// Integers are big-endian.
+//
+//	+------+-----+----------------+---------+--------+--------+-----
+//	| 0x01 | 0x01| i64 storeTs ms | u32 cnt | record | record | ...
+//	+------+-----+----------------+---------+--------+--------+-----
+//	 record (40 bytes fixed + variable parts):
+//	+---------+----------+-----------+--------+-------+-----------+----------+
+//	| u32 size| u32 crc32c| u32 topicID| u8 len| topic | u32 queueID| u32 flag |
+//	+---------+----------+-----------+--------+-------+-----------+----------+
+//	| i64 bornTs | u8 len | id | u16 len | tags | u16 len | keys |
+//	| u16 len | props k\x01v\x02k\x01v | u32 len | body |
+//
+// size covers the whole record; crc32c (Castagnoli) covers everything after
+// the crc field. Apply checks structure only (the raft log frames entries
+// with its own CRC); DecodeMessage also checks the CRC, end to end.
+//
+// # Determinism
+//
+// Every input to Apply is in the entry: the leader stamps storeTs, topic
+// creation times and each message's TopicID (the topic incarnation it
+// validated against). A message is accepted iff its topic exists with that
+// ID and QueueID < Queues; it then gets the queue's next dense offset.
+// Limits that Apply checks (MaxQueues, name rules) are constants, never
+// Config. TruncatePrefix{UpTo} moves each queue's min to its first unit with
+// raft index > UpTo.
+//
+// # Consume queues
+//
+// Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
+// file, preallocated (ftruncate) and mmapped (MAP_SHARED). A unit is 28 bytes:
+//
+//	+-----------------+---------+----------+-------------+---------------+
+//	| u64 raft index  | u32 pos | u32 size | u32 tagHash | i64 storeTs ms|
+//	+-----------------+---------+----------+-------------+---------------+
+//
+// Apply writes units without fsync; Sync (called periodically by the
+// broker, and by every snapshot Persist) fsyncs dirty files and directories
+// and finishes deferred deletions (files retired by TruncatePrefix or
+// DeleteTopic are unlinked from the state at once but closed and removed by
+// Sync). A unit at offset o of topic ID T is a pure function of the log, so
+// CQ files are a cache: stale ones can be validated or overwritten.
+//
+// # Snapshots
+//
+// Snapshot copies the small state: topics, the topic ID counter, each
+// queue's min and next, consumer offsets, applied index and log start.
+// Persist syncs the CQ first, then writes a version byte and msgpack. Restore
+// discards everything, loads the state, opens each queue's files and checks
+// the units at min and next-1. Missing or short queues (a new or wiped node)
+// are rebuilt by scanning the retained raft log through Config.Log
+// (LogReader); see rebuild.go. Units at >= next are ignored and overwritten.
+//
+// # Concurrency
+//
+// No goroutines. raft calls Apply, ApplyBatch, Snapshot and Restore from one
+// goroutine. Queries (AppliedIndex, Topic, QueueRange, Units, OffsetForTime,
+// ConsumerOffset, ...), Sync, Persist and Close are safe concurrently with
+// them. One RWMutex guards state and the mapped units: Apply copies units
+// into the maps and advances next under the write lock; readers copy units
+// out under the read lock, so they only ever see complete units below next.
+// Sync, Restore and Close first take syncMu (lock order: syncMu, then mu);
+// Sync fsyncs without holding mu. Config.OnAppend runs after mu is released.
+//
+// A local I/O error while writing a unit does not change replicated state
+// (next still advances); the queue is marked broken, Units and Sync report
+// it, and a restart rebuilds it. Writing to a mapped page on a full disk can
+// raise SIGBUS, as with RocketMQ's MappedFile.
+package fsm

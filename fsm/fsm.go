@@ -1,0 +1,405 @@
+package fsm
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Topic is a topic's replicated configuration.
+type Topic struct {
+	Name       string
+	ID         uint32 // incarnation id: a new one on every successful create
+	Queues     uint32
+	Perm       uint8
+	CreatedAt  int64 // leader clock at creation, unix ms
+	Attributes map[string]string
+}
+
+type topicState struct {
+	Topic
+	queues []*queue
+}
+
+type queueKey struct {
+	topic string
+	queue uint32
+}
+
+// BatchResult is the Apply result of a message batch entry.
+type BatchResult struct {
+	// Offsets holds each message's queue offset, in batch order, or -1 if
+	// the message was rejected (unknown topic, stale TopicID, queue out of range).
+	Offsets  []int64
+	Rejected int
+}
+
+type appendNote struct {
+	topicID uint32
+	topic   string
+	queueID uint32
+	next    uint64
+}
+
+// FSM is the rmq raft.FSM / raft.BatchingFSM. See the package comment for
+// the concurrency contract.
+type FSM struct {
+	cfg Config
+	log hclog.Logger
+
+	syncMu sync.Mutex   // serialises Sync, Restore and Close; taken before mu
+	mu     sync.RWMutex // guards everything below
+
+	topics      map[string]*topicState
+	lastTopicID uint32
+	groups      map[string]map[queueKey]uint64
+	applied     uint64
+	logStart    uint64
+	store       cqStore
+	closed      bool
+
+	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
+	refs  []recRef
+	notes []appendNote
+	gen   uint64
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM with empty state. Existing consume-queue files under
+// cfg.Dir are kept as a cache that Restore validates and Apply overwrites.
+func New(cfg Config) (*FSM, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := &FSM{cfg: cfg, log: cfg.Logger}
+	f.store = cqStore{root: filepath.Join(cfg.Dir, "cq"), upf: uint64(cfg.UnitsPerFile), dirtyDirs: map[string]bool{}}
+	f.resetState()
+	return f, nil
+}
+
+func (f *FSM) resetState() {
+	f.topics = map[string]*topicState{}
+	f.groups = map[string]map[queueKey]uint64{}
+	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
+}
+
+// Apply applies one committed raft entry. See ApplyBatch.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	f.mu.Lock()
+	f.gen++
+	res := f.applyLocked(l)
+	notes := f.takeNotes()
+	f.mu.Unlock()
+	f.notify(notes)
+	return res
+}
+
+// ApplyBatch applies committed entries in order under one lock
+// acquisition. Results: *BatchResult for message batches, error (nil on
+// success) for control commands, nil for non-command entries.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	res := make([]interface{}, len(logs))
+	f.mu.Lock()
+	f.gen++
+	for i, l := range logs {
+		res[i] = f.applyLocked(l)
+	}
+	notes := f.takeNotes()
+	f.mu.Unlock()
+	f.notify(notes)
+	return res
+}
+
+func (f *FSM) applyLocked(l *raft.Log) interface{} {
+	if l.Index > f.applied {
+		f.applied = l.Index
+	}
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	if f.closed {
+		return ErrClosed
+	}
+	if len(l.Data) >= 1 && CommandType(l.Data[0]) == CmdMessageBatch {
+		if len(l.Data) < 2 || l.Data[1] != msgBatchVersion {
+			return fmt.Errorf("%w: message batch", ErrUnknownVersion)
+		}
+		return f.applyBatch(l.Index, l.Data)
+	}
+	cmd, err := Decode(l.Data)
+	if err != nil {
+		f.log.Warn("undecodable command", "index", l.Index, "error", err)
+		return err
+	}
+	return f.applyControl(toPointer(cmd))
+}
+
+func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
+	ts, refs, err := splitBatch(data, f.refs[:0])
+	f.refs = refs[:0]
+	if err != nil {
+		f.log.Warn("malformed message batch", "index", index, "error", err)
+		return err
+	}
+	res := &BatchResult{Offsets: make([]int64, len(refs))}
+	for i := range refs {
+		r := &refs[i].r
+		t := f.topics[string(r.topic)]
+		if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
+			res.Offsets[i] = -1
+			res.Rejected++
+			continue
+		}
+		q := t.queues[r.queueID]
+		off := q.next
+		u := Unit{Index: index, Pos: refs[i].pos, Size: refs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts}
+		if q.err == nil {
+			if err := f.store.write(q, off, u); err != nil {
+				// State still advances (it must match other replicas); the
+				// local CQ is now short and Sync reports it until a restart
+				// rebuilds it.
+				q.err = fmt.Errorf("write consume queue %s/%d: %w", q.topic, q.id, err)
+				f.log.Error("consume queue write failed", "topic", q.topic, "queue-id", q.id, "error", err)
+			}
+		}
+		q.next++
+		res.Offsets[i] = int64(off)
+		if q.gen != f.gen {
+			q.gen = f.gen
+			f.notes = append(f.notes, appendNote{topicID: q.topicID, topic: q.topic, queueID: q.id})
+		}
+	}
+	return res
+}
+
+// takeNotes fills in final next offsets of touched queues (under mu).
+func (f *FSM) takeNotes() []appendNote {
+	if f.cfg.OnAppend == nil || len(f.notes) == 0 {
+		f.notes = f.notes[:0]
+		return nil
+	}
+	notes := f.notes[:0]
+	for _, n := range f.notes {
+		if t := f.topics[n.topic]; t != nil && t.ID == n.topicID { // skip topics deleted meanwhile
+			n.next = t.queues[n.queueID].next
+			notes = append(notes, n)
+		}
+	}
+	f.notes = f.notes[:0]
+	return notes
+}
+
+func (f *FSM) notify(notes []appendNote) {
+	for _, n := range notes {
+		f.cfg.OnAppend(n.topicID, n.topic, n.queueID, n.next)
+	}
+}
+
+func (f *FSM) applyControl(cmd Command) error {
+	if err := validateCommand(cmd); err != nil {
+		return err
+	}
+	switch c := cmd.(type) {
+	case *CreateTopic:
+		return f.createTopic(c)
+	case *UpdateTopic:
+		return f.updateTopic(c)
+	case *DeleteTopic:
+		return f.deleteTopic(c.Name)
+	case *CommitOffsets:
+		f.commitOffsets(c)
+		return nil
+	case *DeleteGroup:
+		if _, ok := f.groups[c.Group]; !ok {
+			return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
+		}
+		delete(f.groups, c.Group)
+		return nil
+	case *TruncatePrefix:
+		f.truncatePrefix(c.UpTo)
+		return nil
+	}
+	return fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
+}
+
+func (f *FSM) createTopic(c *CreateTopic) error {
+	if _, ok := f.topics[c.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
+	}
+	perm := c.Perm
+	if perm == 0 {
+		perm = DefaultPerm
+	}
+	f.lastTopicID++
+	t := &topicState{Topic: Topic{
+		Name: c.Name, ID: f.lastTopicID, Queues: c.Queues, Perm: perm,
+		CreatedAt: c.Time, Attributes: cloneMap(c.Attributes),
+	}}
+	f.growQueues(t, c.Queues)
+	f.topics[c.Name] = t
+	return nil
+}
+
+func (f *FSM) growQueues(t *topicState, n uint32) {
+	for id := uint32(len(t.queues)); id < n; id++ {
+		t.queues = append(t.queues, f.store.newQueue(t, id))
+	}
+	t.Queues = n
+}
+
+func (f *FSM) updateTopic(c *UpdateTopic) error {
+	t := f.topics[c.Name]
+	if t == nil {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, c.Name)
+	}
+	if c.Queues != 0 && c.Queues < t.Queues {
+		return fmt.Errorf("%w: %s has %d queues, asked for %d", ErrQueueShrink, c.Name, t.Queues, c.Queues)
+	}
+	if c.Queues != 0 {
+		f.growQueues(t, c.Queues)
+	}
+	if c.Perm != 0 {
+		t.Perm = c.Perm
+	}
+	return nil
+}
+
+func (f *FSM) deleteTopic(name string) error {
+	t := f.topics[name]
+	if t == nil {
+		return fmt.Errorf("%w: %s", ErrTopicNotFound, name)
+	}
+	delete(f.topics, name)
+	f.store.retireTopic(t)
+	for g, offs := range f.groups {
+		for k := range offs {
+			if k.topic == name {
+				delete(offs, k)
+			}
+		}
+		if len(offs) == 0 {
+			delete(f.groups, g)
+		}
+	}
+	return nil
+}
+
+func (f *FSM) commitOffsets(c *CommitOffsets) {
+	offs := f.groups[c.Group]
+	for _, e := range c.Offsets {
+		t := f.topics[e.Topic]
+		if t == nil || e.QueueID >= t.Queues {
+			continue
+		}
+		if offs == nil {
+			offs = map[queueKey]uint64{}
+			f.groups[c.Group] = offs
+		}
+		offs[queueKey{e.Topic, e.QueueID}] = e.Offset
+	}
+}
+
+// truncatePrefix applies retention: entries <= upTo are gone.
+func (f *FSM) truncatePrefix(upTo uint64) {
+	if upTo < f.logStart {
+		return // already truncated further
+	}
+	f.logStart = upTo + 1
+	for _, t := range f.topics {
+		for _, q := range t.queues {
+			if q.err != nil {
+				f.log.Error("cannot move min offset of a broken consume queue", "topic", q.topic, "queue-id", q.id)
+				continue
+			}
+			q.min = f.firstAbove(q, q.min, upTo)
+			f.store.retireBelow(q, q.min)
+		}
+	}
+}
+
+// firstAbove returns the first offset in [from, q.next) whose unit's raft
+// index is > upTo, or q.next. Units are monotonic in raft index per queue.
+func (f *FSM) firstAbove(q *queue, from, upTo uint64) uint64 {
+	lo, hi := from, q.next
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		u, _ := f.store.read(q, mid)
+		if u.Index > upTo {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Sync makes every consume-queue unit written so far durable and finishes
+// deferred file deletions. Safe to call concurrently with Apply and queries.
+func (f *FSM) Sync() error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	w := f.store.takeSyncWork()
+	broken := f.brokenLocked()
+	f.mu.Unlock()
+	if err := w.run(); err != nil {
+		return err
+	}
+	return broken
+}
+
+// brokenLocked reports the first queue that lost units to a local I/O error.
+func (f *FSM) brokenLocked() error {
+	for _, t := range f.topics {
+		for _, q := range t.queues {
+			if q.err != nil {
+				return q.err
+			}
+		}
+	}
+	return nil
+}
+
+// Close syncs and unmaps every consume-queue file. It is idempotent.
+func (f *FSM) Close() error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	err := f.store.takeSyncWork().run()
+	for _, t := range f.topics {
+		for _, q := range t.queues {
+			if cerr := closeQueue(q); err == nil {
+				err = cerr
+			}
+		}
+	}
+	return err
+}

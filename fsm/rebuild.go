@@ -1,0 +1,87 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// rebuild regenerates the units of the given queues from the retained raft
+// log [FirstIndex, applied]. A message belongs to queue (T, q) iff topic T
+// exists in the restored state with ID == the message's TopicID and
+// q < T's queue count: the same rule Apply used, because queue counts only
+// grow and a stale TopicID can never match again. The last n units found
+// for a queue are offsets [next-n, next); those below min are dropped.
+//
+// Units are collected in memory (28 bytes per message) before writing.
+func (f *FSM) rebuild(need []*queue) error {
+	if f.cfg.Log == nil {
+		return ErrNoLog
+	}
+	bufs := make(map[*queue][]byte, len(need))
+	for _, q := range need {
+		bufs[q] = nil
+	}
+	first, err := f.cfg.Log.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("rebuild: first index: %w", err)
+	}
+	var refs []recRef
+	var unit [UnitSize]byte
+	scan := func(index uint64, typ raft.LogType, data []byte) error {
+		if typ != raft.LogCommand || len(data) < 2 || CommandType(data[0]) != CmdMessageBatch || data[1] != msgBatchVersion {
+			return nil
+		}
+		ts, rs, err := splitBatch(data, refs[:0])
+		refs = rs
+		if err != nil {
+			return nil // Apply rejected this entry as a whole too
+		}
+		for i := range rs {
+			r := &rs[i].r
+			t := f.topics[string(r.topic)]
+			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
+				continue
+			}
+			q := t.queues[r.queueID]
+			if buf, ok := bufs[q]; ok {
+				putUnit(unit[:], Unit{Index: index, Pos: rs[i].pos, Size: rs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts})
+				bufs[q] = append(buf, unit[:]...)
+			}
+		}
+		return nil
+	}
+	if first != 0 && first <= f.applied {
+		if err := f.cfg.Log.Scan(first, f.applied, scan); err != nil {
+			return fmt.Errorf("rebuild: scan log [%d, %d]: %w", first, f.applied, err)
+		}
+	}
+	for _, q := range need {
+		if err := f.writeRebuilt(q, bufs[q]); err != nil {
+			return err
+		}
+	}
+	return f.store.takeSyncWork().run()
+}
+
+func (f *FSM) writeRebuilt(q *queue, buf []byte) error {
+	n := uint64(len(buf) / UnitSize)
+	if n > q.next {
+		return fmt.Errorf("%w: rebuild of %s/%d found %d units, next is %d", ErrCorrupt, q.topic, q.id, n, q.next)
+	}
+	start := q.next - n
+	if start > q.min {
+		return fmt.Errorf("%w: %s/%d needs offsets from %d, log holds them from %d", ErrLogShort, q.topic, q.id, q.min, start)
+	}
+	for i := uint64(0); i < n; i++ {
+		off := start + i
+		if off < q.min {
+			continue
+		}
+		if err := f.store.write(q, off, getUnit(buf[i*UnitSize:])); err != nil {
+			return fmt.Errorf("rebuild %s/%d: %w", q.topic, q.id, err)
+		}
+	}
+	f.log.Info("rebuilt consume queue", "topic", q.topic, "queue-id", q.id, "min", q.min, "next", q.next)
+	return nil
+}

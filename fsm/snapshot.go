@@ -1,0 +1,266 @@
+package fsm
+
+import (
+	"bufio"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// snapshotVersion is the first byte of a persisted snapshot.
+const snapshotVersion = 1
+
+type snapState struct {
+	Applied     uint64      `msgpack:"applied"`
+	LogStart    uint64      `msgpack:"log_start"`
+	LastTopicID uint32      `msgpack:"last_topic_id"`
+	Topics      []snapTopic `msgpack:"topics"`
+	Groups      []snapGroup `msgpack:"groups"`
+}
+
+type snapTopic struct {
+	Name       string            `msgpack:"name"`
+	ID         uint32            `msgpack:"id"`
+	Perm       uint8             `msgpack:"perm"`
+	CreatedAt  int64             `msgpack:"created_at"`
+	Attributes map[string]string `msgpack:"attrs,omitempty"`
+	Min        []uint64          `msgpack:"min"`  // per queue; len is the queue count
+	Next       []uint64          `msgpack:"next"` // per queue
+}
+
+type snapGroup struct {
+	Name    string        `msgpack:"name"`
+	Offsets []OffsetEntry `msgpack:"offsets"`
+}
+
+type fsmSnapshot struct {
+	f     *FSM
+	state snapState
+}
+
+// Snapshot copies the small state (never messages or units). It is O(topics
+// x queues + offsets) and does no I/O.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	st := snapState{Applied: f.applied, LogStart: f.logStart, LastTopicID: f.lastTopicID}
+	st.Topics = make([]snapTopic, 0, len(f.topics))
+	for _, t := range f.topics {
+		s := snapTopic{Name: t.Name, ID: t.ID, Perm: t.Perm, CreatedAt: t.CreatedAt, Attributes: t.Attributes,
+			Min: make([]uint64, t.Queues), Next: make([]uint64, t.Queues)}
+		for i, q := range t.queues {
+			s.Min[i], s.Next[i] = q.min, q.next
+		}
+		st.Topics = append(st.Topics, s)
+	}
+	st.Groups = make([]snapGroup, 0, len(f.groups))
+	for g, offs := range f.groups {
+		sg := snapGroup{Name: g, Offsets: make([]OffsetEntry, 0, len(offs))}
+		for k, v := range offs {
+			sg.Offsets = append(sg.Offsets, OffsetEntry{Topic: k.topic, QueueID: k.queue, Offset: v})
+		}
+		st.Groups = append(st.Groups, sg)
+	}
+	return &fsmSnapshot{f: f, state: st}, nil
+}
+
+// Persist first syncs the consume queues, so every unit below each
+// snapshotted next offset is durable, then writes the state.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.f.Sync(); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("sync consume queues before snapshot: %w", err)
+	}
+	if err := writeSnapshot(sink, &s.state); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release is a no-op: the snapshot holds only copies.
+func (s *fsmSnapshot) Release() {}
+
+func writeSnapshot(w io.Writer, st *snapState) error {
+	// Sort so equal states encode to equal bytes.
+	slices.SortFunc(st.Topics, func(a, b snapTopic) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(st.Groups, func(a, b snapGroup) int { return cmp.Compare(a.Name, b.Name) })
+	for _, g := range st.Groups {
+		sortOffsets(g.Offsets)
+	}
+	bw := bufio.NewWriter(w)
+	if err := bw.WriteByte(snapshotVersion); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	enc := msgpack.NewEncoder(bw)
+	enc.SetSortMapKeys(true)
+	if err := enc.Encode(st); err != nil {
+		return fmt.Errorf("encode snapshot: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+func readSnapshot(r io.Reader) (*snapState, error) {
+	br := bufio.NewReader(r)
+	v, err := br.ReadByte()
+	if err != nil {
+		return nil, fmt.Errorf("read snapshot: %w", err)
+	}
+	if v != snapshotVersion {
+		return nil, fmt.Errorf("%w: %d", ErrSnapshotVersion, v)
+	}
+	var st snapState
+	if err := msgpack.NewDecoder(br).Decode(&st); err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+	}
+	for _, t := range st.Topics {
+		if len(t.Min) != len(t.Next) || len(t.Next) == 0 || len(t.Next) > MaxQueues || t.ID > st.LastTopicID {
+			return nil, fmt.Errorf("%w: snapshot topic %q", ErrCorrupt, t.Name)
+		}
+		for i := range t.Min {
+			if t.Min[i] > t.Next[i] {
+				return nil, fmt.Errorf("%w: snapshot topic %q queue %d min > next", ErrCorrupt, t.Name, i)
+			}
+		}
+	}
+	return &st, nil
+}
+
+// Restore replaces all state with the snapshot's, validates the consume
+// queue files against it and rebuilds the queues whose files are missing or
+// short from Config.Log.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	f.dropAllFiles()
+	f.resetState()
+	f.applied, f.logStart, f.lastTopicID = st.Applied, st.LogStart, st.LastTopicID
+	var all []*queue
+	for _, s := range st.Topics {
+		t := &topicState{Topic: Topic{Name: s.Name, ID: s.ID, Perm: s.Perm, CreatedAt: s.CreatedAt, Attributes: s.Attributes}}
+		f.growQueues(t, uint32(len(s.Next)))
+		for i, q := range t.queues {
+			q.min, q.next = s.Min[i], s.Next[i]
+		}
+		f.topics[t.Name] = t
+		all = append(all, t.queues...)
+	}
+	for _, g := range st.Groups {
+		offs := make(map[queueKey]uint64, len(g.Offsets))
+		for _, e := range g.Offsets {
+			offs[queueKey{e.Topic, e.QueueID}] = e.Offset
+		}
+		f.groups[g.Name] = offs
+	}
+	f.removeStaleDirs()
+	var need []*queue
+	for _, q := range all {
+		if err := f.validateQueue(q); err != nil {
+			f.log.Info("consume queue needs rebuild", "topic", q.topic, "queue-id", q.id, "reason", err)
+			if err := closeQueue(q); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(q.dir); err != nil {
+				return fmt.Errorf("remove stale consume queue: %w", err)
+			}
+			need = append(need, q)
+		}
+	}
+	if len(need) > 0 {
+		if err := f.rebuild(need); err != nil {
+			return err
+		}
+	}
+	f.log.Info("restored snapshot", "index", f.applied, "topics", len(f.topics), "rebuilt-queues", len(need))
+	return nil
+}
+
+// dropAllFiles closes every mapped file and forgets pending sync work.
+func (f *FSM) dropAllFiles() {
+	w := f.store.takeSyncWork()
+	w.dirty, w.dirs = nil, nil // state is being replaced; retired files still get removed
+	if err := w.run(); err != nil {
+		f.log.Warn("cleanup of retired consume queue files", "error", err)
+	}
+	for _, t := range f.topics {
+		for _, q := range t.queues {
+			if err := closeQueue(q); err != nil {
+				f.log.Warn("close consume queue", "topic", q.topic, "queue-id", q.id, "error", err)
+			}
+		}
+	}
+}
+
+// removeStaleDirs deletes topic dirs not in the state and queue files wholly
+// below a queue's min.
+func (f *FSM) removeStaleDirs() {
+	live := map[string]*topicState{}
+	for _, t := range f.topics {
+		live[strconv.FormatUint(uint64(t.ID), 10)] = t
+	}
+	ents, _ := os.ReadDir(f.store.root)
+	for _, e := range ents {
+		if live[e.Name()] == nil {
+			_ = os.RemoveAll(filepath.Join(f.store.root, e.Name()))
+		}
+	}
+	for _, t := range f.topics {
+		for _, q := range t.queues {
+			files, _ := os.ReadDir(q.dir)
+			for _, e := range files {
+				base, err := strconv.ParseUint(strings.TrimSuffix(e.Name(), ".cq"), 10, 64)
+				if err == nil && base+f.store.upf <= q.min {
+					_ = os.Remove(filepath.Join(q.dir, e.Name()))
+				}
+			}
+		}
+	}
+}
+
+// validateQueue opens the files holding [min, next) and checks the first and
+// last units look like the ones the snapshot describes.
+func (f *FSM) validateQueue(q *queue) error {
+	if q.next == q.min {
+		return nil
+	}
+	upf := f.store.upf
+	for no := q.min / upf; no <= (q.next-1)/upf; no++ {
+		if _, err := f.store.open(q, no, false); err != nil {
+			return err
+		}
+	}
+	first, _ := f.store.read(q, q.min)
+	last, _ := f.store.read(q, q.next-1)
+	switch {
+	case first.Index == 0 || last.Index == 0:
+		return errors.New("missing units")
+	case last.Index > f.applied || first.Index > last.Index || first.Index < f.logStart:
+		return fmt.Errorf("units [%d, %d] outside log range [%d, %d]", first.Index, last.Index, f.logStart, f.applied)
+	}
+	return nil
+}
