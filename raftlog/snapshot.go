@@ -1,0 +1,241 @@
+package raftlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// shipMagic starts a shipped snapshot stream (see doc.go).
+const shipMagic = "RMQSHIP1"
+
+const shipLogHeader = 24 // u64 first | u64 last | u64 logBytes
+
+// SnapshotStore is a raft.SnapshotStore that ships the retained log inside
+// every snapshot it serves and installs a shipped log when it receives one.
+// Local snapshots hold only FSM state, in a raft.FileSnapshotStore.
+type SnapshotStore struct {
+	inner  *raft.FileSnapshotStore
+	log    *Store
+	logger hclog.Logger
+}
+
+var _ raft.SnapshotStore = (*SnapshotStore)(nil)
+
+// NewSnapshotStore wraps raft.NewFileSnapshotStoreWithLogger(dir, retain)
+// around log. It finishes or discards an install interrupted by a crash,
+// so it must be created before raft.NewRaft.
+func NewSnapshotStore(dir string, retain int, log *Store, logger hclog.Logger) (*SnapshotStore, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	logger = logger.Named("snapshots")
+	inner, err := raft.NewFileSnapshotStoreWithLogger(dir, retain, logger)
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: snapshot store: %w", err)
+	}
+	s := &SnapshotStore{inner: inner, log: log, logger: logger}
+	if id, ok := log.pendingInstall(); ok {
+		committed, err := s.has(id)
+		if err != nil {
+			return nil, err
+		}
+		if err := log.resolveInstall(committed); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *SnapshotStore) has(id string) (bool, error) {
+	metas, err := s.inner.List()
+	if err != nil {
+		return false, fmt.Errorf("raftlog: list snapshots: %w", err)
+	}
+	for _, m := range metas {
+		if m.ID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// List implements raft.SnapshotStore. Sizes are those of the FSM state.
+func (s *SnapshotStore) List() ([]*raft.SnapshotMeta, error) { return s.inner.List() }
+
+// Create implements raft.SnapshotStore. The sink sniffs its first 8 bytes:
+// plain FSM state is stored as is; a shipped stream installs its log.
+func (s *SnapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	sink, err := s.inner.Create(version, index, term, configuration, configurationIndex, trans)
+	if err != nil {
+		return nil, err
+	}
+	return &shipSink{inner: sink, store: s.log, index: index, logger: s.logger}, nil
+}
+
+// Open implements raft.SnapshotStore. The reader yields
+// magic | u64 stateLen | state | u64 first | u64 last | u64 logBytes | records
+// for log entries [FirstIndex, min(meta.Index, LastIndex)], with meta.Size
+// exact. The range is pinned until the reader is closed, and log records
+// are read only once the reader gets past the state.
+func (s *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.inner.Open(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	hold := s.log.Pin(0) // block purges while the range is chosen
+	first, last, logBytes, err := s.log.shipRange(meta.Index)
+	if err != nil {
+		hold()
+		rc.Close()
+		return nil, nil, err
+	}
+	unpin := s.log.Pin(first)
+	hold()
+	hdr := make([]byte, 0, 16+shipLogHeader)
+	hdr = append(hdr, shipMagic...)
+	hdr = binary.LittleEndian.AppendUint64(hdr, uint64(meta.Size))
+	tail := make([]byte, 0, shipLogHeader)
+	tail = binary.LittleEndian.AppendUint64(tail, first)
+	tail = binary.LittleEndian.AppendUint64(tail, last)
+	tail = binary.LittleEndian.AppendUint64(tail, uint64(logBytes))
+	out := *meta
+	out.Size = int64(len(hdr)) + meta.Size + shipLogHeader + logBytes
+	r := &shipReader{store: s.log, next: first, last: last, left: logBytes, unpin: unpin, state: rc}
+	r.Reader = io.MultiReader(bytes.NewReader(hdr), &exactReader{r: rc, n: meta.Size}, bytes.NewReader(tail), readerFunc(r.readLog))
+	return &out, r, nil
+}
+
+// shipRange returns the shipped range [first, last] for a snapshot at
+// snapIndex and its encoded size. An empty range has last = first-1.
+func (s *Store) shipRange(snapIndex uint64) (first, last uint64, n int64, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, 0, 0, ErrClosed
+	}
+	first, last = s.boundsLocked()
+	if first == 0 || first > snapIndex {
+		return snapIndex + 1, snapIndex, 0, nil
+	}
+	last = min(last, snapIndex)
+	for _, sg := range s.segs {
+		if sg.count() == 0 || sg.last() < first || sg.first > last {
+			continue
+		}
+		a, _ := sg.bounds(max(first, sg.first))
+		_, b := sg.bounds(min(last, sg.last()))
+		n += b - a
+	}
+	return first, last, n, nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// exactReader reads exactly n bytes from r, failing on a short stream.
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	k, err := e.r.Read(p)
+	e.n -= int64(k)
+	if errors.Is(err, io.EOF) {
+		if e.n > 0 {
+			return k, io.ErrUnexpectedEOF
+		}
+		err = nil
+	}
+	return k, err
+}
+
+// shipReader streams a shipped snapshot; see SnapshotStore.Open.
+type shipReader struct {
+	io.Reader
+	store   *Store
+	next    uint64 // next index to read
+	last    uint64
+	left    int64 // log bytes not yet produced
+	pending []byte
+	buf     []byte
+	state   io.Closer
+	unpin   func()
+	once    sync.Once
+}
+
+func (r *shipReader) readLog(p []byte) (int, error) {
+	if len(r.pending) == 0 {
+		if r.next > r.last {
+			if r.left != 0 {
+				return 0, fmt.Errorf("raftlog: shipped log size changed by %d bytes", r.left)
+			}
+			return 0, io.EOF
+		}
+		r.store.mu.RLock()
+		c, err := r.store.readRawLocked(r.next, r.last, scanChunk, r.buf[:0])
+		r.store.mu.RUnlock()
+		r.buf = c.raw
+		if err != nil {
+			return 0, fmt.Errorf("raftlog: ship index %d: %w", r.next, err)
+		}
+		r.pending, r.next = c.raw, c.next
+		r.left -= int64(len(c.raw))
+		if r.left < 0 {
+			return 0, fmt.Errorf("raftlog: shipped log grew past its announced size")
+		}
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
+}
+
+// Close closes the state reader and releases the pin. It is idempotent.
+func (r *shipReader) Close() error {
+	var err error
+	r.once.Do(func() {
+		err = r.state.Close()
+		r.unpin()
+	})
+	return err
+}
+
+// SnapshotState returns a reader of just the FSM state in rc, which is what
+// SnapshotStore.Open returned. Closing it closes rc (releasing its pin)
+// without reading the log records. A stream without the magic is returned
+// unchanged.
+func SnapshotState(rc io.ReadCloser) (io.ReadCloser, error) {
+	var hdr [16]byte
+	n, err := io.ReadFull(rc, hdr[:8])
+	if err != nil || string(hdr[:8]) != shipMagic {
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("raftlog: read snapshot header: %w", err)
+		}
+		return readCloser{io.MultiReader(bytes.NewReader(hdr[:n]), rc), rc}, nil
+	}
+	if _, err := io.ReadFull(rc, hdr[8:]); err != nil {
+		return nil, fmt.Errorf("raftlog: read snapshot header: %w", err)
+	}
+	size := int64(binary.LittleEndian.Uint64(hdr[8:]))
+	return readCloser{&exactReader{r: rc, n: size}, rc}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
