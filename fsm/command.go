@@ -340,3 +340,23 @@ func decodeBatch(data []byte) (Command, error) {
 	}
 	return b, nil
 }
+
+func (t CommandType) String() string {
+	switch t {
+	case CmdMessageBatch:
+		return "CmdMessageBatch"
+	case CmdCreateTopic:
+		return "CmdCreateTopic"
+	case CmdUpdateTopic:
+		return "CmdUpdateTopic"
+	case CmdDeleteTopic:
+		return "CmdDeleteTopic"
+	case CmdCommitOffsets:
+		return "CmdCommitOffsets"
+	case CmdDeleteGroup:
+		return "CmdDeleteGroup"
+	case CmdTruncatePrefix:
+		return "CmdTruncatePrefix"
+	}
+	return fmt.Sprintf("CommandType(%d)", uint8(t))
+}
