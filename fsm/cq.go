@@ -70,6 +70,7 @@ type queue struct {
 	dir     string
 	min     uint64 // first readable offset
 	next    uint64 // offset the next accepted message gets
+	since   uint64 // raft index of the entry that created the queue
 	files   map[uint64]*cqFile
 	cur     *cqFile // file of the last write, saves a map lookup
 	err     error   // first local I/O error; the queue needs a rebuild

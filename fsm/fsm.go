@@ -139,7 +139,7 @@ func (f *FSM) applyLocked(l *raft.Log) interface{} {
 		f.log.Warn("undecodable command", "index", l.Index, "error", err)
 		return err
 	}
-	return f.applyControl(toPointer(cmd))
+	return f.applyControl(l.Index, toPointer(cmd))
 }
 
 func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
@@ -203,15 +203,15 @@ func (f *FSM) notify(notes []appendNote) {
 	}
 }
 
-func (f *FSM) applyControl(cmd Command) error {
+func (f *FSM) applyControl(index uint64, cmd Command) error {
 	if err := validateCommand(cmd); err != nil {
 		return err
 	}
 	switch c := cmd.(type) {
 	case *CreateTopic:
-		return f.createTopic(c)
+		return f.createTopic(index, c)
 	case *UpdateTopic:
-		return f.updateTopic(c)
+		return f.updateTopic(index, c)
 	case *DeleteTopic:
 		return f.deleteTopic(c.Name)
 	case *CommitOffsets:
@@ -230,7 +230,7 @@ func (f *FSM) applyControl(cmd Command) error {
 	return fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 }
 
-func (f *FSM) createTopic(c *CreateTopic) error {
+func (f *FSM) createTopic(index uint64, c *CreateTopic) error {
 	if _, ok := f.topics[c.Name]; ok {
 		return fmt.Errorf("%w: %s", ErrTopicExists, c.Name)
 	}
@@ -243,19 +243,22 @@ func (f *FSM) createTopic(c *CreateTopic) error {
 		Name: c.Name, ID: f.lastTopicID, Queues: c.Queues, Perm: perm,
 		CreatedAt: c.Time, Attributes: cloneMap(c.Attributes),
 	}}
-	f.growQueues(t, c.Queues)
+	f.growQueues(t, c.Queues, index)
 	f.topics[c.Name] = t
 	return nil
 }
 
-func (f *FSM) growQueues(t *topicState, n uint32) {
+// growQueues adds queues up to n, created by raft entry index.
+func (f *FSM) growQueues(t *topicState, n uint32, index uint64) {
 	for id := uint32(len(t.queues)); id < n; id++ {
-		t.queues = append(t.queues, f.store.newQueue(t, id))
+		q := f.store.newQueue(t, id)
+		q.since = index
+		t.queues = append(t.queues, q)
 	}
 	t.Queues = n
 }
 
-func (f *FSM) updateTopic(c *UpdateTopic) error {
+func (f *FSM) updateTopic(index uint64, c *UpdateTopic) error {
 	t := f.topics[c.Name]
 	if t == nil {
 		return fmt.Errorf("%w: %s", ErrTopicNotFound, c.Name)
@@ -264,7 +267,7 @@ func (f *FSM) updateTopic(c *UpdateTopic) error {
 		return fmt.Errorf("%w: %s has %d queues, asked for %d", ErrQueueShrink, c.Name, t.Queues, c.Queues)
 	}
 	if c.Queues != 0 {
-		f.growQueues(t, c.Queues)
+		f.growQueues(t, c.Queues, index)
 	}
 	if c.Perm != 0 {
 		t.Perm = c.Perm

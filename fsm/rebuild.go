@@ -7,10 +7,12 @@ import (
 )
 
 // rebuild regenerates the units of the given queues from the retained raft
-// log [FirstIndex, applied]. A message belongs to queue (T, q) iff topic T
-// exists in the restored state with ID == the message's TopicID and
-// q < T's queue count: the same rule Apply used, because queue counts only
-// grow and a stale TopicID can never match again. The last n units found
+// log [FirstIndex, applied]. A message in entry i belongs to queue (T, q)
+// iff topic T exists in the restored state with ID == the message's TopicID,
+// q < T's queue count and queue q was created by an entry before i. That is
+// exactly Apply's rule at index i: a stale TopicID never matches again, queue
+// counts only grow, and the creation index covers a message that named a
+// queue before it existed (which a correct leader never proposes). The last n units found
 // for a queue are offsets [next-n, next); those below min are dropped.
 //
 // Units are collected in memory (28 bytes per message) before writing.
@@ -44,7 +46,7 @@ func (f *FSM) rebuild(need []*queue) error {
 				continue
 			}
 			q := t.queues[r.queueID]
-			if buf, ok := bufs[q]; ok {
+			if buf, ok := bufs[q]; ok && index > q.since {
 				putUnit(unit[:], Unit{Index: index, Pos: rs[i].pos, Size: rs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts})
 				bufs[q] = append(buf, unit[:]...)
 			}

@@ -33,8 +33,9 @@ type snapTopic struct {
 	Perm       uint8             `msgpack:"perm"`
 	CreatedAt  int64             `msgpack:"created_at"`
 	Attributes map[string]string `msgpack:"attrs,omitempty"`
-	Min        []uint64          `msgpack:"min"`  // per queue; len is the queue count
-	Next       []uint64          `msgpack:"next"` // per queue
+	Min        []uint64          `msgpack:"min"`   // per queue; len is the queue count
+	Next       []uint64          `msgpack:"next"`  // per queue
+	Since      []uint64          `msgpack:"since"` // per queue: raft index that created it
 }
 
 type snapGroup struct {
@@ -59,9 +60,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	st.Topics = make([]snapTopic, 0, len(f.topics))
 	for _, t := range f.topics {
 		s := snapTopic{Name: t.Name, ID: t.ID, Perm: t.Perm, CreatedAt: t.CreatedAt, Attributes: t.Attributes,
-			Min: make([]uint64, t.Queues), Next: make([]uint64, t.Queues)}
+			Min: make([]uint64, t.Queues), Next: make([]uint64, t.Queues), Since: make([]uint64, t.Queues)}
 		for i, q := range t.queues {
-			s.Min[i], s.Next[i] = q.min, q.next
+			s.Min[i], s.Next[i], s.Since[i] = q.min, q.next, q.since
 		}
 		st.Topics = append(st.Topics, s)
 	}
@@ -129,7 +130,7 @@ func readSnapshot(r io.Reader) (*snapState, error) {
 		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
 	}
 	for _, t := range st.Topics {
-		if len(t.Min) != len(t.Next) || len(t.Next) == 0 || len(t.Next) > MaxQueues || t.ID > st.LastTopicID {
+		if len(t.Min) != len(t.Next) || len(t.Since) != len(t.Next) || len(t.Next) == 0 || len(t.Next) > MaxQueues || t.ID > st.LastTopicID {
 			return nil, fmt.Errorf("%w: snapshot topic %q", ErrCorrupt, t.Name)
 		}
 		for i := range t.Min {
@@ -163,9 +164,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	var all []*queue
 	for _, s := range st.Topics {
 		t := &topicState{Topic: Topic{Name: s.Name, ID: s.ID, Perm: s.Perm, CreatedAt: s.CreatedAt, Attributes: s.Attributes}}
-		f.growQueues(t, uint32(len(s.Next)))
+		f.growQueues(t, uint32(len(s.Next)), 0)
 		for i, q := range t.queues {
-			q.min, q.next = s.Min[i], s.Next[i]
+			q.min, q.next, q.since = s.Min[i], s.Next[i], s.Since[i]
 		}
 		f.topics[t.Name] = t
 		all = append(all, t.queues...)
