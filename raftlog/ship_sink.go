@@ -134,6 +134,9 @@ func (k *shipSink) feed(p []byte) error {
 
 // take moves bytes from p into pend until pend holds need bytes.
 func (k *shipSink) take(p []byte, need int) []byte {
+	if len(k.pend) >= need {
+		return p
+	}
 	n := min(need-len(k.pend), len(p))
 	k.pend = append(k.pend, p[:n]...)
 	return p[n:]

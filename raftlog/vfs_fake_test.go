@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -57,4 +58,17 @@ func (f *faultFile) Sync() error {
 		return errInjected
 	}
 	return f.File.Sync()
+}
+
+// renameFS fails renames whose target ends with failSuffix.
+type renameFS struct {
+	VFS
+	failSuffix atomic.Value // string
+}
+
+func (fs *renameFS) Rename(oldpath, newpath string) error {
+	if s, _ := fs.failSuffix.Load().(string); s != "" && strings.HasSuffix(newpath, s) {
+		return errInjected
+	}
+	return fs.VFS.Rename(oldpath, newpath)
 }
