@@ -60,12 +60,16 @@
 // # Snapshots
 //
 // Snapshot copies the small state: topics, the topic ID counter, each
-// queue's min and next, consumer offsets, applied index and log start.
+// queue's min, next and creation index, consumer offsets, applied index and
+// log start.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // discards everything, loads the state, opens each queue's files and checks
 // the units at min and next-1. Missing or short queues (a new or wiped node)
 // are rebuilt by scanning the retained raft log through Config.Log
-// (LogReader); see rebuild.go. Units at >= next are ignored and overwritten.
+// (LogReader): a message of entry i maps to queue (T, q) iff T's ID equals
+// its TopicID, q < T's queue count and q was created before i; the last n
+// found get offsets [next-n, next). See rebuild.go. Units at >= next are
+// ignored and overwritten by re-applied entries.
 //
 // # Concurrency
 //
