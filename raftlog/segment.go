@@ -32,6 +32,7 @@ type segment struct {
 	f       File
 	offs    []uint32 // offs[i] is the byte offset of entry first+i
 	end     int64    // end of the last published record
+	alloc   int64    // writer-owned: file size, zero-filled past end
 	sealed  bool
 	hasExt  bool  // some record has Extensions (ReadAt then reads the header)
 	firstAt int64 // appendedAt of the first record, unix nanos
@@ -103,7 +104,7 @@ func createSegment(fs VFS, dir string, first uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	sg := &segment{path: path, first: first, f: f, end: segHeader}
+	sg := &segment{path: path, first: first, f: f, end: segHeader, alloc: segHeader}
 	if _, err := f.WriteAt(encodeSegHeader(first), 0); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("write segment header: %w", err)
@@ -155,6 +156,7 @@ func (sg *segment) load(fs VFS, active bool, log logger) error {
 	}
 	if active {
 		_ = fs.Remove(idxPath(sg.path)) // the active segment is always scanned
+		sg.alloc = size
 		return sg.scan(size, true, log)
 	}
 	ierr := sg.loadIndex(fs, size)
@@ -222,7 +224,14 @@ func (sg *segment) badRecord(off, size int64, lastGood uint64, reason string, ac
 	if at >= 0 {
 		return &CorruptError{Path: sg.path, Offset: off, Reason: fmt.Sprintf("%s (valid record follows at offset %d)", reason, at)}
 	}
-	log.Warn("truncating torn tail", "path", sg.path, "offset", off, "reason", reason, "dropped-bytes", size-off)
+	if zero, err := allZero(sg.f, off, size); err != nil {
+		return err
+	} else if zero {
+		log.Info("trimming preallocated tail", "path", sg.path, "offset", off)
+	} else {
+		log.Warn("truncating torn tail", "path", sg.path, "offset", off, "reason", reason, "dropped-bytes", size-off)
+	}
+	sg.alloc = off
 	if err := sg.f.Truncate(off); err != nil {
 		return fmt.Errorf("truncate torn tail: %w", err)
 	}
@@ -346,4 +355,22 @@ func readFile(fs VFS, path string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// allZero reports whether [from, to) of f holds only zero bytes.
+func allZero(f File, from, to int64) (bool, error) {
+	buf := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; {
+		n := min(int64(len(buf)), to-off)
+		if _, err := f.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		off += n
+	}
+	return true, nil
 }

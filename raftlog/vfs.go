@@ -42,8 +42,13 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return osFile{f}, nil
 }
+
+// osFile uses fdatasync for Sync on Linux.
+type osFile struct{ *os.File }
+
+func (f osFile) Sync() error { return datasync(f.File) }
 func (osFS) Remove(name string) error             { return os.Remove(name) }
 func (osFS) RemoveAll(name string) error          { return os.RemoveAll(name) }
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
