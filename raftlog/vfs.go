@@ -48,7 +48,7 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 // osFile uses fdatasync for Sync on Linux.
 type osFile struct{ *os.File }
 
-func (f osFile) Sync() error { return datasync(f.File) }
+func (f osFile) Sync() error                      { return datasync(f.File) }
 func (osFS) Remove(name string) error             { return os.Remove(name) }
 func (osFS) RemoveAll(name string) error          { return os.RemoveAll(name) }
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
