@@ -136,7 +136,7 @@ func (e *BatchEncoder) Add(m *Message) error {
 		return err
 	}
 	size := EncodedSize(m)
-	if len(e.buf)+size > math.MaxUint32 || e.count == math.MaxUint32 {
+	if uint64(len(e.buf))+uint64(size) > math.MaxUint32 || e.count == math.MaxUint32 {
 		return fmt.Errorf("%w: batch larger than 4 GiB", ErrInvalidMessage)
 	}
 	start := len(e.buf)
