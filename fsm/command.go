@@ -120,7 +120,7 @@ func invalid(format string, args ...any) error {
 }
 
 func (c *CreateTopic) validate() error {
-	if err := validateTopicName(c.Name); err != nil {
+	if err := ValidateTopicName(c.Name); err != nil {
 		return invalid("%v", err)
 	}
 	if c.Queues == 0 || c.Queues > MaxQueues {
@@ -130,7 +130,7 @@ func (c *CreateTopic) validate() error {
 }
 
 func (c *UpdateTopic) validate() error {
-	if err := validateTopicName(c.Name); err != nil {
+	if err := ValidateTopicName(c.Name); err != nil {
 		return invalid("%v", err)
 	}
 	if c.Queues > MaxQueues {
@@ -161,7 +161,7 @@ func validateCommand(cmd Command) error {
 	case *UpdateTopic:
 		return c.validate()
 	case *DeleteTopic:
-		if err := validateTopicName(c.Name); err != nil {
+		if err := ValidateTopicName(c.Name); err != nil {
 			return invalid("%v", err)
 		}
 	case *CommitOffsets:

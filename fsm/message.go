@@ -13,12 +13,12 @@ import (
 
 // Message limits, checked by BatchEncoder.Add and by DecodeMessage.
 const (
-	MaxTopicLen = 127     // RocketMQ TopicValidator limit
-	MaxIDLen    = 255     // u8 length
-	MaxTagsLen  = 65535   // u16 length
-	MaxKeysLen  = 65535   // u16 length
-	MaxPropsLen = 32767   // RocketMQ properties limit (u16 length on disk)
-	MaxBodyLen  = 4 << 20 // RocketMQ maxMessageSize
+	MaxTopicLen = 127      // RocketMQ TopicValidator limit
+	MaxIDLen    = 255      // u8 length
+	MaxTagsLen  = 65535    // u16 length
+	MaxKeysLen  = 65535    // u16 length
+	MaxPropsLen = 32767    // RocketMQ properties limit (u16 length on disk)
+	MaxBodyLen  = 64 << 20 // hard ceiling; brokers enforce a smaller configurable limit (default 4 MiB)
 )
 
 const (
@@ -62,11 +62,13 @@ func propsLen(p map[string]string) int {
 	return n
 }
 
-func validateMessage(m *Message) error {
+// ValidateMessage checks m against the record limits BatchEncoder.Add
+// enforces, so a caller can reject a message before it joins a batch.
+func ValidateMessage(m *Message) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidMessage}, args...)...)
 	}
-	if err := validateTopicName(m.Topic); err != nil {
+	if err := ValidateTopicName(m.Topic); err != nil {
 		return bad("topic: %v", err)
 	}
 	switch {
@@ -93,8 +95,9 @@ func validateMessage(m *Message) error {
 	return nil
 }
 
-// validateTopicName applies RocketMQ's TopicValidator rules.
-func validateTopicName(name string) error {
+// ValidateTopicName applies RocketMQ's TopicValidator rules: 1-127
+// characters of [a-zA-Z0-9_%|-].
+func ValidateTopicName(name string) error {
 	if name == "" {
 		return fmt.Errorf("empty topic name")
 	}
@@ -132,7 +135,7 @@ func (e *BatchEncoder) Add(m *Message) error {
 	if len(e.buf) < batchHeaderLen {
 		e.Reset(0)
 	}
-	if err := validateMessage(m); err != nil {
+	if err := ValidateMessage(m); err != nil {
 		return err
 	}
 	size := EncodedSize(m)
