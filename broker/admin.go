@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/rmq-dev/rmq/fsm"
+)
+
+// RocketMQ permission bits (PermName).
+const (
+	permWrite uint8 = 2
+	permRead  uint8 = 4
+	// PermReadWrite is the default topic permission.
+	PermReadWrite = permRead | permWrite
+)
+
+// ValidateTopicName applies RocketMQ's rule: 1-127 characters from
+// [a-zA-Z0-9_%|-].
+func ValidateTopicName(name string) error {
+	if err := fsm.ValidateTopicName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+// ValidateGroupName applies RocketMQ's rule for consumer groups: the topic
+// name characters and at most 120 of them, so that "%RETRY%"+group is a
+// valid topic name.
+func ValidateGroupName(name string) error {
+	if len(name) > 120 {
+		return fmt.Errorf("%w: group name is %d characters, limit 120", ErrInvalidArgument, len(name))
+	}
+	if err := fsm.ValidateTopicName(name); err != nil {
+		return fmt.Errorf("%w: group name: %w", ErrInvalidArgument, err)
+	}
+	return nil
+}
+
+// TopicSpec describes a topic to create or update.
+type TopicSpec struct {
+	Name   string
+	Queues uint32 // default 8 (RocketMQ mqadmin updateTopic)
+	Perm   uint8  // default read+write
+}
+
+func (s *TopicSpec) normalize() error {
+	if err := ValidateTopicName(s.Name); err != nil {
+		return err
+	}
+	if s.Queues == 0 {
+		s.Queues = 8
+	}
+	if s.Queues > 1024 {
+		return fmt.Errorf("%w: %d queues; at most 1024", ErrInvalidArgument, s.Queues)
+	}
+	if s.Perm == 0 {
+		s.Perm = PermReadWrite
+	}
+	if s.Perm&^(permRead|permWrite) != 0 {
+		return fmt.Errorf("%w: perm %d; use 2 (write), 4 (read) or 6", ErrInvalidArgument, s.Perm)
+	}
+	return nil
+}
+
+// CreateTopic creates a topic through Raft and returns it as applied.
+func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error) {
+	if err := spec.normalize(); err != nil {
+		return fsm.Topic{}, err
+	}
+	cmd := &fsm.CreateTopic{Name: spec.Name, Queues: spec.Queues, Perm: spec.Perm, Time: time.Now().UnixMilli()}
+	if err := n.applyCommand(ctx, cmd); err != nil {
+		return fsm.Topic{}, err
+	}
+	t, _ := n.fsm.Topic(spec.Name)
+	return t, nil
+}
+
+// UpdateTopic changes a topic's queue count (grow only) or permission.
+func (n *Node) UpdateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error) {
+	if err := spec.normalize(); err != nil {
+		return fsm.Topic{}, err
+	}
+	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: spec.Name, Queues: spec.Queues, Perm: spec.Perm}); err != nil {
+		return fsm.Topic{}, err
+	}
+	t, _ := n.fsm.Topic(spec.Name)
+	return t, nil
+}
+
+// DeleteTopic removes a topic, its consume queues and its group offsets.
+func (n *Node) DeleteTopic(ctx context.Context, name string) error {
+	if err := ValidateTopicName(name); err != nil {
+		return err
+	}
+	return n.applyCommand(ctx, &fsm.DeleteTopic{Name: name})
+}
+
+// CommitOffsets stores a consumer group's offsets through Raft, so they
+// survive failover exactly (DLedger copied them every 10 s).
+func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.OffsetEntry) error {
+	if err := ValidateGroupName(group); err != nil {
+		return err
+	}
+	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets})
+}
+
+// Topic returns a topic from this node's applied state.
+func (n *Node) Topic(name string) (fsm.Topic, bool) { return n.fsm.Topic(name) }
+
+// Topics lists topics from this node's applied state.
+func (n *Node) Topics() []fsm.Topic { return n.fsm.Topics() }
+
+// QueueRange returns a queue's min and next offsets on this node.
+func (n *Node) QueueRange(topic string, queueID uint32) (min, next uint64, err error) {
+	min, next, err = n.fsm.QueueRange(topic, queueID)
+	return min, next, mapFSMError(err)
+}
+
+// ConsumerOffset returns a group's committed offset for a queue.
+func (n *Node) ConsumerOffset(group, topic string, queueID uint32) (uint64, bool) {
+	return n.fsm.ConsumerOffset(group, topic, queueID)
+}
+
+// OffsetForTime returns the first offset stored at or after ts (unix ms).
+func (n *Node) OffsetForTime(topic string, queueID uint32, ts int64) (uint64, error) {
+	off, err := n.fsm.OffsetForTime(topic, queueID, ts)
+	return off, mapFSMError(err)
+}
+
+func (n *Node) applyCommand(ctx context.Context, cmd fsm.Command) error {
+	data, err := fsm.Encode(cmd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	_, err = n.apply(ctx, data)
+	return mapFSMError(err)
+}
+
+// mapFSMError turns the state machine's errors into the broker's.
+func mapFSMError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fsm.ErrTopicNotFound):
+		return fmt.Errorf("%w: %w", ErrTopicNotFound, err)
+	case errors.Is(err, fsm.ErrTopicExists):
+		return fmt.Errorf("%w: %w", ErrTopicExists, err)
+	case errors.Is(err, fsm.ErrInvalidCommand):
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	return err
+}
+
+// Status is a node's view of itself and its group.
+type Status struct {
+	NodeID       string
+	Group        string
+	State        string // Leader, Follower, Candidate, Shutdown
+	Serving      bool   // leader that passed its Barrier
+	LeaderID     string
+	LeaderAddr   string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64 // raft's applied index (includes no-op and barrier entries)
+	StateIndex   uint64 // last command entry applied to this node's state machine
+	FirstIndex   uint64 // oldest CommitLog entry still on this node's disk
+	RetainFrom   uint64 // retention floor: entries before it are released everywhere
+	LastIndex    uint64
+	LogBytes     int64
+}
+
+// Status reports this node's Raft and storage state.
+func (n *Node) Status() Status {
+	addr, id := n.raft.LeaderWithID()
+	first, _ := n.store.FirstIndex()
+	last, _ := n.store.LastIndex()
+	return Status{
+		NodeID:       n.cfg.NodeID,
+		Group:        n.cfg.Group,
+		State:        n.raft.State().String(),
+		Serving:      n.serving.Load() && n.raft.State() == raft.Leader,
+		LeaderID:     string(id),
+		LeaderAddr:   string(addr),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		StateIndex:   n.fsm.AppliedIndex(),
+		FirstIndex:   first,
+		RetainFrom:   n.fsm.LogStart(),
+		LastIndex:    last,
+		LogBytes:     n.store.DiskBytes(),
+	}
+}

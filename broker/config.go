@@ -1,0 +1,230 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/raftlog"
+)
+
+// Peer is one voter of the group's initial Raft configuration.
+type Peer struct {
+	ID   string // Raft server ID, e.g. "n0"
+	Addr string // Raft address host:port
+}
+
+// RetentionConfig says when the oldest log segments are deleted. Deletion is
+// proposed by the leader as a Raft command, so every replica drops the same
+// prefix and consumer offsets stay valid on all of them.
+type RetentionConfig struct {
+	// MaxAge deletes sealed segments whose newest entry is older than this.
+	// Default 72h (RocketMQ fileReservedTime). Zero disables age retention.
+	MaxAge time.Duration
+	// MaxBytes deletes the oldest sealed segments while the log is larger
+	// than this many bytes. Default 0 (no size limit).
+	MaxBytes int64
+	// DiskUsageRatio deletes the oldest sealed segments while the file
+	// system holding the data directory is fuller than this (0..1).
+	// Default 0.75 (RocketMQ diskMaxUsedSpaceRatio). Zero disables it.
+	DiskUsageRatio float64
+	// CheckInterval is how often the leader evaluates retention. Default 10s.
+	CheckInterval time.Duration
+}
+
+// Config configures one broker node. Zero fields take the defaults of
+// DefaultConfig when passed to New.
+type Config struct {
+	// NodeID is this node's Raft server ID. Required.
+	NodeID string
+	// Group is the broker group (RocketMQ brokerName). Default "broker-a".
+	Group string
+	// DataDir holds the CommitLog, consume queues, snapshots and Raft
+	// term/vote. Required.
+	DataDir string
+
+	// RaftBind is the address the Raft transport listens on. Required
+	// unless RaftListener is set.
+	RaftBind string
+	// RaftAdvertise is the address peers dial; default: the bound address.
+	RaftAdvertise string
+	// RaftListener, if set, is used instead of binding RaftBind (tests
+	// pre-bind 127.0.0.1:0 so peers know every address up front).
+	RaftListener net.Listener
+	// Peers is the full initial voter set, this node included. Used only
+	// when Bootstrap is true and the node has no Raft state yet.
+	Peers []Peer
+	// Bootstrap writes the initial configuration on a node without state.
+	// Setting it on every node of a new group with identical Peers is safe.
+	Bootstrap bool
+
+	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
+	FlushMode raftlog.FlushMode
+	// FlushInterval is the fsync period in async mode. Default 100ms.
+	FlushInterval time.Duration
+	// SegmentSize is the CommitLog segment size in bytes. Default 1 GiB.
+	SegmentSize int64
+
+	// HeartbeatTimeout and ElectionTimeout bound leader-failure detection.
+	// Default 400ms each: a new leader serves about 0.6-0.9s after a crash.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout: a leader that has not heard from a quorum for
+	// this long steps down. Default 200ms; must be <= HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout bounds how stale an idle follower's applied index is.
+	// Default 10ms (follower reads).
+	CommitTimeout time.Duration
+	// MaxAppendEntries is the number of entries per AppendEntries RPC.
+	// Default 64.
+	MaxAppendEntries int
+	// SnapshotInterval and SnapshotThreshold control how often the small
+	// FSM state is snapshotted. Defaults 10s and 1024 entries. Snapshots
+	// bound restart replay and let retention purge.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+
+	// MaxMessageSize is the largest accepted message body. Default 4 MiB.
+	MaxMessageSize int
+	// MaxBatchBytes caps one Raft entry built from concurrent sends.
+	// Default 512 KiB (a single larger message gets an entry of its own).
+	MaxBatchBytes int
+	// ApplyTimeout bounds how long a write may wait to be enqueued into
+	// Raft when the caller's context has no deadline. Default 5s.
+	ApplyTimeout time.Duration
+	// MaintenanceInterval is how often every node syncs consume queues
+	// and purges log segments retention released. Default 1s.
+	MaintenanceInterval time.Duration
+
+	Retention RetentionConfig
+
+	// Logger is the root logger; default: a null logger.
+	Logger hclog.Logger
+}
+
+// DefaultConfig returns the defaults for every optional field.
+func DefaultConfig() Config {
+	return Config{
+		Group:               "broker-a",
+		FlushMode:           raftlog.FlushSync,
+		FlushInterval:       100 * time.Millisecond,
+		SegmentSize:         1 << 30,
+		HeartbeatTimeout:    400 * time.Millisecond,
+		ElectionTimeout:     400 * time.Millisecond,
+		LeaderLeaseTimeout:  200 * time.Millisecond,
+		CommitTimeout:       10 * time.Millisecond,
+		MaxAppendEntries:    64,
+		SnapshotInterval:    10 * time.Second,
+		SnapshotThreshold:   1024,
+		MaxMessageSize:      4 << 20,
+		MaxBatchBytes:       512 << 10,
+		ApplyTimeout:        5 * time.Second,
+		MaintenanceInterval: time.Second,
+		Retention: RetentionConfig{
+			MaxAge:         72 * time.Hour,
+			DiskUsageRatio: 0.75,
+			CheckInterval:  10 * time.Second,
+		},
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDefault(&c.Group, d.Group)
+	setDefault(&c.FlushInterval, d.FlushInterval)
+	setDefault(&c.SegmentSize, d.SegmentSize)
+	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDefault(&c.ElectionTimeout, d.ElectionTimeout)
+	setDefault(&c.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
+	setDefault(&c.CommitTimeout, d.CommitTimeout)
+	setDefault(&c.MaxAppendEntries, d.MaxAppendEntries)
+	setDefault(&c.SnapshotInterval, d.SnapshotInterval)
+	setDefault(&c.SnapshotThreshold, d.SnapshotThreshold)
+	setDefault(&c.MaxMessageSize, d.MaxMessageSize)
+	setDefault(&c.MaxBatchBytes, d.MaxBatchBytes)
+	setDefault(&c.ApplyTimeout, d.ApplyTimeout)
+	setDefault(&c.MaintenanceInterval, d.MaintenanceInterval)
+	setDefault(&c.Retention.CheckInterval, d.Retention.CheckInterval)
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Validate reports every problem with c, not only the first.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.NodeID == "" {
+		bad("NodeID is required")
+	}
+	if c.DataDir == "" {
+		bad("DataDir is required")
+	}
+	if c.RaftBind == "" && c.RaftListener == nil {
+		bad("RaftBind (or RaftListener) is required")
+	}
+	if c.Bootstrap {
+		if len(c.Peers) == 0 {
+			bad("Bootstrap needs Peers")
+		}
+		seen := map[string]bool{}
+		self := false
+		for _, p := range c.Peers {
+			if p.ID == "" || p.Addr == "" {
+				bad("peer %q has an empty ID or address", p.ID+"@"+p.Addr)
+			}
+			if seen[p.ID] {
+				bad("peer ID %q is listed twice", p.ID)
+			}
+			seen[p.ID] = true
+			self = self || p.ID == c.NodeID
+		}
+		if len(c.Peers) > 0 && !self {
+			bad("Peers does not include this node (%q)", c.NodeID)
+		}
+	}
+	if c.FlushMode != raftlog.FlushSync && c.FlushMode != raftlog.FlushAsync {
+		bad("FlushMode %d is not sync or async", c.FlushMode)
+	}
+	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond {
+		bad("HeartbeatTimeout and ElectionTimeout must be at least 5ms")
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("LeaderLeaseTimeout (%s) must not exceed HeartbeatTimeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("ElectionTimeout (%s) must be at least HeartbeatTimeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
+		bad("MaxAppendEntries %d must be in 1..1024", c.MaxAppendEntries)
+	}
+	if c.MaxMessageSize <= 0 || c.MaxMessageSize > fsm.MaxBodyLen {
+		bad("MaxMessageSize %d must be in 1..%d", c.MaxMessageSize, fsm.MaxBodyLen)
+	}
+	if c.MaxBatchBytes < 4<<10 {
+		bad("MaxBatchBytes %d must be at least 4KiB", c.MaxBatchBytes)
+	}
+	if c.Retention.DiskUsageRatio < 0 || c.Retention.DiskUsageRatio > 1 {
+		bad("Retention.DiskUsageRatio %v must be in 0..1", c.Retention.DiskUsageRatio)
+	}
+	if c.Retention.MaxAge < 0 || c.Retention.MaxBytes < 0 {
+		bad("Retention.MaxAge and Retention.MaxBytes must not be negative")
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("broker: invalid config: %w", errors.Join(errs...))
+}

@@ -1,0 +1,272 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/raftlog"
+)
+
+// Node is one broker of a group: a Raft member whose log is the CommitLog.
+type Node struct {
+	cfg Config
+	log hclog.Logger
+
+	store  *raftlog.Store
+	snaps  *raftlog.SnapshotStore
+	stable *raftboltdb.BoltStore
+	fsm    *fsm.FSM
+	trans  *raft.NetworkTransport
+	raft   *raft.Raft
+
+	// serving is true while this node is leader and has applied everything
+	// committed before its term (Barrier). leaderMu orders it against
+	// leadership loss; see leader.go.
+	leaderMu sync.Mutex
+	serving  atomic.Bool
+
+	sends    chan *sendReq       // batcher input, see batcher.go
+	inflight chan *inflightBatch // proposed entries awaiting commit
+	notify   *notifier
+
+	stopCh    chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the node's storage, starts Raft and the node's goroutines.
+// The node serves until Close or Abort.
+func New(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger.With("group", cfg.Group, "node", cfg.NodeID),
+		sends:    make(chan *sendReq, sendQueueLen),
+		inflight: make(chan *inflightBatch, maxInflightBatches),
+		notify:   newNotifier(),
+		stopCh:   make(chan struct{}),
+	}
+	if err := n.open(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.wg.Add(4)
+	go n.runBatcher()
+	go n.runCompleter()
+	go n.watchLeadership()
+	go n.runMaintenance()
+	return n, nil
+}
+
+func (n *Node) open() error {
+	dirs := map[string]string{
+		"log":  filepath.Join(n.cfg.DataDir, "commitlog"),
+		"snap": filepath.Join(n.cfg.DataDir, "snapshots"),
+		"fsm":  filepath.Join(n.cfg.DataDir, "fsm"),
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("broker: create data dir: %w", err)
+		}
+	}
+	var err error
+	lcfg := raftlog.DefaultConfig()
+	lcfg.Dir = dirs["log"]
+	lcfg.SegmentSize = n.cfg.SegmentSize
+	lcfg.FlushMode = n.cfg.FlushMode
+	lcfg.FlushInterval = n.cfg.FlushInterval
+	lcfg.Logger = n.log.Named("raftlog")
+	if n.store, err = raftlog.Open(lcfg); err != nil {
+		return fmt.Errorf("broker: open commitlog: %w", err)
+	}
+	if n.snaps, err = raftlog.NewSnapshotStore(dirs["snap"], 2, n.store, n.log.Named("snapshots")); err != nil {
+		return fmt.Errorf("broker: open snapshots: %w", err)
+	}
+	if n.stable, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(n.cfg.DataDir, "raft-stable.db")}); err != nil {
+		return fmt.Errorf("broker: open stable store: %w", err)
+	}
+	fcfg := fsm.DefaultConfig()
+	fcfg.Dir = dirs["fsm"]
+	fcfg.Log = n.store
+	fcfg.Logger = n.log.Named("fsm")
+	fcfg.OnAppend = n.notify.wake
+	if n.fsm, err = fsm.New(fcfg); err != nil {
+		return fmt.Errorf("broker: open fsm: %w", err)
+	}
+	if n.trans, err = n.newTransport(); err != nil {
+		return err
+	}
+	rcfg := n.raftConfig()
+	if n.cfg.Bootstrap {
+		if err := n.bootstrap(rcfg); err != nil {
+			return err
+		}
+	}
+	if n.raft, err = raft.NewRaft(rcfg, restoreAdapter{n.fsm}, n.store, n.stable, n.snaps, n.trans); err != nil {
+		return fmt.Errorf("broker: start raft: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(n.cfg.NodeID)
+	c.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	c.ElectionTimeout = n.cfg.ElectionTimeout
+	c.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	c.CommitTimeout = n.cfg.CommitTimeout
+	c.MaxAppendEntries = n.cfg.MaxAppendEntries
+	c.SnapshotInterval = n.cfg.SnapshotInterval
+	c.SnapshotThreshold = n.cfg.SnapshotThreshold
+	// The log store ignores raft's prefix compaction (retention deletes
+	// instead); TrailingLogs >= 1 keeps compaction from ever naming the
+	// whole log.
+	c.TrailingLogs = 1
+	c.Logger = n.log.Named("raft")
+	return c
+}
+
+func (n *Node) newTransport() (*raft.NetworkTransport, error) {
+	ln := n.cfg.RaftListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.RaftBind); err != nil {
+			return nil, fmt.Errorf("broker: raft listen %s: %w", n.cfg.RaftBind, err)
+		}
+	}
+	adv := ln.Addr()
+	if n.cfg.RaftAdvertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertise)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: raft advertise address: %w", err)
+		}
+		adv = a
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &streamLayer{Listener: ln, adv: adv},
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  n.log.Named("raft-net"),
+	}), nil
+}
+
+func (n *Node) bootstrap(rcfg *raft.Config) error {
+	has, err := raft.HasExistingState(n.store, n.stable, n.snaps)
+	if err != nil {
+		return fmt.Errorf("broker: check raft state: %w", err)
+	}
+	if has {
+		return nil
+	}
+	var conf raft.Configuration
+	for _, p := range n.cfg.Peers {
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr),
+		})
+	}
+	if err := raft.BootstrapCluster(rcfg, n.store, n.stable, n.snaps, n.trans, conf); err != nil {
+		return fmt.Errorf("broker: bootstrap: %w", err)
+	}
+	n.log.Info("bootstrapped group", "peers", len(conf.Servers))
+	return nil
+}
+
+// Close shuts the node down gracefully: a leader first hands leadership to
+// a caught-up follower so writes pause for milliseconds instead of an
+// election timeout. Close is idempotent.
+func (n *Node) Close(ctx context.Context) error {
+	n.closeOnce.Do(func() {
+		if n.raft.State() == raft.Leader {
+			if err := n.transfer(ctx, ""); err != nil {
+				n.log.Warn("leadership transfer before shutdown failed", "error", err)
+			}
+		}
+		n.closeErr = n.shutdown(true)
+	})
+	return n.closeErr
+}
+
+// Abort stops the node abruptly, as a crash would: no leadership transfer,
+// no final consume-queue sync. Peers see its transport vanish at once.
+// For failure tests and drills.
+func (n *Node) Abort() {
+	n.closeOnce.Do(func() {
+		n.trans.Close()
+		n.closeErr = n.shutdown(false)
+	})
+}
+
+func (n *Node) shutdown(clean bool) error {
+	n.serving.Store(false)
+	close(n.stopCh)
+	err := n.raft.Shutdown().Error()
+	n.wg.Wait()
+	n.notify.close()
+	if clean {
+		if serr := n.fsm.Sync(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return errors.Join(err, n.closeStores())
+}
+
+func (n *Node) closeStores() error {
+	var errs []error
+	if n.trans != nil {
+		errs = append(errs, n.trans.Close())
+	}
+	if n.fsm != nil {
+		errs = append(errs, n.fsm.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.stable != nil {
+		errs = append(errs, n.stable.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// restoreAdapter strips the log-shipping frame from snapshots before the
+// FSM sees them: raftlog's SnapshotStore prefixes the FSM state and appends
+// retained log entries so new followers receive history.
+type restoreAdapter struct{ *fsm.FSM }
+
+func (a restoreAdapter) Restore(rc io.ReadCloser) error {
+	state, err := raftlog.SnapshotState(rc)
+	if err != nil {
+		return err
+	}
+	return a.FSM.Restore(state)
+}
+
+// streamLayer is raft's TCP stream layer over a listener we may have
+// created ourselves (so tests can pre-bind 127.0.0.1:0).
+type streamLayer struct {
+	net.Listener
+	adv net.Addr
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.adv }
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
+}
