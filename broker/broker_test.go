@@ -100,7 +100,7 @@ func TestLeaderKilledMidStream(t *testing.T) {
 	var next, acked, retriedDup atomic.Int64
 	var killAt = int64(total / 3)
 	var killOnce sync.Once
-	var killNanos atomic.Int64 // when the leader was killed, unix nanos
+	var killNanos atomic.Int64         // when the leader was killed, unix nanos
 	var firstAckAfterKill atomic.Int64 // unix nanos
 	ackedIDs := make([][]string, producers)
 	body := strings.Repeat("x", bodySize)

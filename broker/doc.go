@@ -4,14 +4,14 @@
 //
 // # Wiring
 //
-//	        Send ──► batcher ──► raft.Apply ──► leader StoreLogs (raftlog) ──► AppendEntries ──► followers
-//	                   ▲                                                           │
-//	   concurrent sends queue here while                       quorum commit ◄─────┘
-//	   raft is busy; the next entry takes                            │
-//	   them all (≤ MaxBatchBytes)                                    ▼
-//	        completer ◄── ApplyFuture ◄── fsm.ApplyBatch on every replica: queue offsets + CQ units
+//	     Send ──► batcher ──► raft.Apply ──► leader StoreLogs (raftlog) ──► AppendEntries ──► followers
+//	                ▲                                                           │
+//	concurrent sends queue here while                       quorum commit ◄─────┘
+//	raft is busy; the next entry takes                            │
+//	them all (≤ MaxBatchBytes)                                    ▼
+//	     completer ◄── ApplyFuture ◄── fsm.ApplyBatch on every replica: queue offsets + CQ units
 //
-//	        Read (any replica) ──► fsm.Units(topic, queue, offset) ──► raftlog.ReadAt(index, pos, size)
+//	     Read (any replica) ──► fsm.Units(topic, queue, offset) ──► raftlog.ReadAt(index, pos, size)
 //
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb
