@@ -93,7 +93,8 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. writeMu serializes mutations
-// (appends, truncation, purge, swap, fsync) and is held across file writes;
+// (appends, truncation, purge, swap, fsync in sync mode) and is held across
+// file writes (the FlushAsync flusher takes it only to pick the file);
 // mu (RWMutex) guards the in-memory index, cache and pins. Readers hold
 // mu.RLock only across their preads, so they run concurrently with appends;
 // files are cut, closed or removed only under mu.Lock. Lock order: writeMu,

@@ -560,11 +560,36 @@ func (s *Store) flushLoop() {
 		case <-s.stopFlush:
 			return
 		case <-t.C:
-			s.writeMu.Lock()
-			if s.dirty && s.failErr == nil {
-				_ = s.syncLocked() // a failure becomes the sticky error
-			}
-			s.writeMu.Unlock()
+			s.flushOnce()
+		}
+	}
+}
+
+// flushOnce fdatasyncs the active segment without holding writeMu, so
+// raft's StoreLogs is never stalled behind the periodic fsync. A write
+// racing with the fsync sets dirty again and is covered by the next tick.
+// If the segment was truncated, purged or swapped out meanwhile, a failed
+// sync is moot (the file is gone from the log); otherwise it is the
+// sticky fail-stop error.
+func (s *Store) flushOnce() {
+	s.writeMu.Lock()
+	if !s.dirty || s.failErr != nil || len(s.segs) == 0 {
+		s.writeMu.Unlock()
+		return
+	}
+	sg := s.segs[len(s.segs)-1]
+	s.dirty = false
+	s.writeMu.Unlock()
+	err := sg.f.Sync()
+	if err == nil {
+		return
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	for _, live := range s.segs {
+		if live == sg {
+			_ = s.fail(fmt.Errorf("sync %s: %w", sg.path, err)) // becomes the sticky error
+			return
 		}
 	}
 }

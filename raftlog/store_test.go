@@ -225,6 +225,39 @@ func TestAsyncFlush(t *testing.T) {
 	}
 }
 
+// TestAsyncFlushErrorIsSticky: an fsync failure in the background flusher
+// fail-stops the store like a failed synchronous write.
+func TestAsyncFlushErrorIsSticky(t *testing.T) {
+	fs := newFaultFS()
+	cfg := testConfig(t, t.TempDir())
+	cfg.FS = fs
+	cfg.FlushMode = FlushAsync
+	cfg.FlushInterval = time.Millisecond
+	s := openStore(t, cfg)
+	mustStore(t, s, mkLogs(1, 10, 1, 100))
+	fs.failSync.Store(true)
+	mustStore(t, s, mkLogs(11, 20, 1, 100)) // dirty: the flusher will try
+	// Probe with a write that does no I/O (a prefix DeleteRange only records
+	// permission) until the flusher's failure shows as the sticky error.
+	deadline := time.Now().Add(10 * time.Second)
+	var err error
+	for err == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("a failed background fsync never fail-stopped the store")
+		}
+		runtime.Gosched()
+		err = s.DeleteRange(1, 1)
+	}
+	var fse *FailStopError
+	if !errors.As(err, &fse) || !errors.Is(err, errInjected) {
+		t.Fatalf("got %v, want *FailStopError wrapping the injected error", err)
+	}
+	fs.failSync.Store(false)
+	if got := s.Sync(); got != err {
+		t.Fatalf("Sync after the failure got %v, want the same sticky error", got)
+	}
+}
+
 func TestReadAtAndScan(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	s := openStore(t, cfg)
