@@ -16,6 +16,15 @@
 // with a logged reason. ReadFrame allocates at most the frame's length.
 // FuzzDecodeFrame checks that no input panics or over-reads.
 //
+// Conn is the client side: Dial starts one reader goroutine that matches
+// responses to pending Calls by ID and ends when the connection dies or
+// Close is called; writes are serialised by a mutex. Serve is the server
+// side: one reader goroutine per connection and one goroutine per request
+// (bounded by MaxInflight), all stopped and waited for when Serve's
+// context ends. Handlers return an *Error to answer with a specific code.
+// Message bodies (messages.go) use short msgpack tags; new fields must be
+// optional so older peers keep working. Request codes are in codes.go.
+//
 // Versioning: the header's version byte is 1. A peer that sees another
 // version closes the connection with ErrMalformed; a later version will
 // negotiate instead.

@@ -55,14 +55,19 @@ var (
 
 // AppendFrame appends f's encoding to dst.
 func AppendFrame(dst []byte, f Frame) []byte {
+	h := header(f)
+	dst = append(dst, h[:]...)
+	return append(dst, f.Body...)
+}
+
+func header(f Frame) [4 + HeaderSize]byte {
 	var h [4 + HeaderSize]byte
 	binary.BigEndian.PutUint32(h[0:], uint32(HeaderSize+len(f.Body)))
 	h[4] = Version
 	h[5] = f.Flags
 	binary.BigEndian.PutUint16(h[6:], f.Code)
 	binary.BigEndian.PutUint64(h[8:], f.ID)
-	dst = append(dst, h[:]...)
-	return append(dst, f.Body...)
+	return h
 }
 
 // ReadFrame reads one frame from r. The body is a fresh slice. It never

@@ -1,0 +1,31 @@
+package wire
+
+// Request codes. Stable numbers: never reuse or renumber one.
+const (
+	// Broker requests.
+	CodeSend          uint16 = 10 // SendRequest -> SendResponse
+	CodePull          uint16 = 11 // PullRequest -> PullResponse
+	CodeCreateTopic   uint16 = 20 // TopicRequest -> TopicInfo
+	CodeUpdateTopic   uint16 = 21 // TopicRequest -> TopicInfo
+	CodeDeleteTopic   uint16 = 22 // TopicRequest -> Empty
+	CodeListTopics    uint16 = 23 // Empty -> TopicList
+	CodeTopicStatus   uint16 = 24 // TopicRequest -> TopicStatus
+	CodeCommitOffsets uint16 = 30 // CommitOffsetsRequest -> Empty (may be one-way)
+	CodeQueryOffset   uint16 = 31 // QueryOffsetRequest -> QueryOffsetResponse
+	CodeSearchOffset  uint16 = 32 // SearchOffsetRequest -> QueryOffsetResponse
+	CodeResetOffsets  uint16 = 33 // ResetOffsetsRequest -> ResetOffsetsResponse
+	CodeHeartbeat     uint16 = 40 // HeartbeatRequest -> HeartbeatResponse
+	CodeLeaveGroup    uint16 = 41 // LeaveGroupRequest -> Empty
+	CodeLockQueues    uint16 = 42 // LockRequest -> LockResponse
+	CodeUnlockQueues  uint16 = 43 // LockRequest -> Empty
+	CodeListGroups    uint16 = 44 // Empty -> GroupList
+	CodeDescribeGroup uint16 = 45 // DescribeGroupRequest -> GroupDescription
+	CodeNodeStatus    uint16 = 50 // Empty -> NodeStatus
+	CodeTransfer      uint16 = 51 // TransferRequest -> Empty
+
+	// NameServer requests.
+	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty
+	CodeUnregisterBroker uint16 = 101 // UnregisterBrokerRequest -> Empty
+	CodeGetRoute         uint16 = 102 // RouteRequest -> RouteInfo
+	CodeGetCluster       uint16 = 103 // Empty -> ClusterInfo
+)

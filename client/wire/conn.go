@@ -1,0 +1,225 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Error is an error response decoded from the wire, or one a handler
+// returns to be sent as such.
+type Error struct {
+	Code uint16
+	ErrorBody
+}
+
+func (e *Error) Error() string {
+	name := Info(e.Code).Name
+	if e.Message == "" {
+		return fmt.Sprintf("%s (code %d)", name, e.Code)
+	}
+	return fmt.Sprintf("%s (code %d): %s", name, e.Code, e.Message)
+}
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code uint16, format string, args ...any) *Error {
+	return &Error{Code: code, ErrorBody: ErrorBody{Message: fmt.Sprintf(format, args...)}}
+}
+
+// ErrConnClosed means the connection closed before a response arrived.
+var ErrConnClosed = errors.New("wire: connection closed")
+
+// Conn is the client side of a connection: many concurrent Calls share it,
+// matched to responses by request ID. A reader goroutine, started by Dial
+// and ended by Close or a connection error, owns the read side.
+type Conn struct {
+	nc       net.Conn
+	maxFrame int
+
+	wmu sync.Mutex // guards bw
+	bw  *bufio.Writer
+
+	mu      sync.Mutex
+	pending map[uint64]chan Frame
+	err     error // set once the connection is dead
+
+	nextID atomic.Uint64
+	done   chan struct{}
+}
+
+// Dial connects to addr. maxFrame <= 0 means DefaultMaxFrame.
+func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	c := &Conn{
+		nc:       nc,
+		maxFrame: maxFrame,
+		bw:       bufio.NewWriterSize(nc, 64<<10),
+		pending:  make(map[uint64]chan Frame),
+		done:     make(chan struct{}),
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() string { return c.nc.RemoteAddr().String() }
+
+// Done is closed when the connection is dead.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection died (nil while alive).
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close closes the connection; pending calls fail with ErrConnClosed.
+func (c *Conn) Close() error {
+	c.fail(ErrConnClosed)
+	<-c.done
+	return nil
+}
+
+func (c *Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+		c.nc.Close()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) readLoop() {
+	defer close(c.done)
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	for {
+		f, err := ReadFrame(br, c.maxFrame)
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %w", ErrConnClosed, err))
+			break
+		}
+		if !f.IsResponse() {
+			continue // servers do not send requests on this protocol version
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[f.ID]
+		delete(c.pending, f.ID)
+		c.mu.Unlock()
+		if ok {
+			ch <- f
+		}
+	}
+	c.mu.Lock()
+	for id, ch := range c.pending {
+		close(ch)
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+}
+
+// Call sends a request and decodes the response into resp (which may be
+// nil). An error response is returned as *Error. If ctx ends first the
+// call returns ctx.Err() and the late response is dropped.
+func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
+	body, err := msgpack.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("wire: encode request %d: %w", code, err)
+	}
+	id := c.nextID.Add(1)
+	ch := make(chan Frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	if err := c.write(Frame{Code: code, ID: id, Body: body}); err != nil {
+		c.forget(id)
+		return err
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return c.Err()
+		}
+		return decodeResponse(f, resp)
+	case <-ctx.Done():
+		c.forget(id)
+		return ctx.Err()
+	}
+}
+
+// Send sends a one-way request: no response will come.
+func (c *Conn) Send(code uint16, req any) error {
+	body, err := msgpack.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("wire: encode request %d: %w", code, err)
+	}
+	return c.write(Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: body})
+}
+
+func (c *Conn) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+func (c *Conn) write(f Frame) error {
+	if len(f.Body)+HeaderSize > c.maxFrame {
+		return fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, len(f.Body)+HeaderSize, c.maxFrame)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if err := writeFrame(c.bw, f); err != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrConnClosed, err))
+		return c.Err()
+	}
+	return nil
+}
+
+// writeFrame writes f and flushes, without copying the body.
+func writeFrame(bw *bufio.Writer, f Frame) error {
+	h := header(f)
+	if _, err := bw.Write(h[:]); err != nil {
+		return err
+	}
+	if _, err := bw.Write(f.Body); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func decodeResponse(f Frame, resp any) error {
+	if f.Code != CodeOK {
+		e := &Error{Code: f.Code}
+		if err := msgpack.Unmarshal(f.Body, &e.ErrorBody); err != nil {
+			e.Message = "undecodable error body"
+		}
+		return e
+	}
+	if resp == nil {
+		return nil
+	}
+	if err := msgpack.Unmarshal(f.Body, resp); err != nil {
+		return fmt.Errorf("wire: decode response: %w", err)
+	}
+	return nil
+}

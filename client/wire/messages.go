@@ -1,0 +1,309 @@
+package wire
+
+// Message bodies, msgpack-encoded. Short field tags keep frames small; new
+// fields get new tags and must be optional (omitempty), so old peers
+// ignore them.
+
+// Empty is the body of requests and responses that carry nothing.
+type Empty struct{}
+
+// Message is a message as producers send it.
+type Message struct {
+	Topic      string            `msgpack:"t"`
+	QueueID    uint32            `msgpack:"q"`
+	Flag       uint32            `msgpack:"f,omitempty"`
+	Tags       string            `msgpack:"g,omitempty"`
+	Keys       string            `msgpack:"k,omitempty"`
+	Properties map[string]string `msgpack:"p,omitempty"`
+	Body       []byte            `msgpack:"b"`
+	// ID is the client-generated unique message id (16 bytes).
+	ID            []byte `msgpack:"i"`
+	BornTimestamp int64  `msgpack:"bt"` // unix ms
+}
+
+// StoredMessage is a committed message as consumers receive it.
+type StoredMessage struct {
+	Message     `msgpack:",inline"`
+	QueueOffset uint64 `msgpack:"o"`
+	StoreTime   int64  `msgpack:"st"` // leader time of the entry, unix ms
+	RaftIndex   uint64 `msgpack:"ri"`
+}
+
+// SendRequest writes messages (any topics and queues of one group).
+type SendRequest struct {
+	Messages []Message `msgpack:"m"`
+	// AutoCreateQueues, if non-zero, creates missing topics with that many
+	// queues (when the broker allows auto-creation).
+	AutoCreateQueues uint32 `msgpack:"ac,omitempty"`
+	TimeoutMillis    int64  `msgpack:"to,omitempty"`
+}
+
+// SendResult is one message's outcome, in request order.
+type SendResult struct {
+	QueueID     uint32 `msgpack:"q"`
+	QueueOffset uint64 `msgpack:"o"`
+	RaftIndex   uint64 `msgpack:"ri"`
+	StoreTime   int64  `msgpack:"st"`
+	// Error is non-empty if this message was rejected at apply.
+	ErrorCode uint16 `msgpack:"ec,omitempty"`
+	Error     string `msgpack:"e,omitempty"`
+}
+
+// SendResponse answers SendRequest.
+type SendResponse struct {
+	Results []SendResult `msgpack:"r"`
+}
+
+// PullRequest reads one queue from Offset. With WaitMillis > 0 the broker
+// holds the request until a message arrives or the wait ends (long poll).
+type PullRequest struct {
+	Topic       string `msgpack:"t"`
+	QueueID     uint32 `msgpack:"q"`
+	Offset      uint64 `msgpack:"o"`
+	MaxMessages int    `msgpack:"n,omitempty"`
+	MaxBytes    int    `msgpack:"b,omitempty"`
+	WaitMillis  int64  `msgpack:"w,omitempty"`
+	// Tags filters by tag ("a || b"); empty or "*" takes every message.
+	Tags string `msgpack:"g,omitempty"`
+}
+
+// PullResponse answers PullRequest. Messages skipped by the tag filter
+// still advance NextOffset.
+type PullResponse struct {
+	Messages   []StoredMessage `msgpack:"m"`
+	NextOffset uint64          `msgpack:"no"`
+	MinOffset  uint64          `msgpack:"mi"`
+	MaxOffset  uint64          `msgpack:"ma"`
+}
+
+// TopicRequest names a topic and, for create/update, its shape.
+type TopicRequest struct {
+	Name   string `msgpack:"t"`
+	Queues uint32 `msgpack:"q,omitempty"`
+	Perm   uint8  `msgpack:"p,omitempty"`
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name      string `msgpack:"t"`
+	Queues    uint32 `msgpack:"q"`
+	Perm      uint8  `msgpack:"p"`
+	CreatedAt int64  `msgpack:"c,omitempty"`
+}
+
+// TopicList answers CodeListTopics.
+type TopicList struct {
+	Topics []TopicInfo `msgpack:"t"`
+}
+
+// QueueStatus is one queue's offsets.
+type QueueStatus struct {
+	QueueID       uint32 `msgpack:"q"`
+	MinOffset     uint64 `msgpack:"mi"`
+	MaxOffset     uint64 `msgpack:"ma"`
+	LastStoreTime int64  `msgpack:"ls,omitempty"`
+}
+
+// TopicStatus answers CodeTopicStatus.
+type TopicStatus struct {
+	Topic  TopicInfo     `msgpack:"t"`
+	Queues []QueueStatus `msgpack:"q"`
+}
+
+// QueueOffset is a group's position in one queue.
+type QueueOffset struct {
+	Topic   string `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+	Offset  uint64 `msgpack:"o"`
+}
+
+// CommitOffsetsRequest stores a group's offsets (through Raft).
+type CommitOffsetsRequest struct {
+	Group   string        `msgpack:"g"`
+	Offsets []QueueOffset `msgpack:"o"`
+}
+
+// QueryOffsetRequest asks for a group's committed offset of one queue.
+type QueryOffsetRequest struct {
+	Group   string `msgpack:"g"`
+	Topic   string `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+}
+
+// SearchOffsetRequest asks for the first offset stored at or after
+// Timestamp (unix ms).
+type SearchOffsetRequest struct {
+	Topic     string `msgpack:"t"`
+	QueueID   uint32 `msgpack:"q"`
+	Timestamp int64  `msgpack:"ts"`
+}
+
+// QueryOffsetResponse answers QueryOffset and SearchOffset.
+type QueryOffsetResponse struct {
+	Offset uint64 `msgpack:"o"`
+	Found  bool   `msgpack:"f"`
+}
+
+// ResetOffsetsRequest moves a group's offsets of a topic to the first
+// message stored at or after Timestamp (unix ms) in every queue. Members
+// notice through the reset epoch in heartbeat responses.
+type ResetOffsetsRequest struct {
+	Group     string `msgpack:"g"`
+	Topic     string `msgpack:"t"`
+	Timestamp int64  `msgpack:"ts"`
+}
+
+// ResetOffsetsResponse lists the new offsets.
+type ResetOffsetsResponse struct {
+	Offsets []QueueOffset `msgpack:"o"`
+}
+
+// Consumer group modes.
+const (
+	ModeClustering   = "clustering"
+	ModeBroadcasting = "broadcasting"
+)
+
+// HeartbeatRequest keeps a consumer in its group on one broker group.
+type HeartbeatRequest struct {
+	Group    string   `msgpack:"g"`
+	ClientID string   `msgpack:"c"`
+	Mode     string   `msgpack:"m"`
+	Topics   []string `msgpack:"t"`
+}
+
+// HeartbeatResponse lists the group's live members (sorted) so the
+// client can rebalance, and the group's reset epoch.
+type HeartbeatResponse struct {
+	Members    []string `msgpack:"m"`
+	ResetEpoch uint64   `msgpack:"r"`
+}
+
+// LeaveGroupRequest removes a consumer at once (clean shutdown) and
+// releases its queue locks.
+type LeaveGroupRequest struct {
+	Group    string `msgpack:"g"`
+	ClientID string `msgpack:"c"`
+}
+
+// LockRequest locks or unlocks queues for one member of a group. A lock
+// lasts while the member heartbeats, up to the broker's lock lease.
+type LockRequest struct {
+	Group    string        `msgpack:"g"`
+	ClientID string        `msgpack:"c"`
+	Queues   []QueueOffset `msgpack:"q"` // Offset unused
+}
+
+// LockResponse lists the queues now held by the requester.
+type LockResponse struct {
+	Locked []QueueOffset `msgpack:"l"`
+}
+
+// GroupList answers CodeListGroups.
+type GroupList struct {
+	Groups []string `msgpack:"g"`
+}
+
+// DescribeGroupRequest asks for one group's progress.
+type DescribeGroupRequest struct {
+	Group string `msgpack:"g"`
+}
+
+// GroupQueue is a group's progress on one queue.
+type GroupQueue struct {
+	Topic          string `msgpack:"t"`
+	QueueID        uint32 `msgpack:"q"`
+	BrokerOffset   uint64 `msgpack:"b"` // queue max offset
+	ConsumerOffset uint64 `msgpack:"c"`
+	Lag            uint64 `msgpack:"l"`
+	Owner          string `msgpack:"o,omitempty"` // lock holder, if any
+}
+
+// GroupDescription answers DescribeGroup.
+type GroupDescription struct {
+	Group   string       `msgpack:"g"`
+	Mode    string       `msgpack:"m,omitempty"`
+	Members []string     `msgpack:"mb"`
+	Queues  []GroupQueue `msgpack:"q"`
+}
+
+// NodeStatus is one broker node's Raft and storage state.
+type NodeStatus struct {
+	Cluster      string `msgpack:"cl"`
+	Group        string `msgpack:"g"`
+	NodeID       string `msgpack:"n"`
+	Addr         string `msgpack:"a"`
+	RaftAddr     string `msgpack:"ra"`
+	Role         string `msgpack:"r"` // leader, follower, candidate
+	Serving      bool   `msgpack:"s"`
+	LeaderID     string `msgpack:"l,omitempty"`
+	Term         uint64 `msgpack:"tm"`
+	CommitIndex  uint64 `msgpack:"ci"`
+	AppliedIndex uint64 `msgpack:"ai"`
+	FirstIndex   uint64 `msgpack:"fi"`
+	LastIndex    uint64 `msgpack:"li"`
+	LogBytes     int64  `msgpack:"lb"`
+}
+
+// TransferRequest moves leadership to To (or the best follower if empty).
+type TransferRequest struct {
+	To string `msgpack:"to,omitempty"`
+}
+
+// RegisterBrokerRequest is a broker node's registration and heartbeat.
+type RegisterBrokerRequest struct {
+	Node   NodeStatus  `msgpack:"n"`
+	Topics []TopicInfo `msgpack:"t"`
+	// HeartbeatMillis tells the NameServer how often to expect the next
+	// registration; it expires the node after a few missed ones.
+	HeartbeatMillis int64 `msgpack:"h"`
+}
+
+// UnregisterBrokerRequest removes a node at once (clean shutdown).
+type UnregisterBrokerRequest struct {
+	Group  string `msgpack:"g"`
+	NodeID string `msgpack:"n"`
+}
+
+// RouteRequest asks which groups serve a topic. With Default set and no
+// group holding the topic, the NameServer returns every writable group
+// with Queues = 0, for auto-creation on first send.
+type RouteRequest struct {
+	Topic   string `msgpack:"t"`
+	Default bool   `msgpack:"d,omitempty"`
+}
+
+// NodeRoute is one node of a group in a route.
+type NodeRoute struct {
+	NodeID string `msgpack:"n"`
+	Addr   string `msgpack:"a"`
+}
+
+// GroupRoute is one broker group serving a topic.
+type GroupRoute struct {
+	Group     string      `msgpack:"g"`
+	Queues    uint32      `msgpack:"q"`
+	Perm      uint8       `msgpack:"p"`
+	Leader    *NodeRoute  `msgpack:"l,omitempty"` // nil while no leader is known
+	Term      uint64      `msgpack:"tm"`
+	Followers []NodeRoute `msgpack:"f,omitempty"`
+}
+
+// RouteInfo answers RouteRequest; Groups are sorted by name.
+type RouteInfo struct {
+	Topic  string       `msgpack:"t"`
+	Groups []GroupRoute `msgpack:"g"`
+}
+
+// ClusterInfo answers CodeGetCluster: every registered node, sorted by
+// group then node ID, with the time since its last heartbeat.
+type ClusterInfo struct {
+	Nodes []ClusterNode `msgpack:"n"`
+}
+
+// ClusterNode is a registered node as the NameServer last heard it.
+type ClusterNode struct {
+	NodeStatus  `msgpack:",inline"`
+	StaleLeader bool  `msgpack:"sl,omitempty"` // claims leadership of an older term
+	AgeMillis   int64 `msgpack:"age"`          // since the last heartbeat
+}
