@@ -19,6 +19,7 @@ const (
 	CmdCommitOffsets  CommandType = 5
 	CmdDeleteGroup    CommandType = 6
 	CmdTruncatePrefix CommandType = 7
+	CmdRegisterNode   CommandType = 8
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -43,7 +44,7 @@ const (
 )
 
 // Command is one of MessageBatch, CreateTopic, UpdateTopic, DeleteTopic,
-// CommitOffsets, DeleteGroup and TruncatePrefix (values or pointers both
+// CommitOffsets, DeleteGroup, TruncatePrefix and RegisterNode (values or pointers both
 // encode). Decode returns values.
 type Command interface {
 	Type() CommandType
@@ -89,10 +90,22 @@ type OffsetEntry struct {
 }
 
 // CommitOffsets sets a group's offsets (commit and reset alike). Entries for
-// unknown topics or queues are skipped. Apply result: nil or ErrInvalidCommand.
+// unknown topics or queues are skipped. Reset marks an administrative reset:
+// it increments the group's reset epoch, which tells live members to drop
+// their in-memory positions and re-read the committed ones. Apply result:
+// nil or ErrInvalidCommand.
 type CommitOffsets struct {
 	Group   string        `msgpack:"group"`
 	Offsets []OffsetEntry `msgpack:"offsets"`
+	Reset   bool          `msgpack:"reset,omitempty"`
+}
+
+// RegisterNode records a broker node's client address, so any replica can
+// point a client at the current leader. A leader proposes it for itself.
+// Apply result: nil or ErrInvalidCommand.
+type RegisterNode struct {
+	ID   string `msgpack:"id"`
+	Addr string `msgpack:"addr"`
 }
 
 // DeleteGroup removes all offsets of a group. Apply result: nil or ErrGroupNotFound.
@@ -114,6 +127,7 @@ func (DeleteTopic) Type() CommandType    { return CmdDeleteTopic }
 func (CommitOffsets) Type() CommandType  { return CmdCommitOffsets }
 func (DeleteGroup) Type() CommandType    { return CmdDeleteGroup }
 func (TruncatePrefix) Type() CommandType { return CmdTruncatePrefix }
+func (RegisterNode) Type() CommandType   { return CmdRegisterNode }
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidCommand}, args...)...)
@@ -168,6 +182,10 @@ func validateCommand(cmd Command) error {
 		return validateGroup(c.Group)
 	case *DeleteGroup:
 		return validateGroup(c.Group)
+	case *RegisterNode:
+		if c.ID == "" || len(c.ID) > 255 || len(c.Addr) > 255 {
+			return invalid("node id %q / address %q", c.ID, c.Addr)
+		}
 	}
 	return nil
 }
@@ -211,7 +229,9 @@ func toPointer(cmd Command) Command {
 		return &c
 	case TruncatePrefix:
 		return &c
-	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix:
+	case RegisterNode:
+		return &c
+	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix, *RegisterNode:
 		return c
 	}
 	return nil
@@ -255,6 +275,8 @@ func Decode(data []byte) (Command, error) {
 		cmd = &DeleteGroup{}
 	case CmdTruncatePrefix:
 		cmd = &TruncatePrefix{}
+	case CmdRegisterNode:
+		cmd = &RegisterNode{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, typ)
 	}
@@ -280,6 +302,8 @@ func derefCommand(cmd Command) Command {
 	case *DeleteGroup:
 		return *c
 	case *TruncatePrefix:
+		return *c
+	case *RegisterNode:
 		return *c
 	}
 	return cmd
@@ -357,6 +381,8 @@ func (t CommandType) String() string {
 		return "CmdDeleteGroup"
 	case CmdTruncatePrefix:
 		return "CmdTruncatePrefix"
+	case CmdRegisterNode:
+		return "CmdRegisterNode"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

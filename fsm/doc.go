@@ -12,8 +12,11 @@
 // # Commands
 //
 // raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
-// UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix) have
-// msgpack bodies. A message batch (type 1) is binary so that a consumer can
+// UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix,
+// RegisterNode) have msgpack bodies. A CommitOffsets with Reset set bumps the
+// group's reset epoch, which tells live consumers to re-read committed
+// offsets; RegisterNode maps a broker node ID to its client address so a
+// follower can name the leader's address to clients. A message batch (type 1) is binary so that a consumer can
 // slice one record by (Pos, Size) from its CQ unit without decoding the rest.
 // Integers are big-endian.
 //
@@ -60,8 +63,8 @@
 // # Snapshots
 //
 // Snapshot copies the small state: topics, the topic ID counter, each
-// queue's min, next and creation index, consumer offsets, applied index and
-// log start.
+// queue's min, next and creation index, consumer offsets and reset epochs,
+// registered node addresses, applied index and log start.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // discards everything, loads the state, opens each queue's files and checks
 // the units at min and next-1. Missing or short queues (a new or wiped node)

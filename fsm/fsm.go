@@ -56,6 +56,8 @@ type FSM struct {
 	topics      map[string]*topicState
 	lastTopicID uint32
 	groups      map[string]map[queueKey]uint64
+	resetEpochs map[string]uint64 // group -> number of administrative resets
+	nodes       map[string]string // broker node ID -> client address
 	applied     uint64
 	logStart    uint64
 	store       cqStore
@@ -88,6 +90,8 @@ func New(cfg Config) (*FSM, error) {
 func (f *FSM) resetState() {
 	f.topics = map[string]*topicState{}
 	f.groups = map[string]map[queueKey]uint64{}
+	f.resetEpochs = map[string]uint64{}
+	f.nodes = map[string]string{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 }
 
@@ -222,6 +226,10 @@ func (f *FSM) applyControl(index uint64, cmd Command) error {
 			return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
 		}
 		delete(f.groups, c.Group)
+		delete(f.resetEpochs, c.Group)
+		return nil
+	case *RegisterNode:
+		f.nodes[c.ID] = c.Addr
 		return nil
 	case *TruncatePrefix:
 		f.truncatePrefix(c.UpTo)
@@ -296,6 +304,9 @@ func (f *FSM) deleteTopic(name string) error {
 }
 
 func (f *FSM) commitOffsets(c *CommitOffsets) {
+	if c.Reset {
+		f.resetEpochs[c.Group]++
+	}
 	offs := f.groups[c.Group]
 	for _, e := range c.Offsets {
 		t := f.topics[e.Topic]

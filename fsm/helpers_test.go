@@ -157,6 +157,8 @@ type stateDump struct {
 	Topics            []Topic
 	Queues            map[string]queueDump
 	Groups            map[string][]OffsetEntry
+	ResetEpochs       map[string]uint64
+	Nodes             map[string]string
 }
 
 func dump(t testing.TB, f *FSM) stateDump {
@@ -178,7 +180,14 @@ func dump(t testing.TB, f *FSM) stateDump {
 	}
 	for _, g := range f.Groups() {
 		d.Groups[g] = f.GroupOffsets(g)
+		if e := f.GroupResetEpoch(g); e > 0 {
+			if d.ResetEpochs == nil {
+				d.ResetEpochs = map[string]uint64{}
+			}
+			d.ResetEpochs[g] = e
+		}
 	}
+	d.Nodes = f.Nodes()
 	return d
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 )
@@ -159,4 +160,26 @@ func (f *FSM) Groups() []string {
 	f.mu.RUnlock()
 	slices.Sort(out)
 	return out
+}
+
+// GroupResetEpoch counts administrative offset resets of a group.
+func (f *FSM) GroupResetEpoch(group string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.resetEpochs[group]
+}
+
+// Nodes returns every registered broker node's client address.
+func (f *FSM) Nodes() map[string]string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return maps.Clone(f.nodes)
+}
+
+// NodeAddr returns the client address a broker node registered.
+func (f *FSM) NodeAddr(id string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.nodes[id]
+	return a, ok
 }

@@ -103,6 +103,37 @@ func TestConsumerOffsetsQueries(t *testing.T) {
 	}
 }
 
+func TestResetEpochAndNodeRegistry(t *testing.T) {
+	h := newHarness(t, 4)
+	h.mustCmd(CreateTopic{Name: "a", Queues: 2})
+	h.mustCmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{"a", 0, 9}}})
+	if e := h.f.GroupResetEpoch("g"); e != 0 {
+		t.Fatalf("epoch after a plain commit got %d, want 0", e)
+	}
+	h.mustCmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{"a", 0, 2}}, Reset: true})
+	h.mustCmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{"a", 1, 0}}, Reset: true})
+	if e := h.f.GroupResetEpoch("g"); e != 2 {
+		t.Fatalf("epoch after two resets got %d, want 2", e)
+	}
+	h.mustCmd(RegisterNode{ID: "n1", Addr: "127.0.0.1:1"})
+	h.mustCmd(RegisterNode{ID: "n1", Addr: "127.0.0.1:2"})
+	if a, ok := h.f.NodeAddr("n1"); !ok || a != "127.0.0.1:2" {
+		t.Fatalf("NodeAddr got %q %v, want the latest address", a, ok)
+	}
+	want := dump(t, h.f)
+	f2 := newFSM(t, t.TempDir(), 4, nil)
+	if err := restore(t, f2, snapshotBytes(t, h.f)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if diff := cmp.Diff(want, dump(t, f2)); diff != "" {
+		t.Fatalf("restored state (-want +got):\n%s", diff)
+	}
+	h.mustCmd(DeleteGroup{Group: "g"})
+	if e := h.f.GroupResetEpoch("g"); e != 0 {
+		t.Fatalf("epoch of a deleted group got %d, want 0", e)
+	}
+}
+
 // BenchmarkApplyBatch applies entries of 256 x 1 KiB messages over 8 queues.
 func BenchmarkApplyBatch(b *testing.B) {
 	f := newFSM(b, b.TempDir(), DefaultUnitsPerFile, nil)

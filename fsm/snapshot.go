@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,11 +21,13 @@ import (
 const snapshotVersion = 1
 
 type snapState struct {
-	Applied     uint64      `msgpack:"applied"`
-	LogStart    uint64      `msgpack:"log_start"`
-	LastTopicID uint32      `msgpack:"last_topic_id"`
-	Topics      []snapTopic `msgpack:"topics"`
-	Groups      []snapGroup `msgpack:"groups"`
+	Applied     uint64            `msgpack:"applied"`
+	LogStart    uint64            `msgpack:"log_start"`
+	LastTopicID uint32            `msgpack:"last_topic_id"`
+	Topics      []snapTopic       `msgpack:"topics"`
+	Groups      []snapGroup       `msgpack:"groups"`
+	ResetEpochs map[string]uint64 `msgpack:"reset_epochs,omitempty"`
+	Nodes       map[string]string `msgpack:"nodes,omitempty"`
 }
 
 type snapTopic struct {
@@ -56,7 +59,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if f.closed {
 		return nil, ErrClosed
 	}
-	st := snapState{Applied: f.applied, LogStart: f.logStart, LastTopicID: f.lastTopicID}
+	st := snapState{Applied: f.applied, LogStart: f.logStart, LastTopicID: f.lastTopicID,
+		ResetEpochs: maps.Clone(f.resetEpochs), Nodes: maps.Clone(f.nodes)}
 	st.Topics = make([]snapTopic, 0, len(f.topics))
 	for _, t := range f.topics {
 		s := snapTopic{Name: t.Name, ID: t.ID, Perm: t.Perm, CreatedAt: t.CreatedAt, Attributes: t.Attributes,
@@ -161,6 +165,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.dropAllFiles()
 	f.resetState()
 	f.applied, f.logStart, f.lastTopicID = st.Applied, st.LogStart, st.LastTopicID
+	for g, e := range st.ResetEpochs {
+		f.resetEpochs[g] = e
+	}
+	for id, addr := range st.Nodes {
+		f.nodes[id] = addr
+	}
 	var all []*queue
 	for _, s := range st.Topics {
 		t := &topicState{Topic: Topic{Name: s.Name, ID: s.ID, Perm: s.Perm, CreatedAt: s.CreatedAt, Attributes: s.Attributes}}
