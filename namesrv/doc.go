@@ -1,0 +1,64 @@
+// Package namesrv is rmq's NameServer: it tells clients which broker
+// groups serve a topic and which node of each group leads it now. It
+// holds no durable state and shares none with other NameServers; every
+// broker node registers with all of them and a client may ask any one.
+// It does not proxy messages, create topics or take part in elections.
+//
+// Entry point: New(cfg) binds the listener, Run(ctx) serves the wire
+// protocol (package client/wire) until ctx ends. Requests served:
+//
+//	CodeRegisterBroker   RegisterBrokerRequest   -> Empty
+//	CodeUnregisterBroker UnregisterBrokerRequest -> Empty
+//	CodeGetRoute         RouteRequest            -> RouteInfo
+//	CodeGetCluster       Empty                   -> ClusterInfo
+//
+// The registry is one map, guarded by one mutex:
+//
+//	groups ─┬─ "broker-a" ─┬─ nodes ─┬─ "n0" {NodeStatus, topics, seen, ttl, conn, stale}
+//	        │              │         ├─ "n1" {...}
+//	        │              │         └─ "n2" {...}
+//	        │              ├─ leader ──> n1 (derived)
+//	        │              ├─ term       (derived)
+//	        │              └─ topics ──> n1.topics (derived)
+//	        └─ "broker-b" ── ...
+//
+// A broker node registers on start, at once on every leadership change,
+// and every heartbeat interval; each registration replaces the node's
+// entry. After every change the group's derived fields are recomputed:
+//
+//   - leader: the live node claiming "leader" with the highest term (ties:
+//     the newest registration), unless a follower reports a higher term,
+//     which means an election happened that the claimant has not noticed.
+//     Candidates' terms are ignored here: a partitioned candidate's term
+//     runs ahead without any election succeeding.
+//   - stale: every other leader claim. A stale leader is shown by the
+//     cluster query but never routed to, not even as a follower.
+//   - topics: the leader's latest topic table, or with no leader the table
+//     of the group's newest registration.
+//   - term: the leader's term, or the highest term any node reports.
+//
+// A node is removed when it has not registered for max(MinExpiry,
+// ExpiryFactor x its announced heartbeat; 30s if it announces none), at
+// once when the connection of its latest registration closes (an older
+// connection closing does nothing), and at once on UnregisterBroker.
+// Every query first drops overdue nodes, so answers never include one;
+// the sweeper only makes expiry (and its log line) timely when idle.
+// Registrations, changes of role/term/address, leader changes and
+// removals are logged at Info; repeated heartbeats at Trace.
+//
+// Routes list every group whose topic table holds the topic, sorted by
+// name, with its leader (nil if none) and the other routable nodes as
+// followers. With RouteRequest.Default and no such group, every group
+// with a leader is returned with Queues 0 and Perm read|write, so a
+// producer can auto-create the topic on first send.
+//
+// Goroutines: Run starts the sweeper and wire.Serve (one reader per
+// connection, one goroutine per request) and stops and waits for all of
+// them before it returns. Addr is safe at any time; Run is called once.
+//
+// Failure assumptions: a NameServer restart loses everything and is
+// refilled by the next round of heartbeats; until then routes may be
+// missing (clients keep their cached routes). Bad input never crashes the
+// server: malformed frames close their connection (wire.Serve),
+// undecodable bodies get CodeMalformed, invalid fields CodeInvalidArgument.
+package namesrv

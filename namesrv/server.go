@@ -1,0 +1,155 @@
+package namesrv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// Server is one NameServer: a listener, the registry and a sweeper.
+type Server struct {
+	cfg     Config
+	log     hclog.Logger
+	ln      net.Listener
+	reg     *registry
+	running atomic.Bool
+
+	// afterClose, if set (tests only, before Run), runs after a closed
+	// connection's nodes have been removed.
+	afterClose func(*wire.ServerConn)
+}
+
+// New validates cfg and binds the listener (or adopts cfg.Listener).
+// The caller must then call Run, which owns and closes the listener.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("namesrv: listen: %w", err)
+		}
+	}
+	log := cfg.Logger.Named("namesrv")
+	return &Server{
+		cfg: cfg,
+		log: log,
+		ln:  ln,
+		reg: newRegistry(log, cfg.ExpiryFactor, cfg.MinExpiry),
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then closes the listener and every
+// connection and returns after all its goroutines (the sweeper and
+// wire.Serve's) have stopped. It returns nil after a clean shutdown and
+// may be called only once.
+func (s *Server) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.log.Info("namesrv started", "addr", s.Addr())
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sweepLoop(ctx)
+	}()
+	err := wire.Serve(ctx, s.ln, s.handle, wire.ServerConfig{
+		MaxFrame: s.cfg.MaxFrame,
+		Logf:     s.log.Warn,
+		OnClose:  s.onClose,
+	})
+	cancel() // Serve also returns on an accept error: stop the sweeper too
+	wg.Wait()
+	s.log.Info("namesrv stopped")
+	if err != nil {
+		return fmt.Errorf("namesrv: %w", err)
+	}
+	return nil
+}
+
+// sweepLoop expires overdue nodes every SweepInterval until ctx ends.
+func (s *Server) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep expires overdue nodes now (the sweeper's body; tests call it
+// directly with an injected clock).
+func (s *Server) sweep() { s.reg.expire(s.cfg.Now()) }
+
+func (s *Server) onClose(c *wire.ServerConn) {
+	s.reg.connClosed(c)
+	if s.afterClose != nil {
+		s.afterClose(c)
+	}
+}
+
+// handle dispatches one request.
+func (s *Server) handle(_ context.Context, r *wire.Request) (any, error) {
+	switch r.Code {
+	case wire.CodeRegisterBroker:
+		var req wire.RegisterBrokerRequest
+		if err := r.Decode(&req); err != nil {
+			return nil, err
+		}
+		if err := validateRegistration(&req); err != nil {
+			return nil, err
+		}
+		s.reg.register(&req, r.Conn, s.cfg.Now())
+		return wire.Empty{}, nil
+	case wire.CodeUnregisterBroker:
+		var req wire.UnregisterBrokerRequest
+		if err := r.Decode(&req); err != nil {
+			return nil, err
+		}
+		if req.Group == "" || req.NodeID == "" {
+			return nil, wire.Errorf(wire.CodeInvalidArgument, "unregister broker: group and node id are required")
+		}
+		s.reg.unregister(req.Group, req.NodeID, s.cfg.Now())
+		return wire.Empty{}, nil
+	case wire.CodeGetRoute:
+		var req wire.RouteRequest
+		if err := r.Decode(&req); err != nil {
+			return nil, err
+		}
+		if req.Topic == "" {
+			return nil, wire.Errorf(wire.CodeInvalidArgument, "route: topic is required")
+		}
+		return s.reg.route(&req, s.cfg.Now())
+	case wire.CodeGetCluster:
+		if len(r.Body) > 0 { // an absent body is as good as Empty
+			var req wire.Empty
+			if err := r.Decode(&req); err != nil {
+				return nil, err
+			}
+		}
+		return s.reg.cluster(s.cfg.Now()), nil
+	default:
+		return nil, wire.Errorf(wire.CodeUnknownRequest, "request code %d is not served by the NameServer", r.Code)
+	}
+}
