@@ -41,6 +41,8 @@ type RetentionConfig struct {
 type Config struct {
 	// NodeID is this node's Raft server ID. Required.
 	NodeID string
+	// Cluster names the set of groups this one belongs to. Default "rmq".
+	Cluster string
 	// Group is the broker group (RocketMQ brokerName). Default "broker-a".
 	Group string
 	// DataDir holds the CommitLog, consume queues, snapshots and Raft
@@ -61,6 +63,34 @@ type Config struct {
 	// Bootstrap writes the initial configuration on a node without state.
 	// Setting it on every node of a new group with identical Peers is safe.
 	Bootstrap bool
+
+	// ClientListen is the address clients connect to. Empty (and no
+	// ClientListener) means no client server: the node is used in-process.
+	ClientListen string
+	// ClientListener, if set, is used instead of binding ClientListen.
+	ClientListener net.Listener
+	// ClientAdvertise is the client address published to the NameServer
+	// and in not-leader answers; default: the bound address.
+	ClientAdvertise string
+	// NameServers are the NameServer addresses to register with.
+	NameServers []string
+	// RegisterInterval is the NameServer heartbeat period; a node also
+	// registers at once whenever its role changes. Default 1s.
+	RegisterInterval time.Duration
+	// DisableAutoCreate stops sends from creating missing topics. By
+	// default a send that asks for it creates the topic (RocketMQ
+	// autoCreateTopicEnable=true).
+	DisableAutoCreate bool
+	// MemberTimeout expires a consumer that stopped heartbeating, and
+	// releases its queue locks. Default 10s.
+	MemberTimeout time.Duration
+	// LockLease bounds how long a queue lock lasts without renewal.
+	// Default 60s (RocketMQ lockMaxLiveTime).
+	LockLease time.Duration
+	// LongPollMax caps how long a pull may wait for messages. Default 20s.
+	LongPollMax time.Duration
+	// MaxFrame is the largest accepted request frame. Default 16 MiB.
+	MaxFrame int
 
 	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
 	FlushMode raftlog.FlushMode
@@ -109,7 +139,13 @@ type Config struct {
 // DefaultConfig returns the defaults for every optional field.
 func DefaultConfig() Config {
 	return Config{
+		Cluster:             "rmq",
 		Group:               "broker-a",
+		RegisterInterval:    time.Second,
+		MemberTimeout:       10 * time.Second,
+		LockLease:           60 * time.Second,
+		LongPollMax:         20 * time.Second,
+		MaxFrame:            16 << 20,
 		FlushMode:           raftlog.FlushSync,
 		FlushInterval:       100 * time.Millisecond,
 		SegmentSize:         1 << 30,
@@ -135,7 +171,13 @@ func DefaultConfig() Config {
 // withDefaults fills zero fields from DefaultConfig.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
+	setDefault(&c.Cluster, d.Cluster)
 	setDefault(&c.Group, d.Group)
+	setDefault(&c.RegisterInterval, d.RegisterInterval)
+	setDefault(&c.MemberTimeout, d.MemberTimeout)
+	setDefault(&c.LockLease, d.LockLease)
+	setDefault(&c.LongPollMax, d.LongPollMax)
+	setDefault(&c.MaxFrame, d.MaxFrame)
 	setDefault(&c.FlushInterval, d.FlushInterval)
 	setDefault(&c.SegmentSize, d.SegmentSize)
 	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
@@ -195,6 +237,12 @@ func (c Config) Validate() error {
 		if len(c.Peers) > 0 && !self {
 			bad("Peers does not include this node (%q)", c.NodeID)
 		}
+	}
+	if len(c.NameServers) > 0 && c.ClientListen == "" && c.ClientListener == nil {
+		bad("NameServers needs ClientListen: clients must be able to reach the node")
+	}
+	if c.MaxFrame < c.MaxMessageSize+(64<<10) {
+		bad("MaxFrame (%d) must exceed MaxMessageSize (%d) by at least 64KiB", c.MaxFrame, c.MaxMessageSize)
 	}
 	if c.FlushMode != raftlog.FlushSync && c.FlushMode != raftlog.FlushAsync {
 		bad("FlushMode %d is not sync or async", c.FlushMode)

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/rmq-dev/rmq/fsm"
 )
 
 // watchLeadership follows raft's LeaderCh. On gaining leadership it starts
@@ -25,6 +27,8 @@ func (n *Node) watchLeadership() {
 		n.serving.Store(false)
 		n.leaderMu.Unlock()
 		stop = nil
+		n.groups.reset() // members re-heartbeat to the next leader
+		n.pokeRegistration()
 	}
 	defer end()
 	for {
@@ -71,6 +75,8 @@ func (n *Node) leaderSession(ctx context.Context) {
 		return
 	}
 	n.log.Info("leader serving", "term", n.raft.CurrentTerm(), "barrier", time.Since(start))
+	n.pokeRegistration()
+	n.registerNodeAddr(ctx)
 	n.runRetention(ctx)
 }
 
@@ -139,4 +145,21 @@ func (n *Node) serverAddr(id string) (raft.ServerAddress, error) {
 		}
 	}
 	return "", fmt.Errorf("%w: node %q is not in the group", ErrInvalidArgument, id)
+}
+
+// registerNodeAddr records this node's client address in the replicated
+// state, so followers can send clients here.
+func (n *Node) registerNodeAddr(ctx context.Context) {
+	addr := n.ClientAddr()
+	if addr == "" {
+		return
+	}
+	if cur, ok := n.fsm.NodeAddr(n.cfg.NodeID); ok && cur == addr {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	if err := n.applyCommand(actx, &fsm.RegisterNode{ID: n.cfg.NodeID, Addr: addr}); err != nil {
+		n.log.Warn("record client address", "error", err)
+	}
 }

@@ -41,6 +41,10 @@ type Node struct {
 	sends    chan *sendReq       // batcher input, see batcher.go
 	inflight chan *inflightBatch // proposed entries awaiting commit
 	notify   *notifier
+	groups   *groupManager // consumer members and queue locks (leader-local)
+
+	clientLn    net.Listener  // nil when the node serves no clients
+	registerNow chan struct{} // buffered 1: register with NameServers now
 
 	stopCh    chan struct{}
 	wg        sync.WaitGroup
@@ -62,6 +66,9 @@ func New(cfg Config) (*Node, error) {
 		inflight: make(chan *inflightBatch, maxInflightBatches),
 		notify:   newNotifier(),
 		stopCh:   make(chan struct{}),
+
+		groups:      newGroupManager(cfg.MemberTimeout, cfg.LockLease),
+		registerNow: make(chan struct{}, 1),
 	}
 	if err := n.open(); err != nil {
 		n.closeStores()
@@ -72,6 +79,14 @@ func New(cfg Config) (*Node, error) {
 	go n.runCompleter()
 	go n.watchLeadership()
 	go n.runMaintenance()
+	if n.clientLn != nil {
+		n.wg.Add(1)
+		go n.serveClients(n.clientLn)
+	}
+	if len(n.cfg.NameServers) > 0 {
+		n.wg.Add(1)
+		go n.runRegistration()
+	}
 	return n, nil
 }
 
@@ -112,6 +127,11 @@ func (n *Node) open() error {
 	}
 	if n.trans, err = n.newTransport(); err != nil {
 		return err
+	}
+	if n.clientLn = n.cfg.ClientListener; n.clientLn == nil && n.cfg.ClientListen != "" {
+		if n.clientLn, err = net.Listen("tcp", n.cfg.ClientListen); err != nil {
+			return fmt.Errorf("broker: client listen %s: %w", n.cfg.ClientListen, err)
+		}
 	}
 	rcfg := n.raftConfig()
 	if n.cfg.Bootstrap {
@@ -230,6 +250,9 @@ func (n *Node) shutdown(clean bool) error {
 
 func (n *Node) closeStores() error {
 	var errs []error
+	if n.clientLn != nil {
+		n.clientLn.Close() // normally closed by the server already
+	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())
 	}

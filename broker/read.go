@@ -19,7 +19,15 @@ type ReadRequest struct {
 	MaxMessages int           // default 32
 	MaxBytes    int           // soft cap on returned bodies; default 4 MiB
 	Wait        time.Duration // long poll: wait this long for a message at Offset
+	// Filter skips messages whose tag does not match (nil: everything).
+	// Skipped messages still advance NextOffset.
+	Filter *TagFilter
 }
+
+// filterScanUnits bounds how many consume-queue units one filtered read
+// examines, so a selective filter over a long backlog answers promptly
+// (with NextOffset advanced) instead of scanning it all.
+const filterScanUnits = 4096
 
 // StoredMessage is a committed message with its position.
 type StoredMessage struct {
@@ -61,6 +69,7 @@ func (n *Node) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 		if err != nil || len(res.Messages) > 0 || timer == nil {
 			return res, err
 		}
+		req.Offset = res.NextOffset // past messages the filter skipped
 		select {
 		case <-wake:
 		case <-timer:
@@ -85,32 +94,58 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 	if req.Offset >= next {
 		return res, nil
 	}
-	units, err := n.fsm.Units(req.Topic, req.QueueID, req.Offset, req.MaxMessages, nil)
+	want := req.MaxMessages
+	if req.Filter != nil {
+		want = filterScanUnits
+	}
+	units, err := n.fsm.Units(req.Topic, req.QueueID, req.Offset, want, nil)
 	if err != nil {
 		return res, mapFSMError(err)
 	}
-	bytes := 0
-	for i := 0; i < len(units) && bytes < req.MaxBytes; {
-		j, span := coalesce(units, i)
-		buf, err := n.store.ReadAt(units[i].Index, units[i].Pos, span, nil)
+	// Keep matching units (by tag hash) up to MaxMessages; offs[i] is the
+	// queue offset of kept[i].
+	kept, offs := units[:0:0], []uint64(nil)
+	scanned := uint64(len(units))
+	for i, u := range units {
+		if len(kept) == req.MaxMessages {
+			scanned = uint64(i)
+			break
+		}
+		if req.Filter.matchHash(u.TagHash) {
+			kept = append(kept, u)
+			offs = append(offs, req.Offset+uint64(i))
+		}
+	}
+	bytes, done := 0, 0 // done: kept units decoded so far
+	for i := 0; i < len(kept) && bytes < req.MaxBytes; {
+		j, span := coalesce(kept, i)
+		buf, err := n.store.ReadAt(kept[i].Index, kept[i].Pos, span, nil)
 		if err != nil {
-			return res, fmt.Errorf("broker: read entry %d: %w", units[i].Index, err)
+			return res, fmt.Errorf("broker: read entry %d: %w", kept[i].Index, err)
 		}
 		for k := i; k < j; k++ {
-			u := units[k]
-			rel := u.Pos - units[i].Pos
+			u := kept[k]
+			rel := u.Pos - kept[i].Pos
 			m, err := fsm.DecodeMessage(buf[rel : rel+u.Size])
 			if err != nil {
 				return res, fmt.Errorf("broker: decode message at entry %d pos %d: %w", u.Index, u.Pos, err)
 			}
+			res.NextOffset = offs[k] + 1
+			if !req.Filter.match(m.Tags) {
+				continue // tag hash collision
+			}
 			res.Messages = append(res.Messages, StoredMessage{
-				Message: m, QueueOffset: req.Offset + uint64(k), StoreTime: u.StoreTime, RaftIndex: u.Index,
+				Message: m, QueueOffset: offs[k], StoreTime: u.StoreTime, RaftIndex: u.Index,
 			})
 			bytes += len(m.Body)
 		}
-		i = j
+		i, done = j, j
 	}
-	res.NextOffset = req.Offset + uint64(len(res.Messages))
+	if done == len(kept) {
+		// Every kept unit was decoded: the read covered all it examined,
+		// including filtered units after the last match.
+		res.NextOffset = req.Offset + scanned
+	}
 	return res, nil
 }
 
