@@ -50,6 +50,13 @@ func (c *fakeClock) Advance(d time.Duration) {
 // configure may adjust the config (nil keeps the test defaults).
 func startServer(t *testing.T, configure func(*Config)) *Server {
 	t.Helper()
+	s := newTestServer(t, configure)
+	runServer(t, s)
+	return s
+}
+
+func newTestServer(t *testing.T, configure func(*Config)) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +72,12 @@ func startServer(t *testing.T, configure func(*Config)) *Server {
 		ln.Close()
 		t.Fatal(err)
 	}
+	return s
+}
+
+// runServer runs s until the test ends and checks Run's result.
+func runServer(t *testing.T, s *Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -74,7 +87,6 @@ func startServer(t *testing.T, configure func(*Config)) *Server {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return s
 }
 
 func dial(t *testing.T, s *Server) *wire.Conn {
