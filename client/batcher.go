@@ -1,0 +1,175 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// maxRequestWait caps one coalesced SendRequest's wait for its response.
+const maxRequestWait = 30 * time.Second
+
+type sendItem struct {
+	msg  wire.Message
+	size int
+	auto bool
+	// deadline is the submitter's deadline; expired items are skipped.
+	deadline time.Time
+	done     chan sendOutcome // buffered 1
+}
+
+type sendOutcome struct {
+	res wire.SendResult
+	err error
+}
+
+// batcher coalesces the sends queued for one leader address: its
+// goroutine takes everything queued while the previous request was in
+// flight (up to MaxBatchBytes / MaxBatchMessages) into one SendRequest.
+// There is no linger: a lone send goes out at once.
+type batcher struct {
+	p    *Producer
+	addr string
+
+	mu    sync.Mutex
+	queue []*sendItem
+	wake  chan struct{} // buffered 1: "queue may be non-empty"
+}
+
+// batcher returns the batcher of addr, starting its goroutine on first use.
+func (p *Producer) batcher(addr string) (*batcher, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b := p.batchers[addr]; b != nil {
+		return b, nil
+	}
+	if p.base.Err() != nil {
+		return nil, ErrClosed
+	}
+	b := &batcher{p: p, addr: addr, wake: make(chan struct{}, 1)}
+	p.batchers[addr] = b
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		b.run()
+	}()
+	return b, nil
+}
+
+// submit queues it and waits for its outcome or ctx.
+func (b *batcher) submit(ctx context.Context, it *sendItem) (wire.SendResult, error) {
+	it.deadline, _ = ctx.Deadline()
+	b.mu.Lock()
+	b.queue = append(b.queue, it)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case out := <-it.done:
+		return out.res, out.err
+	case <-ctx.Done():
+		return wire.SendResult{}, ctx.Err()
+	case <-b.p.base.Done():
+		return wire.SendResult{}, ErrClosed
+	}
+}
+
+func (b *batcher) run() {
+	for {
+		select {
+		case <-b.p.base.Done():
+			b.failAll(ErrClosed)
+			return
+		case <-b.wake:
+		}
+		for {
+			items := b.take()
+			if len(items) == 0 {
+				break
+			}
+			b.flush(items)
+		}
+	}
+}
+
+func (b *batcher) take() []*sendItem {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	n, size := 0, 0
+	var out []*sendItem
+	for n < len(b.queue) {
+		it := b.queue[n]
+		if len(out) > 0 && (len(out) >= b.p.cfg.MaxBatchMessages || int64(size+it.size) > b.p.cfg.MaxBatchBytes) {
+			break
+		}
+		n++
+		if !it.deadline.IsZero() && now.After(it.deadline) {
+			continue // its sender gave up
+		}
+		out = append(out, it)
+		size += it.size
+	}
+	b.queue = append(b.queue[:0], b.queue[n:]...)
+	return out
+}
+
+func (b *batcher) failAll(err error) {
+	b.mu.Lock()
+	q := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, it := range q {
+		it.done <- sendOutcome{err: err}
+	}
+}
+
+func (b *batcher) flush(items []*sendItem) {
+	req := wire.SendRequest{Messages: make([]wire.Message, len(items))}
+	var latest time.Time
+	for i, it := range items {
+		req.Messages[i] = it.msg
+		if it.auto {
+			req.AutoCreateQueues = uint32(b.p.cfg.AutoCreateQueues)
+		}
+		if it.deadline.After(latest) {
+			latest = it.deadline
+		}
+	}
+	wait := maxRequestWait
+	if !latest.IsZero() && time.Until(latest) < wait {
+		wait = max(time.Until(latest), time.Millisecond)
+	}
+	req.TimeoutMillis = wait.Milliseconds()
+	ctx, cancel := context.WithTimeout(b.p.base, wait)
+	defer cancel()
+	var resp wire.SendResponse
+	err := b.p.pool.call(ctx, b.addr, wire.CodeSend, req, &resp)
+	if err == nil && len(resp.Results) != len(items) {
+		err = &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(items))}
+	}
+	if err != nil && b.p.base.Err() != nil {
+		err = ErrClosed
+	}
+	if err != nil && ctx.Err() != nil {
+		// Our own wait ran out, not the caller's: the outcome is unknown.
+		err = &Error{Code: wire.CodeTimeout, Retriable: true, Message: "no response from " + b.addr}
+	}
+	for i, it := range items {
+		if err != nil {
+			it.done <- sendOutcome{err: err}
+			continue
+		}
+		r := resp.Results[i]
+		if r.ErrorCode != 0 {
+			it.done <- sendOutcome{err: resultError(r)}
+			continue
+		}
+		it.done <- sendOutcome{res: r}
+	}
+}

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"crypto/rand"
+	"encoding/hex"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ProducerConfig configures a Producer. Zero values take the defaults
+// noted on each field.
+type ProducerConfig struct {
+	// NameServers are the NameServer addresses (host:port). Required.
+	NameServers []string
+	// SendTimeout is the total budget of one Send across all retries and
+	// leader look-ups (RocketMQ sendMsgTimeout). Default 3s. A ctx
+	// deadline shorter than this wins.
+	SendTimeout time.Duration
+	// Retries is how many more real attempts a Send may make after one
+	// that may have reached the broker (timeout, lost connection,
+	// indeterminate outcome). Attempts refused before storing anything
+	// (not leader, connection refused) are not counted. Default 2;
+	// negative means 0.
+	Retries int
+	// MaxMessageSize bounds a message body in bytes. Default 4 MiB.
+	MaxMessageSize int64
+	// AutoCreateQueues is the queue count of topics created by a first
+	// send (when the broker allows auto-creation). Default 4; negative
+	// disables auto-creation (an unknown topic is ErrTopicNotFound).
+	AutoCreateQueues int
+	// QueueSelector picks a message's queue. Default: by ShardingKey
+	// (FNV-32a) when set, else round robin.
+	QueueSelector QueueSelector
+	// MaxBatchBytes and MaxBatchMessages cap one coalesced SendRequest.
+	// Defaults 4 MiB and 512.
+	MaxBatchBytes    int64
+	MaxBatchMessages int
+	// MaxInflightAsync bounds SendAsync calls in progress; SendAsync
+	// blocks while it is reached. Default 10000.
+	MaxInflightAsync int
+	// Logger receives the producer's logs. Default: discard.
+	Logger hclog.Logger
+}
+
+// DefaultProducerConfig returns a config with every default filled in
+// except NameServers.
+func DefaultProducerConfig() ProducerConfig {
+	return ProducerConfig{}.withDefaults()
+}
+
+func (c ProducerConfig) withDefaults() ProducerConfig {
+	if c.SendTimeout == 0 {
+		c.SendTimeout = 3 * time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 2
+	} else if c.Retries < 0 {
+		c.Retries = 0
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 4 << 20
+	}
+	if c.AutoCreateQueues == 0 {
+		c.AutoCreateQueues = 4
+	} else if c.AutoCreateQueues < 0 {
+		c.AutoCreateQueues = 0
+	}
+	if c.QueueSelector == nil {
+		c.QueueSelector = DefaultSelector()
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = 4 << 20
+	}
+	if c.MaxBatchMessages == 0 {
+		c.MaxBatchMessages = 512
+	}
+	if c.MaxInflightAsync == 0 {
+		c.MaxInflightAsync = 10000
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+// Validate reports every problem with c.
+func (c ProducerConfig) Validate() error {
+	var errs []error
+	errs = append(errs, validateNameServers(c.NameServers))
+	if c.SendTimeout < 0 {
+		errs = append(errs, fmt.Errorf("SendTimeout %v is negative", c.SendTimeout))
+	}
+	if c.MaxMessageSize < 0 || c.MaxMessageSize > 64<<20 {
+		errs = append(errs, fmt.Errorf("MaxMessageSize %d outside [1, %d]", c.MaxMessageSize, 64<<20))
+	}
+	if c.MaxBatchBytes < 0 || c.MaxBatchMessages < 0 || c.MaxInflightAsync < 0 {
+		errs = append(errs, errors.New("batch and in-flight limits must not be negative"))
+	}
+	return joinConfig(errs)
+}
+
+// ConsumeMode is how a group shares messages.
+type ConsumeMode int
+
+const (
+	// Clustering (default): each message goes to one member; queues are
+	// divided among members; offsets are stored on the broker.
+	Clustering ConsumeMode = iota
+	// Broadcasting: every member gets every message; offsets are kept by
+	// the client (in memory, and in OffsetDir if set).
+	Broadcasting
+)
+
+func (m ConsumeMode) String() string {
+	if m == Broadcasting {
+		return "broadcasting"
+	}
+	return "clustering"
+}
+
+// ConsumeFrom says where a queue with no committed offset for the group
+// starts (RocketMQ ConsumeFromWhere; ignored once an offset is committed).
+type ConsumeFrom int
+
+const (
+	// FromLast starts at the queue's end: only new messages (default).
+	FromLast ConsumeFrom = iota
+	// FromFirst starts at the queue's first retained message.
+	FromFirst
+	// FromTimestamp starts at the first message stored at or after
+	// ConsumerConfig.FromTimestamp.
+	FromTimestamp
+)
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	// NameServers are the NameServer addresses. Required.
+	NameServers []string
+	// Group is the consumer group. Required.
+	Group string
+	// Subscriptions maps topic -> tag expression ("*" or "a || b";
+	// empty means "*"). At least one.
+	Subscriptions map[string]string
+	// Mode is Clustering (default) or Broadcasting.
+	Mode ConsumeMode
+	// From applies to queues without a committed offset. Default FromLast.
+	From          ConsumeFrom
+	FromTimestamp time.Time
+	// Orderly delivers each queue strictly in offset order and only while
+	// this client holds the queue's broker lock (paused during failover
+	// until re-locked); RetryLater blocks the queue.
+	Orderly bool
+	// PullBatch is the most messages per pull. Default 32.
+	PullBatch int
+	// LongPollWait is how long the broker holds an empty pull. Default 15s.
+	LongPollWait time.Duration
+	// HeartbeatInterval is the heartbeat and rebalance period. Default 1s.
+	HeartbeatInterval time.Duration
+	// CommitInterval is the offset commit period. Default 1s.
+	CommitInterval time.Duration
+	// RetryBackoff is the local redelivery delay after ConsumeRetryLater.
+	// Default 1s (RocketMQ suspendCurrentQueueTimeMillis).
+	RetryBackoff time.Duration
+	// ClientID identifies this member. Default host@pid@random.
+	ClientID string
+	// OffsetDir, in Broadcasting mode, keeps offsets in a file per group
+	// there; empty keeps them in memory only.
+	OffsetDir string
+	// Logger receives the consumer's logs. Default: discard.
+	Logger hclog.Logger
+}
+
+func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.PullBatch == 0 {
+		c.PullBatch = 32
+	}
+	if c.LongPollWait == 0 {
+		c.LongPollWait = 15 * time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = time.Second
+	}
+	if c.ClientID == "" {
+		c.ClientID = defaultClientID()
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	subs := make(map[string]string, len(c.Subscriptions))
+	for t, e := range c.Subscriptions {
+		if strings.TrimSpace(e) == "" {
+			e = "*"
+		}
+		subs[t] = e
+	}
+	c.Subscriptions = subs
+	return c
+}
+
+// Validate reports every problem with c.
+func (c ConsumerConfig) Validate() error {
+	var errs []error
+	errs = append(errs, validateNameServers(c.NameServers))
+	if err := ValidateGroup(c.Group); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Subscriptions) == 0 {
+		errs = append(errs, errors.New("no Subscriptions"))
+	}
+	for t, e := range c.Subscriptions {
+		if err := ValidateTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		if _, err := ParseTagExpression(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.Mode != Clustering && c.Mode != Broadcasting {
+		errs = append(errs, fmt.Errorf("unknown Mode %d", c.Mode))
+	}
+	if c.From < FromLast || c.From > FromTimestamp {
+		errs = append(errs, fmt.Errorf("unknown From %d", c.From))
+	}
+	if c.From == FromTimestamp && c.FromTimestamp.IsZero() {
+		errs = append(errs, errors.New("From is FromTimestamp but FromTimestamp is zero"))
+	}
+	if c.PullBatch < 0 || c.PullBatch > 1024 {
+		errs = append(errs, fmt.Errorf("PullBatch %d outside [1, 1024]", c.PullBatch))
+	}
+	if c.LongPollWait < 0 || c.HeartbeatInterval < 0 || c.CommitInterval < 0 || c.RetryBackoff < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if strings.ContainsAny(c.ClientID, " \n") {
+		errs = append(errs, fmt.Errorf("ClientID %q contains whitespace", c.ClientID))
+	}
+	return joinConfig(errs)
+}
+
+// AdminConfig configures an Admin.
+type AdminConfig struct {
+	// NameServers are the NameServer addresses. Required.
+	NameServers []string
+	// Timeout bounds each admin call when ctx has no deadline. Default 10s.
+	Timeout time.Duration
+	// Logger receives logs. Default: discard.
+	Logger hclog.Logger
+}
+
+func (c AdminConfig) withDefaults() AdminConfig {
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+// Validate reports every problem with c.
+func (c AdminConfig) Validate() error {
+	return joinConfig([]error{validateNameServers(c.NameServers)})
+}
+
+func validateNameServers(ns []string) error {
+	if len(ns) == 0 {
+		return errors.New("no NameServers")
+	}
+	for _, a := range ns {
+		if a == "" || !strings.Contains(a, ":") {
+			return fmt.Errorf("NameServer address %q is not host:port", a)
+		}
+	}
+	return nil
+}
+
+func joinConfig(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("client: invalid config: %w", err)
+	}
+	return nil
+}
+
+func defaultClientID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s@%d@%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}

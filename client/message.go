@@ -1,0 +1,229 @@
+package client
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// Message is a message to send.
+type Message struct {
+	Topic string
+	// Tags is the message's single tag (RocketMQ TAGS), used by consumer
+	// tag filters such as "a || b".
+	Tags string
+	// Keys are business keys (RocketMQ KEYS); sent space-separated, so a
+	// key must not contain a space.
+	Keys       []string
+	Properties map[string]string
+	Body       []byte
+	// ShardingKey, if set, makes the default selector send every message
+	// with this key to the same queue (FNV-32a % queues): per-key order.
+	ShardingKey string
+}
+
+// Queue names one queue of a topic on one broker group.
+type Queue struct {
+	Topic   string
+	Group   string // broker group
+	QueueID uint32
+}
+
+func (q Queue) String() string { return fmt.Sprintf("%s@%s#%d", q.Topic, q.Group, q.QueueID) }
+
+func (q Queue) less(o Queue) bool {
+	if q.Topic != o.Topic {
+		return q.Topic < o.Topic
+	}
+	if q.Group != o.Group {
+		return q.Group < o.Group
+	}
+	return q.QueueID < o.QueueID
+}
+
+// MessageExt is a received message.
+type MessageExt struct {
+	Message
+	// MsgID is the producer-generated id: 32 upper-case hex characters.
+	MsgID       string
+	Queue       Queue
+	QueueOffset uint64
+	StoreTime   time.Time // leader clock when stored
+	BornTime    time.Time // producer clock when sent
+	// ReconsumeTimes counts local redeliveries after ConsumeRetryLater.
+	ReconsumeTimes int
+	// Redelivered is set when this consumer already delivered a message
+	// at this or a higher offset of the queue (after a failover, reset or
+	// uncommitted handoff).
+	Redelivered bool
+}
+
+const maxTopicLen = 127
+
+// ValidateTopic applies RocketMQ's rule: 1-127 characters of [a-zA-Z0-9_%|-].
+func ValidateTopic(name string) error {
+	if name == "" {
+		return invalidf("empty topic name")
+	}
+	if len(name) > maxTopicLen {
+		return invalidf("topic name %q is %d characters, limit %d", name[:16]+"...", len(name), maxTopicLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if !nameChar(name[i]) {
+			return invalidf("topic name %q has illegal character %q (allowed: a-z A-Z 0-9 _ %% | -)", name, name[i])
+		}
+	}
+	return nil
+}
+
+const maxGroupLen = 120
+
+// ValidateGroup checks a consumer group name: 1-120 characters of
+// [a-zA-Z0-9_%|-] (so %RETRY%+group stays a valid topic).
+func ValidateGroup(name string) error {
+	if name == "" {
+		return invalidf("empty group name")
+	}
+	if len(name) > maxGroupLen {
+		return invalidf("group name is %d characters, limit %d", len(name), maxGroupLen)
+	}
+	for i := 0; i < len(name); i++ {
+		if !nameChar(name[i]) {
+			return invalidf("group name %q has illegal character %q", name, name[i])
+		}
+	}
+	return nil
+}
+
+func nameChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '%' || c == '|' || c == '-'
+}
+
+const maxPropsLen = 32767
+
+// validateMessage checks m before any network use.
+func validateMessage(m *Message, maxSize int64) error {
+	if m == nil {
+		return invalidf("nil message")
+	}
+	if err := ValidateTopic(m.Topic); err != nil {
+		return err
+	}
+	if int64(len(m.Body)) > maxSize {
+		return &Error{Code: wire.CodeMessageTooLarge,
+			Message: fmt.Sprintf("message body is %d bytes, limit %d (ProducerConfig.MaxMessageSize)", len(m.Body), maxSize)}
+	}
+	if len(m.Body) == 0 {
+		return invalidf("empty message body")
+	}
+	for _, k := range m.Keys {
+		if k == "" || strings.ContainsAny(k, " ") {
+			return invalidf("key %q is empty or contains a space", k)
+		}
+	}
+	n := 0
+	for k, v := range m.Properties {
+		if k == "" {
+			return invalidf("empty property name")
+		}
+		if strings.ContainsAny(k, "\x01\x02") || strings.ContainsAny(v, "\x01\x02") {
+			return invalidf("property %q contains a \\x01 or \\x02 separator", k)
+		}
+		n += len(k) + len(v) + 2
+	}
+	if n > maxPropsLen {
+		return invalidf("properties are %d bytes, limit %d", n, maxPropsLen)
+	}
+	return nil
+}
+
+func toWire(m *Message, id []byte, queueID uint32, now time.Time) wire.Message {
+	return wire.Message{
+		Topic:         m.Topic,
+		QueueID:       queueID,
+		Tags:          m.Tags,
+		Keys:          strings.Join(m.Keys, " "),
+		Properties:    m.Properties,
+		Body:          m.Body,
+		ID:            id,
+		BornTimestamp: now.UnixMilli(),
+	}
+}
+
+func fromStored(sm *wire.StoredMessage, group string) *MessageExt {
+	var keys []string
+	if sm.Keys != "" {
+		keys = strings.Fields(sm.Keys)
+	}
+	return &MessageExt{
+		Message: Message{
+			Topic:      sm.Topic,
+			Tags:       sm.Tags,
+			Keys:       keys,
+			Properties: sm.Properties,
+			Body:       sm.Body,
+		},
+		MsgID:       FormatMsgID(sm.ID),
+		Queue:       Queue{Topic: sm.Topic, Group: group, QueueID: sm.QueueID},
+		QueueOffset: sm.QueueOffset,
+		StoreTime:   time.UnixMilli(sm.StoreTime),
+		BornTime:    time.UnixMilli(sm.BornTimestamp),
+	}
+}
+
+// FormatMsgID renders a message id as upper-case hex.
+func FormatMsgID(id []byte) string { return strings.ToUpper(hex.EncodeToString(id)) }
+
+// idGen makes 16-byte message ids, RocketMQ UNIQ_KEY style:
+//
+//	0        4      6        8                     16
+//	+--------+------+--------+---------------------+
+//	| IPv4   | pid  | random | counter (big endian)|
+//	+--------+------+--------+---------------------+
+//
+// The counter starts at unixMillis<<16 and increments per id, so ids are
+// unique within a process and, unless a process averaged more than 65536
+// ids per millisecond, across restarts with the same pid; the random
+// bytes separate processes that share an IP and pid (containers).
+type idGen struct {
+	prefix  [8]byte
+	counter atomic.Uint64
+}
+
+func newIDGen() *idGen {
+	g := &idGen{}
+	copy(g.prefix[0:4], localIPv4())
+	binary.BigEndian.PutUint16(g.prefix[4:6], uint16(os.Getpid()))
+	_, _ = rand.Read(g.prefix[6:8])
+	g.counter.Store(uint64(time.Now().UnixMilli()) << 16)
+	return g
+}
+
+func (g *idGen) next() []byte {
+	id := make([]byte, 16)
+	copy(id, g.prefix[:])
+	binary.BigEndian.PutUint64(id[8:], g.counter.Add(1))
+	return id
+}
+
+func localIPv4() []byte {
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() {
+				if ip4 := ipn.IP.To4(); ip4 != nil {
+					return ip4
+				}
+			}
+		}
+	}
+	return []byte{127, 0, 0, 1}
+}

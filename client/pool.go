@@ -1,0 +1,110 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// dialTimeout bounds one connection attempt.
+const dialTimeout = 2 * time.Second
+
+// pool holds one wire.Conn per address and redials dead ones. It is safe
+// for concurrent use; each address has its own dial lock so a slow dial
+// does not block calls to other nodes.
+type pool struct {
+	mu     sync.Mutex
+	conns  map[string]*poolEntry
+	closed bool
+}
+
+type poolEntry struct {
+	mu   sync.Mutex // held while dialing
+	conn *wire.Conn
+}
+
+func newPool() *pool { return &pool{conns: make(map[string]*poolEntry)} }
+
+func (p *pool) get(ctx context.Context, addr string) (*wire.Conn, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := p.conns[addr]
+	if e == nil {
+		e = &poolEntry{}
+		p.conns[addr] = e
+	}
+	p.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.conn != nil && e.conn.Err() == nil {
+		return e.conn, nil
+	}
+	if e.conn != nil {
+		_ = e.conn.Close()
+		e.conn = nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := wire.Dial(dctx, addr, 0)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &dialError{addr: addr, err: err}
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		_ = c.Close()
+		return nil, ErrClosed
+	}
+	e.conn = c
+	return c, nil
+}
+
+// call performs one request on addr. Errors answered by the server come
+// back as *Error.
+func (p *pool) call(ctx context.Context, addr string, code uint16, req, resp any) error {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return fromWire(c.Call(ctx, code, req, resp))
+}
+
+// send performs a one-way request on addr.
+func (p *pool) send(ctx context.Context, addr string, code uint16, req any) error {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	return c.Send(code, req)
+}
+
+// close closes every connection; later gets fail with ErrClosed.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	entries := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, e := range entries {
+		e.mu.Lock()
+		if e.conn != nil {
+			_ = e.conn.Close()
+			e.conn = nil
+		}
+		e.mu.Unlock()
+	}
+}

@@ -1,0 +1,365 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// SendResult describes a stored message.
+type SendResult struct {
+	MsgID       string // 32 upper-case hex characters
+	Topic       string
+	Group       string // broker group
+	QueueID     uint32
+	QueueOffset uint64
+	StoreTime   time.Time
+}
+
+// Producer sends messages. It is safe for concurrent use; concurrent
+// sends to the same leader share SendRequests.
+type Producer struct {
+	cfg    ProducerConfig
+	log    hclog.Logger
+	pool   *pool
+	router *router
+	ids    *idGen
+
+	base   context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // batchers and SendAsync goroutines
+
+	mu       sync.Mutex
+	closed   bool
+	batchers map[string]*batcher
+	async    int           // SendAsync calls in progress
+	idle     chan struct{} // closed while async == 0
+	asyncSem chan struct{}
+}
+
+// NewProducer validates cfg and returns a Producer. It does no I/O: the
+// first Send looks up the route.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.Named("producer")
+	p := &Producer{
+		cfg:      cfg,
+		log:      log,
+		pool:     newPool(),
+		ids:      newIDGen(),
+		batchers: make(map[string]*batcher),
+		idle:     make(chan struct{}),
+		asyncSem: make(chan struct{}, cfg.MaxInflightAsync),
+	}
+	close(p.idle)
+	p.router = newRouter(cfg.NameServers, p.pool, log)
+	p.base, p.cancel = context.WithCancel(context.Background())
+	return p, nil
+}
+
+// Send stores msg and returns once a quorum of its group committed it.
+// It retries within ProducerConfig.SendTimeout (or ctx's deadline, if
+// sooner): through leader failover, on retriable errors, and on the new
+// leader. A retry after an indeterminate outcome may store a duplicate
+// (same MsgID): delivery is at least once.
+func (p *Producer) Send(ctx context.Context, msg *Message) (SendResult, error) {
+	if err := validateMessage(msg, p.cfg.MaxMessageSize); err != nil {
+		return SendResult{}, err
+	}
+	if p.isClosed() {
+		return SendResult{}, ErrClosed
+	}
+	ctx, cancel := p.sendContext(ctx)
+	defer cancel()
+	return p.sendOne(ctx, msg, p.ids.next())
+}
+
+// SendAsync sends msg in the background and calls cb with the outcome
+// exactly once (on the caller's goroutine if msg is invalid or the
+// producer is closed, else on a producer goroutine). ctx must stay live
+// until cb runs. It blocks while MaxInflightAsync sends are in progress.
+// Flush waits for every SendAsync in progress.
+func (p *Producer) SendAsync(ctx context.Context, msg *Message, cb func(SendResult, error)) {
+	if err := validateMessage(msg, p.cfg.MaxMessageSize); err != nil {
+		cb(SendResult{}, err)
+		return
+	}
+	select {
+	case p.asyncSem <- struct{}{}:
+	case <-ctx.Done():
+		cb(SendResult{}, ctx.Err())
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.asyncSem
+		cb(SendResult{}, ErrClosed)
+		return
+	}
+	if p.async == 0 {
+		p.idle = make(chan struct{})
+	}
+	p.async++
+	p.wg.Add(1)
+	p.mu.Unlock()
+	id := p.ids.next()
+	go func() {
+		defer p.wg.Done()
+		sctx, cancel := p.sendContext(ctx)
+		res, err := p.sendOne(sctx, msg, id)
+		cancel()
+		cb(res, err)
+		<-p.asyncSem
+		p.mu.Lock()
+		p.async--
+		if p.async == 0 {
+			close(p.idle)
+		}
+		p.mu.Unlock()
+	}()
+}
+
+// Flush waits until every SendAsync in progress has called back.
+func (p *Producer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// SendOneway writes msg to its group leader as a one-way frame and
+// returns without waiting: no result, no retry, no delivery guarantee.
+func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
+	if err := validateMessage(msg, p.cfg.MaxMessageSize); err != nil {
+		return err
+	}
+	if p.isClosed() {
+		return ErrClosed
+	}
+	ctx, cancel := p.sendContext(ctx)
+	defer cancel()
+	q, auto, err := p.pick(ctx, msg)
+	if err != nil {
+		return err
+	}
+	addr := p.router.leaderAddr(q.Group)
+	if addr == "" {
+		if err := p.router.refreshLeaders(ctx); err != nil {
+			return err
+		}
+		if addr = p.router.leaderAddr(q.Group); addr == "" {
+			return fmt.Errorf("%w: group %s", ErrNoLeader, q.Group)
+		}
+	}
+	req := wire.SendRequest{Messages: []wire.Message{toWire(msg, p.ids.next(), q.QueueID, time.Now())}}
+	if auto {
+		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
+	}
+	return p.pool.send(ctx, addr, wire.CodeSend, req)
+}
+
+// SendBatch stores msgs, which must share one topic, in one request to
+// one queue: all or none are stored (per-message apply errors aside),
+// in order, at consecutive offsets.
+func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	var total int64
+	for i, m := range msgs {
+		if err := validateMessage(m, p.cfg.MaxMessageSize); err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		if m.Topic != msgs[0].Topic {
+			return nil, invalidf("batch mixes topics %q and %q", msgs[0].Topic, m.Topic)
+		}
+		total += int64(len(m.Body))
+	}
+	if limit := int64(wire.DefaultMaxFrame - 1<<20); total > limit {
+		return nil, &Error{Code: wire.CodeMessageTooLarge, Message: fmt.Sprintf("batch bodies total %d bytes, limit %d", total, limit)}
+	}
+	if p.isClosed() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := p.sendContext(ctx)
+	defer cancel()
+	q, auto, err := p.pick(ctx, msgs[0])
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs))}
+	for i, m := range msgs {
+		req.Messages[i] = toWire(m, p.ids.next(), q.QueueID, now)
+	}
+	if auto {
+		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
+	}
+	var resp wire.SendResponse
+	err = p.router.withLeader(ctx, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) error {
+		req.TimeoutMillis = remainingMillis(ctx)
+		resp = wire.SendResponse{}
+		if err := p.pool.call(ctx, addr, wire.CodeSend, req, &resp); err != nil {
+			return err
+		}
+		if len(resp.Results) != len(req.Messages) {
+			return &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(req.Messages))}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SendResult, len(msgs))
+	var firstErr error
+	for i, r := range resp.Results {
+		if r.ErrorCode != 0 && firstErr == nil {
+			firstErr = fmt.Errorf("message %d: %w", i, resultError(r))
+		}
+		out[i] = makeResult(req.Messages[i], q.Group, r)
+	}
+	return out, firstErr
+}
+
+// Close fails new sends with ErrClosed, waits (within ctx) for SendAsync
+// calls in progress, then stops the batchers and closes connections.
+// It is idempotent.
+func (p *Producer) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	err := p.Flush(ctx)
+	p.cancel()
+	p.wg.Wait()
+	p.pool.close()
+	return err
+}
+
+func (p *Producer) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// sendContext applies SendTimeout and ends when the producer closes.
+func (p *Producer) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.SendTimeout)
+	stop := context.AfterFunc(p.base, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// pick resolves msg's route and selects its queue. auto is true when the
+// topic does not exist yet and the send should create it.
+func (p *Producer) pick(ctx context.Context, msg *Message) (q Queue, auto bool, err error) {
+	allowAuto := p.cfg.AutoCreateQueues > 0
+	bo := newBackoff()
+	for {
+		tr, err := p.router.route(ctx, msg.Topic, allowAuto, routeMaxAge)
+		if err == nil {
+			queues := writableQueues(msg.Topic, tr, uint32(p.cfg.AutoCreateQueues))
+			if len(queues) > 0 {
+				return p.cfg.QueueSelector.Select(msg, queues), tr.auto, nil
+			}
+			err = fmt.Errorf("%w: no writable queue for topic %q", ErrNoLeader, msg.Topic)
+			p.router.invalidate(msg.Topic)
+		} else if classify(err) == failFatal {
+			return Queue{}, false, err
+		}
+		if !bo.wait(ctx) {
+			return Queue{}, false, budgetErr(ctx.Err(), err)
+		}
+	}
+}
+
+func writableQueues(topic string, tr *topicRoute, autoQueues uint32) []Queue {
+	var qs []Queue
+	for _, g := range tr.groups {
+		if g.Perm != 0 && g.Perm&permWrite == 0 {
+			continue
+		}
+		n := g.Queues
+		if tr.auto {
+			n = autoQueues
+		}
+		for i := uint32(0); i < n; i++ {
+			qs = append(qs, Queue{Topic: topic, Group: g.Group, QueueID: i})
+		}
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].less(qs[j]) })
+	return qs
+}
+
+// Topic permission bits (RocketMQ PermName).
+const (
+	permRead  = 4
+	permWrite = 2
+)
+
+func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendResult, error) {
+	q, auto, err := p.pick(ctx, msg)
+	if err != nil {
+		return SendResult{}, err
+	}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, time.Now()), auto: auto, done: make(chan sendOutcome, 1)}
+	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
+	var res wire.SendResult
+	err = p.router.withLeader(ctx, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) error {
+		b, err := p.batcher(addr)
+		if err != nil {
+			return err
+		}
+		out, err := b.submit(ctx, it)
+		if err != nil {
+			return err
+		}
+		res = out
+		return nil
+	})
+	if err != nil {
+		return SendResult{}, err
+	}
+	return makeResult(it.msg, q.Group, res), nil
+}
+
+func makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
+	return SendResult{
+		MsgID:       FormatMsgID(m.ID),
+		Topic:       m.Topic,
+		Group:       group,
+		QueueID:     r.QueueID,
+		QueueOffset: r.QueueOffset,
+		StoreTime:   time.UnixMilli(r.StoreTime),
+	}
+}
+
+func resultError(r wire.SendResult) error {
+	return &Error{Code: r.ErrorCode, Retriable: wire.Info(r.ErrorCode).Retriable, Message: r.Error}
+}
+
+func remainingMillis(ctx context.Context) int64 {
+	if d, ok := ctx.Deadline(); ok {
+		if ms := time.Until(d).Milliseconds(); ms > 0 {
+			return ms
+		}
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,443 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+const (
+	// routeMaxAge is how long a topic route is trusted (RocketMQ polls
+	// the NameServer every 30s).
+	routeMaxAge = 30 * time.Second
+	// autoRouteMaxAge is how long a "default" route (topic not created
+	// yet) is trusted before asking again whether the topic now exists.
+	autoRouteMaxAge = time.Second
+	// clusterMinInterval rate-limits leader look-ups at the NameServer
+	// when many goroutines find the leader unknown at once.
+	clusterMinInterval = 20 * time.Millisecond
+)
+
+// router caches topic routes and what the client believes about each
+// broker group's leader, and runs the retry loop that finds the leader.
+// Sources of leader knowledge, in order of trust: a NotLeader answer's
+// hint, the NameServer (topic routes and cluster info, by term), and
+// probing the group's other nodes when the leader is unreachable.
+type router struct {
+	namesrvs []string
+	pool     *pool
+	log      hclog.Logger
+
+	mu           sync.Mutex
+	nsNext       int
+	topics       map[string]*topicRoute
+	groups       map[string]*groupState
+	clusterFetch time.Time
+}
+
+type topicRoute struct {
+	groups  []wire.GroupRoute
+	auto    bool // the topic does not exist yet: Groups are candidates for auto-create
+	fetched time.Time
+}
+
+type groupState struct {
+	leader     string // "" while unknown
+	term       uint64
+	nodes      []string // every known client address of the group
+	next       int      // probe cursor over nodes
+	failed     string   // last leader address that failed at transport level
+	failedTerm uint64
+}
+
+func newRouter(namesrvs []string, p *pool, log hclog.Logger) *router {
+	return &router{
+		namesrvs: namesrvs,
+		pool:     p,
+		log:      log,
+		topics:   make(map[string]*topicRoute),
+		groups:   make(map[string]*groupState),
+	}
+}
+
+// nsCall sends one request to the first NameServer that answers.
+func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
+	r.mu.Lock()
+	start := r.nsNext
+	r.mu.Unlock()
+	var lastErr error
+	for i := range r.namesrvs {
+		idx := (start + i) % len(r.namesrvs)
+		err := r.pool.call(ctx, r.namesrvs[idx], code, req, resp)
+		if err == nil || !isTransport(err) {
+			r.mu.Lock()
+			r.nsNext = idx
+			r.mu.Unlock()
+			return err
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("client: no NameServer reachable: %w", lastErr)
+}
+
+// route returns topic's route, from cache when younger than maxAge. With
+// auto set, an unknown topic yields the NameServer's default route
+// (auto=true, every group with Queues=0); otherwise ErrTopicNotFound.
+func (r *router) route(ctx context.Context, topic string, auto bool, maxAge time.Duration) (*topicRoute, error) {
+	r.mu.Lock()
+	tr := r.topics[topic]
+	r.mu.Unlock()
+	if tr != nil && (auto || !tr.auto) {
+		age := time.Since(tr.fetched)
+		if age < maxAge && (!tr.auto || age < autoRouteMaxAge) {
+			return tr, nil
+		}
+	}
+	var info wire.RouteInfo
+	err := r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic}, &info)
+	isAuto := false
+	if errors.Is(err, ErrTopicNotFound) && auto {
+		info = wire.RouteInfo{}
+		err = r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic, Default: true}, &info)
+		isAuto = true
+	}
+	if err != nil {
+		if errors.Is(err, ErrTopicNotFound) {
+			r.mu.Lock()
+			delete(r.topics, topic)
+			r.mu.Unlock()
+			return nil, &Error{Code: wire.CodeTopicNotFound, Message: fmt.Sprintf("topic %q", topic)}
+		}
+		return nil, err
+	}
+	if !isAuto {
+		// A real route may still list no queues while the NameServer
+		// hears of a just-created topic; treat it as auto.
+		n := 0
+		for _, g := range info.Groups {
+			n += int(g.Queues)
+		}
+		isAuto = n == 0
+		if isAuto && !auto {
+			return nil, &Error{Code: wire.CodeTopicNotFound, Message: fmt.Sprintf("topic %q has no queues", topic)}
+		}
+	}
+	tr = &topicRoute{groups: info.Groups, auto: isAuto, fetched: time.Now()}
+	r.mu.Lock()
+	r.topics[topic] = tr
+	for _, g := range info.Groups {
+		r.learnLocked(g.Group, g.Leader, g.Term, g.Followers)
+	}
+	r.mu.Unlock()
+	return tr, nil
+}
+
+// invalidate drops topic's cached route.
+func (r *router) invalidate(topic string) {
+	r.mu.Lock()
+	delete(r.topics, topic)
+	r.mu.Unlock()
+}
+
+func (r *router) learnLocked(group string, leader *wire.NodeRoute, term uint64, followers []wire.NodeRoute) {
+	st := r.groups[group]
+	if st == nil {
+		st = &groupState{}
+		r.groups[group] = st
+	}
+	var nodes []string
+	if leader != nil && leader.Addr != "" {
+		nodes = append(nodes, leader.Addr)
+	}
+	for _, f := range followers {
+		if f.Addr != "" {
+			nodes = append(nodes, f.Addr)
+		}
+	}
+	if len(nodes) > 0 {
+		st.nodes = mergeAddrs(st.nodes, nodes)
+	}
+	if leader == nil || leader.Addr == "" || term < st.term {
+		return
+	}
+	if leader.Addr == st.failed && term <= st.failedTerm {
+		return // the NameServer has not noticed the dead leader yet
+	}
+	if term > st.term || st.leader == "" {
+		st.leader = leader.Addr
+		st.term = term
+	}
+}
+
+func mergeAddrs(old, add []string) []string {
+	out := append([]string(nil), old...)
+	for _, a := range add {
+		found := false
+		for _, o := range out {
+			if o == a {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// refreshLeaders asks the NameServer for the cluster's nodes and learns
+// every group's leader (highest-term non-stale node with role leader).
+func (r *router) refreshLeaders(ctx context.Context) error {
+	r.mu.Lock()
+	if time.Since(r.clusterFetch) < clusterMinInterval {
+		r.mu.Unlock()
+		return nil
+	}
+	r.clusterFetch = time.Now()
+	r.mu.Unlock()
+	var ci wire.ClusterInfo
+	if err := r.nsCall(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
+		return err
+	}
+	type best struct {
+		leader *wire.NodeRoute
+		term   uint64
+		nodes  []wire.NodeRoute
+	}
+	groups := make(map[string]*best)
+	for _, n := range ci.Nodes {
+		b := groups[n.Group]
+		if b == nil {
+			b = &best{}
+			groups[n.Group] = b
+		}
+		b.nodes = append(b.nodes, wire.NodeRoute{NodeID: n.NodeID, Addr: n.Addr})
+		if n.Role == "leader" && !n.StaleLeader && n.Term >= b.term {
+			b.leader = &wire.NodeRoute{NodeID: n.NodeID, Addr: n.Addr}
+			b.term = n.Term
+		}
+	}
+	r.mu.Lock()
+	for g, b := range groups {
+		r.learnLocked(g, b.leader, b.term, b.nodes)
+	}
+	r.mu.Unlock()
+	return nil
+}
+
+// leaderAddr returns where to send a leader-only request to group: the
+// believed leader, or else the next node to probe ("" if none known).
+func (r *router) leaderAddr(group string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.groups[group]
+	if st == nil {
+		return ""
+	}
+	if st.leader != "" {
+		return st.leader
+	}
+	return st.probeLocked()
+}
+
+func (st *groupState) probeLocked() string {
+	n := len(st.nodes)
+	for i := 0; i < n; i++ {
+		a := st.nodes[st.next%n]
+		st.next++
+		if a != st.failed || n == 1 {
+			return a
+		}
+	}
+	return ""
+}
+
+// readAddr returns a node to read from: the leader when known, else any
+// node of the group, rotating after failures.
+func (r *router) readAddr(group string) string { return r.leaderAddr(group) }
+
+// groupKnown reports whether any node of group is known.
+func (r *router) groupKnown(group string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.groups[group]
+	return st != nil && len(st.nodes) > 0
+}
+
+// setLeader adopts a NotLeader hint.
+func (r *router) setLeader(group, addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.groups[group]
+	if st == nil {
+		st = &groupState{}
+		r.groups[group] = st
+	}
+	st.leader = addr
+	st.nodes = mergeAddrs(st.nodes, []string{addr})
+	if st.failed == addr {
+		st.failed = ""
+	}
+}
+
+// noteFailed records that addr could not be reached (or is not the
+// leader); the next leader-only request probes the other nodes.
+func (r *router) noteFailed(group, addr string, transport bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.groups[group]
+	if st == nil {
+		return
+	}
+	if st.leader == addr {
+		st.leader = ""
+		if transport {
+			st.failed = addr
+			st.failedTerm = st.term
+		}
+	}
+}
+
+// backoff is a short capped exponential backoff for leader look-ups.
+type backoff struct{ d, max time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 10 * time.Millisecond, max: 200 * time.Millisecond} }
+
+// wait sleeps for the current delay (or until ctx ends) and doubles it.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d *= 2
+	if b.d > b.max {
+		b.d = b.max
+	}
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func budgetErr(ctxErr, last error) error {
+	if last == nil {
+		return ctxErr
+	}
+	return fmt.Errorf("%w (last error: %w)", ctxErr, last)
+}
+
+// withLeader runs attempt against group's leader until it succeeds, ctx
+// ends, a non-retriable error comes back, or more than maxMaybe attempts
+// failed in a way that may have taken effect (timeouts, indeterminate
+// writes, connections lost mid-request). Failures where nothing happened
+// (connection refused, not leader, leader not ready) are retried for free
+// with a short backoff and leader rediscovery: a failover is invisible to
+// the caller as long as ctx lasts.
+func (r *router) withLeader(ctx context.Context, group string, maxMaybe int, attempt func(ctx context.Context, addr string) error) error {
+	var lastErr error
+	maybe, redirects := 0, 0
+	bo := newBackoff()
+	for {
+		if err := ctx.Err(); err != nil {
+			return budgetErr(err, lastErr)
+		}
+		addr := r.leaderAddr(group)
+		if addr == "" {
+			if err := r.refreshLeaders(ctx); err != nil && lastErr == nil {
+				lastErr = err
+			}
+			if addr = r.leaderAddr(group); addr == "" {
+				if lastErr == nil {
+					lastErr = fmt.Errorf("%w: group %s", ErrNoLeader, group)
+				}
+				if !bo.wait(ctx) {
+					return budgetErr(ctx.Err(), lastErr)
+				}
+				continue
+			}
+		}
+		err := attempt(ctx, addr)
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		switch classify(err) {
+		case failFatal:
+			if ctx.Err() != nil {
+				return budgetErr(ctx.Err(), nil)
+			}
+			return err
+		case failRedirect:
+			var e *Error
+			errors.As(err, &e)
+			if e.LeaderHint != "" && e.LeaderHint != addr && redirects < 3 {
+				redirects++
+				r.setLeader(group, e.LeaderHint)
+				continue
+			}
+			redirects = 0
+			r.noteFailed(group, addr, false)
+		case failNotSent:
+			r.noteFailed(group, addr, isTransport(err))
+		case failMaybe:
+			maybe++
+			if maybe > maxMaybe {
+				return err
+			}
+			if isTransport(err) {
+				r.noteFailed(group, addr, true)
+			}
+		}
+		if !bo.wait(ctx) {
+			return budgetErr(ctx.Err(), lastErr)
+		}
+		if r.leaderAddr(group) == "" || classify(err) == failRedirect {
+			_ = r.refreshLeaders(ctx)
+		}
+	}
+}
+
+// callLeader is withLeader for a plain request/response.
+func (r *router) callLeader(ctx context.Context, group string, maxMaybe int, code uint16, req, resp any) error {
+	return r.withLeader(ctx, group, maxMaybe, func(ctx context.Context, addr string) error {
+		return r.pool.call(ctx, addr, code, req, resp)
+	})
+}
+
+// groupsOf lists the broker groups of the cluster (from the NameServer).
+func (r *router) clusterGroups(ctx context.Context) ([]string, error) {
+	var ci wire.ClusterInfo
+	if err := r.nsCall(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range ci.Nodes {
+		if !seen[n.Group] {
+			seen[n.Group] = true
+			out = append(out, n.Group)
+		}
+	}
+	sort.Strings(out)
+	r.mu.Lock()
+	for _, n := range ci.Nodes {
+		var leader *wire.NodeRoute
+		if n.Role == "leader" && !n.StaleLeader {
+			leader = &wire.NodeRoute{NodeID: n.NodeID, Addr: n.Addr}
+		}
+		r.learnLocked(n.Group, leader, n.Term, []wire.NodeRoute{{NodeID: n.NodeID, Addr: n.Addr}})
+	}
+	r.mu.Unlock()
+	return out, nil
+}
