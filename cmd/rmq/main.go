@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rmq:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole CLI; tests call it directly with their own writers.
+// Results go to stdout, logs and progress to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	app := &cli.App{
+		Name:      "rmq",
+		Usage:     "a RocketMQ-style message broker whose Raft log is the CommitLog",
+		Writer:    stdout,
+		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "namesrv", Value: "127.0.0.1:9876", EnvVars: []string{"RMQ_NAMESRV"},
+				Usage: "NameServer address(es), comma-separated"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "time limit for one command's requests"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "result format: table or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"RMQ_LOG_LEVEL"}, Usage: "trace, debug, info, warn or error"},
+		},
+		Before: func(c *cli.Context) error {
+			if o := c.String("output"); o != "table" && o != "json" {
+				return fmt.Errorf("--output %q: use table or json", o)
+			}
+			return nil
+		},
+		Commands:        commands(),
+		HideHelpCommand: true,
+		// Errors are printed once, by main; usage errors say what is wrong.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w (see 'rmq %s --help')", err, c.Command.FullName())
+		},
+	}
+	err := app.RunContext(ctx, args)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // Ctrl-C is a normal way to stop a server or consumer
+	}
+	return err
+}
+
+func commands() []*cli.Command {
+	return []*cli.Command{
+		namesrvCommand(),
+		brokerCommand(),
+	}
+}

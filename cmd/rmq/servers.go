@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/rmq-dev/rmq/broker"
+	"github.com/rmq-dev/rmq/namesrv"
+)
+
+// rootLogger is the one root logger of a server process; packages name
+// their sub-loggers (rmq.namesrv, rmq.raft, rmq.fsm, ...).
+func rootLogger(c *cli.Context) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   "rmq",
+		Level:  hclog.LevelFromString(c.String("log-level")),
+		Output: c.App.ErrWriter,
+	})
+}
+
+func namesrvCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "namesrv",
+		Usage: "run a NameServer (route registry)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:9876", Usage: "address to serve on"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := namesrv.DefaultConfig()
+			cfg.Listen = c.String("listen")
+			cfg.Logger = rootLogger(c)
+			s, err := namesrv.New(cfg)
+			if err != nil {
+				return err
+			}
+			cfg.Logger.Info("namesrv serving", "addr", s.Addr())
+			return s.Run(c.Context)
+		},
+	}
+}
+
+func brokerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "broker",
+		Usage: "run a broker node (one member of a Raft group)",
+		Description: "Settings come from --config (TOML, see README) and are overridden by flags.\n" +
+			"Example: rmq broker --id n0 --data data/n0 --listen 127.0.0.1:10911 --raft 127.0.0.1:10912 \\\n" +
+			"  --peers n0=127.0.0.1:10912,n1=127.0.0.1:10922,n2=127.0.0.1:10932 --bootstrap",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "TOML config file"},
+			&cli.StringFlag{Name: "id", Usage: "node ID (Raft server ID)"},
+			&cli.StringFlag{Name: "cluster", Usage: "cluster name (default rmq)"},
+			&cli.StringFlag{Name: "group", Usage: "broker group name (default broker-a)"},
+			&cli.StringFlag{Name: "data", Usage: "data directory"},
+			&cli.StringFlag{Name: "listen", Usage: "client address (default 127.0.0.1:10911)"},
+			&cli.StringFlag{Name: "advertise", Usage: "client address published to clients (default: --listen)"},
+			&cli.StringFlag{Name: "raft", Usage: "Raft address (default 127.0.0.1:10912)"},
+			&cli.StringFlag{Name: "raft-advertise", Usage: "Raft address peers dial (default: --raft)"},
+			&cli.StringFlag{Name: "peers", Usage: "initial voters id=raftaddr,... (with --bootstrap)"},
+			&cli.BoolFlag{Name: "bootstrap", Usage: "create the group's initial configuration if this node has no state"},
+			&cli.StringFlag{Name: "flush", Usage: "CommitLog flush mode: sync or async (default sync)"},
+		},
+		Action: func(c *cli.Context) error {
+			fc := defaultFileConfig()
+			if path := c.String("config"); path != "" {
+				var err error
+				if fc, err = loadFileConfig(path); err != nil {
+					return err
+				}
+			}
+			applyBrokerFlags(c, &fc)
+			cfg, err := fc.brokerConfig()
+			if err != nil {
+				return err
+			}
+			if cfg.NameServers == nil {
+				cfg.NameServers = splitList(c.String("namesrv"))
+			}
+			cfg.Logger = rootLogger(c).Named("broker")
+			return runBroker(c, cfg)
+		},
+	}
+}
+
+func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
+	set := func(name string, dst *string) {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	set("id", &fc.NodeID)
+	set("cluster", &fc.Cluster)
+	set("group", &fc.Group)
+	set("data", &fc.DataDir)
+	set("listen", &fc.Listen)
+	set("advertise", &fc.Advertise)
+	set("raft", &fc.RaftListen)
+	set("raft-advertise", &fc.RaftAdvertise)
+	set("flush", &fc.Flush)
+	if c.IsSet("peers") {
+		fc.Peers = splitList(c.String("peers"))
+	}
+	if c.IsSet("bootstrap") {
+		fc.Bootstrap = c.Bool("bootstrap")
+	}
+	if c.IsSet("namesrv") {
+		fc.NameServers = splitList(c.String("namesrv"))
+	}
+}
+
+func runBroker(c *cli.Context, cfg broker.Config) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	n, err := broker.New(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("broker serving", "node", cfg.NodeID, "group", cfg.Group, "addr", n.ClientAddr(), "data", cfg.DataDir)
+	<-c.Context.Done()
+	cfg.Logger.Info("shutting down: transferring leadership first")
+	ctx, cancel := contextWithTimeout(c.Duration("timeout"))
+	defer cancel()
+	return n.Close(ctx)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
