@@ -41,6 +41,8 @@
 // ExpiryFactor x its announced heartbeat; 30s if it announces none), at
 // once when the connection of its latest registration closes (an older
 // connection closing does nothing), and at once on UnregisterBroker.
+// wire.Serve runs the close hook after that connection's handlers have
+// returned, so no registration on a closed connection can follow it.
 // Every query first drops overdue nodes, so answers never include one;
 // the sweeper only makes expiry (and its log line) timely when idle.
 // Registrations, changes of role/term/address, leader changes and
