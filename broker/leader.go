@@ -60,9 +60,16 @@ func (n *Node) leaderSession(ctx context.Context) {
 		if err == nil {
 			break
 		}
-		n.log.Warn("leader barrier failed", "error", err)
 		if ctx.Err() != nil || n.raft.State() != raft.Leader {
 			return
+		}
+		// A transfer in progress or a slow quorum: try again shortly, not
+		// in a tight loop.
+		n.log.Debug("leader barrier failed", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.cfg.HeartbeatTimeout / 4):
 		}
 	}
 	n.leaderMu.Lock()

@@ -224,6 +224,14 @@ func (n *Node) Close(ctx context.Context) error {
 	return n.closeErr
 }
 
+// Shutdown stops the node cleanly without handing leadership over: for
+// stopping a whole group, where a transfer would only bounce leadership
+// between nodes that are all going away. Idempotent with Close and Abort.
+func (n *Node) Shutdown() error {
+	n.closeOnce.Do(func() { n.closeErr = n.shutdown(true) })
+	return n.closeErr
+}
+
 // Abort stops the node abruptly, as a crash would: no leadership transfer,
 // no final consume-queue sync. Peers see its transport vanish at once.
 // For failure tests and drills.

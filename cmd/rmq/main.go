@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 func commands() []*cli.Command {
 	return []*cli.Command{
+		devCommand(),
 		namesrvCommand(),
 		brokerCommand(),
 	}
