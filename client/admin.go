@@ -1,0 +1,403 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+// Admin manages topics, groups and the cluster. Safe for concurrent use.
+type Admin struct {
+	cfg    AdminConfig
+	log    hclog.Logger
+	pool   *pool
+	router *router
+}
+
+// NewAdmin validates cfg and returns an Admin. It does no I/O.
+func NewAdmin(cfg AdminConfig) (*Admin, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Admin{cfg: cfg, log: cfg.Logger.Named("admin"), pool: newPool()}
+	a.router = newRouter(cfg.NameServers, a.pool, a.log)
+	return a, nil
+}
+
+// Close closes the Admin's connections. Idempotent.
+func (a *Admin) Close() error {
+	a.pool.close()
+	return nil
+}
+
+func (a *Admin) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, a.cfg.Timeout)
+}
+
+// TopicSpec describes a topic to create or update.
+type TopicSpec struct {
+	Name   string
+	Queues uint32 // default 8 (mqadmin updateTopic)
+	Perm   uint8  // RocketMQ perm bits: 4 read, 2 write; default 6
+	// Group is the broker group to create the topic on; empty means every
+	// group of the cluster.
+	Group string
+}
+
+// TopicInfo describes a topic on one broker group.
+type TopicInfo struct {
+	Name      string
+	Group     string
+	Queues    uint32
+	Perm      uint8
+	CreatedAt time.Time
+}
+
+func (s TopicSpec) request() (wire.TopicRequest, error) {
+	if err := ValidateTopic(s.Name); err != nil {
+		return wire.TopicRequest{}, err
+	}
+	if s.Queues == 0 {
+		s.Queues = 8
+	}
+	if s.Perm == 0 {
+		s.Perm = permRead | permWrite
+	}
+	return wire.TopicRequest{Name: s.Name, Queues: s.Queues, Perm: s.Perm}, nil
+}
+
+func (a *Admin) targetGroups(ctx context.Context, group string) ([]string, error) {
+	if group != "" {
+		if _, err := a.router.clusterGroups(ctx); err != nil {
+			return nil, err
+		}
+		return []string{group}, nil
+	}
+	gs, err := a.router.clusterGroups(ctx)
+	if err == nil && len(gs) == 0 {
+		err = errors.New("client: no broker group registered")
+	}
+	return gs, err
+}
+
+// CreateTopic creates a topic on one or every broker group.
+func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) ([]TopicInfo, error) {
+	return a.topicOp(ctx, wire.CodeCreateTopic, spec)
+}
+
+// UpdateTopic changes a topic's queue count or permission.
+func (a *Admin) UpdateTopic(ctx context.Context, spec TopicSpec) ([]TopicInfo, error) {
+	return a.topicOp(ctx, wire.CodeUpdateTopic, spec)
+}
+
+func (a *Admin) topicOp(ctx context.Context, code uint16, spec TopicSpec) ([]TopicInfo, error) {
+	req, err := spec.request()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, spec.Group)
+	if err != nil {
+		return nil, err
+	}
+	var out []TopicInfo
+	for _, g := range groups {
+		var ti wire.TopicInfo
+		if err := a.router.callLeader(ctx, g, 1, code, req, &ti); err != nil {
+			return out, fmt.Errorf("broker group %s: %w", g, err)
+		}
+		out = append(out, topicInfo(g, ti))
+	}
+	return out, nil
+}
+
+func topicInfo(g string, ti wire.TopicInfo) TopicInfo {
+	t := TopicInfo{Name: ti.Name, Group: g, Queues: ti.Queues, Perm: ti.Perm}
+	if ti.CreatedAt != 0 {
+		t.CreatedAt = time.UnixMilli(ti.CreatedAt)
+	}
+	return t
+}
+
+// DeleteTopic deletes a topic from every broker group that has it.
+func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
+	if err := ValidateTopic(name); err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, "")
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, g := range groups {
+		err := a.router.callLeader(ctx, g, 1, wire.CodeDeleteTopic, wire.TopicRequest{Name: name}, nil)
+		switch {
+		case err == nil:
+			found = true
+		case errors.Is(err, ErrTopicNotFound):
+		default:
+			return fmt.Errorf("broker group %s: %w", g, err)
+		}
+	}
+	if !found {
+		return &Error{Code: wire.CodeTopicNotFound, Message: fmt.Sprintf("topic %q", name)}
+	}
+	return nil
+}
+
+// ListTopics lists every topic of every broker group.
+func (a *Admin) ListTopics(ctx context.Context) ([]TopicInfo, error) {
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []TopicInfo
+	for _, g := range groups {
+		var tl wire.TopicList
+		if err := a.router.callLeader(ctx, g, 1, wire.CodeListTopics, wire.Empty{}, &tl); err != nil {
+			return nil, fmt.Errorf("broker group %s: %w", g, err)
+		}
+		for _, t := range tl.Topics {
+			out = append(out, topicInfo(g, t))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Group < out[j].Group
+	})
+	return out, nil
+}
+
+// QueueStatus is one queue's offsets.
+type QueueStatus struct {
+	Queue         Queue
+	MinOffset     uint64
+	MaxOffset     uint64 // next offset to be assigned
+	LastStoreTime time.Time
+}
+
+// TopicStatus returns min/max offsets of every queue of a topic.
+func (a *Admin) TopicStatus(ctx context.Context, topic string) ([]QueueStatus, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	tr, err := a.router.route(ctx, topic, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []QueueStatus
+	for _, g := range tr.groups {
+		var st wire.TopicStatus
+		if err := a.router.callLeader(ctx, g.Group, 1, wire.CodeTopicStatus, wire.TopicRequest{Name: topic}, &st); err != nil {
+			return nil, fmt.Errorf("broker group %s: %w", g.Group, err)
+		}
+		for _, q := range st.Queues {
+			qs := QueueStatus{Queue: Queue{Topic: topic, Group: g.Group, QueueID: q.QueueID}, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset}
+			if q.LastStoreTime != 0 {
+				qs.LastStoreTime = time.UnixMilli(q.LastStoreTime)
+			}
+			out = append(out, qs)
+		}
+	}
+	return out, nil
+}
+
+// ListGroups lists the consumer groups known to any broker group.
+func (a *Admin) ListGroups(ctx context.Context) ([]string, error) {
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, g := range groups {
+		var gl wire.GroupList
+		if err := a.router.callLeader(ctx, g, 1, wire.CodeListGroups, wire.Empty{}, &gl); err != nil {
+			return nil, fmt.Errorf("broker group %s: %w", g, err)
+		}
+		for _, name := range gl.Groups {
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// GroupQueue is a consumer group's progress on one queue.
+type GroupQueue struct {
+	Queue          Queue
+	BrokerOffset   uint64 // queue max offset
+	ConsumerOffset uint64
+	Lag            uint64
+	Owner          string // client holding the queue lock, if any
+}
+
+// GroupDescription is a consumer group's members and progress.
+type GroupDescription struct {
+	Group   string
+	Mode    string
+	Members []string
+	Queues  []GroupQueue
+}
+
+// DescribeGroup returns a consumer group's members and per-queue lag,
+// merged over every broker group.
+func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescription, error) {
+	if err := ValidateGroup(group); err != nil {
+		return GroupDescription{}, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, "")
+	if err != nil {
+		return GroupDescription{}, err
+	}
+	out := GroupDescription{Group: group}
+	members := map[string]bool{}
+	for _, g := range groups {
+		var d wire.GroupDescription
+		if err := a.router.callLeader(ctx, g, 1, wire.CodeDescribeGroup, wire.DescribeGroupRequest{Group: group}, &d); err != nil {
+			return GroupDescription{}, fmt.Errorf("broker group %s: %w", g, err)
+		}
+		if d.Mode != "" {
+			out.Mode = d.Mode
+		}
+		for _, m := range d.Members {
+			members[m] = true
+		}
+		for _, q := range d.Queues {
+			out.Queues = append(out.Queues, GroupQueue{
+				Queue:        Queue{Topic: q.Topic, Group: g, QueueID: q.QueueID},
+				BrokerOffset: q.BrokerOffset, ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner,
+			})
+		}
+	}
+	for m := range members {
+		out.Members = append(out.Members, m)
+	}
+	sort.Strings(out.Members)
+	sort.Slice(out.Queues, func(i, j int) bool { return out.Queues[i].Queue.less(out.Queues[j].Queue) })
+	return out, nil
+}
+
+// ResetOffsets moves group's offsets of topic, in every queue, to the
+// first message stored at or after t. Running members notice within a
+// heartbeat and restart from the new offsets.
+func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, t time.Time) (map[Queue]uint64, error) {
+	if err := ValidateGroup(group); err != nil {
+		return nil, err
+	}
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	tr, err := a.router.route(ctx, topic, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[Queue]uint64)
+	for _, g := range tr.groups {
+		var resp wire.ResetOffsetsResponse
+		err := a.router.callLeader(ctx, g.Group, 1, wire.CodeResetOffsets,
+			wire.ResetOffsetsRequest{Group: group, Topic: topic, Timestamp: t.UnixMilli()}, &resp)
+		if err != nil {
+			return nil, fmt.Errorf("broker group %s: %w", g.Group, err)
+		}
+		for _, o := range resp.Offsets {
+			out[Queue{Topic: o.Topic, Group: g.Group, QueueID: o.QueueID}] = o.Offset
+		}
+	}
+	return out, nil
+}
+
+// NodeStatus is one broker node as the NameServer last heard it.
+type NodeStatus struct {
+	wire.NodeStatus
+	StaleLeader bool
+	Age         time.Duration // since its last registration
+	// Lag is the leader's applied index minus this node's (0 for the
+	// leader and when no leader is known).
+	Lag uint64
+}
+
+// GroupStatus is one broker group's Raft state.
+type GroupStatus struct {
+	Group        string
+	Leader       string // node id, "" if none
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	Nodes        []NodeStatus
+}
+
+// ClusterStatus returns every broker group's leader, term, indexes and
+// per-follower lag, from the NameServer.
+func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	var ci wire.ClusterInfo
+	if err := a.router.nsCall(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
+		return nil, err
+	}
+	byGroup := map[string]*GroupStatus{}
+	var order []string
+	for _, n := range ci.Nodes {
+		gs := byGroup[n.Group]
+		if gs == nil {
+			gs = &GroupStatus{Group: n.Group}
+			byGroup[n.Group] = gs
+			order = append(order, n.Group)
+		}
+		gs.Nodes = append(gs.Nodes, NodeStatus{NodeStatus: n.NodeStatus, StaleLeader: n.StaleLeader, Age: time.Duration(n.AgeMillis) * time.Millisecond})
+		if n.Role == "leader" && !n.StaleLeader && n.Term >= gs.Term {
+			gs.Leader, gs.Term, gs.CommitIndex, gs.AppliedIndex = n.NodeID, n.Term, n.CommitIndex, n.AppliedIndex
+		}
+	}
+	sort.Strings(order)
+	out := make([]GroupStatus, 0, len(order))
+	for _, g := range order {
+		gs := byGroup[g]
+		for i := range gs.Nodes {
+			if gs.Leader != "" && gs.AppliedIndex > gs.Nodes[i].AppliedIndex {
+				gs.Nodes[i].Lag = gs.AppliedIndex - gs.Nodes[i].AppliedIndex
+			}
+		}
+		out = append(out, *gs)
+	}
+	return out, nil
+}
+
+// TransferLeadership asks group's leader to hand leadership to node id
+// toNode (or the most up-to-date follower if empty).
+func (a *Admin) TransferLeadership(ctx context.Context, group, toNode string) error {
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	if _, err := a.router.clusterGroups(ctx); err != nil {
+		return err
+	}
+	return a.router.callLeader(ctx, group, 0, wire.CodeTransfer, wire.TransferRequest{To: toNode}, nil)
+}

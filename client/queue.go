@@ -1,0 +1,474 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rmq-dev/rmq/client/wire"
+)
+
+const (
+	// releaseWait bounds how long a queue taken away by rebalance waits
+	// for Poll users to commit batches already delivered.
+	releaseWait = 30 * time.Second
+	// orderlyLockValid is how long after its last renewal an Orderly
+	// consumer trusts its queue lock (RocketMQ client: 30s; broker 60s).
+	orderlyLockValid = 30 * time.Second
+	// pullSlack is added to the long-poll wait for the pull's own timeout.
+	pullSlack = 5 * time.Second
+)
+
+// queueRun is one owned queue. Its goroutine (run) pulls and delivers;
+// the rebalancer and Commit touch the fields under mu.
+type queueRun struct {
+	c      *Consumer
+	q      Queue
+	filter TagExpression
+
+	stopPull context.Context // cancelled to stop pulling
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when run returns
+
+	mu        sync.Mutex
+	release   bool   // on stop: commit and unlock
+	gen       uint64 // bumped by offset resets; stale commits are ignored
+	reset     bool   // re-read the committed offset before the next pull
+	next      uint64 // next pull offset
+	consumed  uint64 // offset after the last consumed message
+	hasCons   bool
+	committed uint64
+	hasComm   bool
+	delivered uint64 // offset after the last delivered batch (Poll mode)
+	lockedAt  time.Time
+	pullStop  context.CancelFunc // interrupts the pull in progress (reset)
+	commitCh  chan struct{} // signalled (buffer 1) by markConsumed
+}
+
+func (c *Consumer) startQueue(q Queue) *queueRun {
+	ctx, cancel := context.WithCancel(c.base)
+	qr := &queueRun{
+		c: c, q: q, filter: c.subs[q.Topic],
+		stopPull: ctx, cancel: cancel,
+		done:     make(chan struct{}),
+		lockedAt: time.Now(),
+		commitCh: make(chan struct{}, 1),
+	}
+	c.queues[q] = qr
+	c.queueWG.Add(1)
+	go func() {
+		defer c.queueWG.Done()
+		defer close(qr.done)
+		qr.run()
+	}()
+	return qr
+}
+
+// requestStop ends the queue; with release it commits and unlocks first.
+func (qr *queueRun) requestStop(release bool) {
+	qr.mu.Lock()
+	qr.release = qr.release || release
+	qr.mu.Unlock()
+	qr.cancel()
+}
+
+func (qr *queueRun) requestReset() {
+	qr.mu.Lock()
+	qr.reset = true
+	qr.gen++
+	qr.hasCons = false
+	if qr.pullStop != nil {
+		qr.pullStop()
+	}
+	qr.mu.Unlock()
+}
+
+// markConsumed records that everything before next is consumed (if gen
+// still matches) and reports whether the queue has something to commit.
+func (qr *queueRun) markConsumed(gen, next uint64) bool {
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	if gen != qr.gen {
+		return false
+	}
+	if !qr.hasCons || next > qr.consumed {
+		qr.consumed, qr.hasCons = next, true
+	}
+	select {
+	case qr.commitCh <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// toCommit returns the offset to commit, if it moved.
+func (qr *queueRun) toCommit() (uint64, bool) {
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	if !qr.hasCons || qr.hasComm && qr.committed == qr.consumed {
+		return 0, false
+	}
+	return qr.consumed, true
+}
+
+func (qr *queueRun) markCommitted(off uint64) {
+	qr.mu.Lock()
+	qr.committed, qr.hasComm = off, true
+	qr.mu.Unlock()
+}
+
+func (qr *queueRun) run() {
+	c := qr.c
+	log := c.log.With("queue", qr.q.String())
+	defer qr.finish()
+	if !qr.init(log) {
+		return
+	}
+	bo := newBackoff()
+	bo.max = time.Second
+	var lastErrCode uint16
+	for qr.stopPull.Err() == nil {
+		qr.mu.Lock()
+		reset, off, gen := qr.reset, qr.next, qr.gen
+		qr.mu.Unlock()
+		if reset {
+			if !qr.init(log) {
+				return
+			}
+			continue
+		}
+		pctx, pcancel := context.WithCancel(qr.stopPull)
+		qr.mu.Lock()
+		qr.pullStop = pcancel
+		qr.mu.Unlock()
+		resp, err := c.pull(pctx, qr.q, qr.filter, off)
+		pcancel()
+		qr.mu.Lock()
+		qr.pullStop = nil
+		stale := qr.gen != gen
+		qr.mu.Unlock()
+		if stale {
+			continue // offsets were reset during the pull
+		}
+		if err != nil {
+			if qr.stopPull.Err() != nil {
+				return
+			}
+			var e *Error
+			if errors.As(err, &e) && e.Code == wire.CodeOffsetMoved {
+				log.Info("offset moved", "offset", off, "min-offset", e.MinOffset)
+				qr.setNext(gen, e.MinOffset)
+				continue
+			}
+			if errors.As(err, &e) && !e.Retriable && e.Code != lastErrCode {
+				lastErrCode = e.Code
+				log.Warn("pull failed", "error", err)
+				qr.deliverErr(err)
+			} else {
+				log.Debug("pull failed", "error", err)
+			}
+			bo.wait(qr.stopPull)
+			continue
+		}
+		bo = newBackoff()
+		bo.max = time.Second
+		lastErrCode = 0
+		msgs := c.convert(qr.q, qr.filter, resp.Messages)
+		if len(msgs) == 0 {
+			// Only filtered messages (or none): advance; commit the skip
+			// if nothing delivered is outstanding.
+			qr.mu.Lock()
+			if qr.gen == gen && resp.NextOffset > qr.next {
+				qr.next = resp.NextOffset
+				if !qr.outstandingLocked() {
+					qr.consumed, qr.hasCons = resp.NextOffset, true
+					qr.delivered = resp.NextOffset
+				}
+			}
+			qr.mu.Unlock()
+			continue
+		}
+		c.markSeen(qr.q, msgs)
+		if c.handler != nil {
+			if !qr.consume(gen, msgs, resp.NextOffset) {
+				return
+			}
+		} else if !qr.hand(gen, msgs, resp.NextOffset) {
+			return
+		}
+	}
+}
+
+// outstandingLocked reports whether Poll users hold delivered batches
+// not yet committed (push handlers run inline, so never).
+func (qr *queueRun) outstandingLocked() bool {
+	return qr.c.handler == nil && qr.hasCons && qr.consumed < qr.delivered
+}
+
+func (qr *queueRun) setNext(gen, off uint64) {
+	qr.mu.Lock()
+	if qr.gen == gen {
+		qr.next = off
+	}
+	qr.mu.Unlock()
+}
+
+// init reads the start offset, retrying until it succeeds or the queue
+// stops.
+func (qr *queueRun) init(log interface{ Warn(string, ...any) }) bool {
+	bo := newBackoff()
+	bo.max = time.Second
+	for {
+		off, fromCommitted, err := qr.c.startOffset(qr.stopPull, qr.q)
+		if err == nil {
+			qr.mu.Lock()
+			qr.reset = false
+			qr.next = off
+			qr.delivered = off
+			if fromCommitted {
+				qr.committed, qr.hasComm = off, true
+				qr.consumed, qr.hasCons = off, true
+			} else {
+				// Commit the position chosen by From at once, so a next
+				// owner starts here too and nothing is skipped.
+				qr.consumed, qr.hasCons = off, true
+				qr.hasComm = false
+			}
+			qr.mu.Unlock()
+			if !fromCommitted {
+				_ = qr.c.commitRuns(qr.stopPull, []*queueRun{qr})
+			}
+			return true
+		}
+		if qr.stopPull.Err() != nil {
+			return false
+		}
+		log.Warn("read start offset", "error", err)
+		if !bo.wait(qr.stopPull) {
+			return false
+		}
+	}
+}
+
+// consume runs the push handler on msgs until it succeeds. It returns
+// false if the consumer is closing hard.
+func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
+	c := qr.c
+	for attempt := 0; ; attempt++ {
+		if c.cfg.Orderly && !qr.waitLock() {
+			return false
+		}
+		for _, m := range msgs {
+			m.ReconsumeTimes = attempt
+		}
+		c.delivered.Add(uint64(len(msgs)))
+		if c.handler(c.base, msgs) == ConsumeSuccess {
+			qr.markConsumed(gen, next)
+			qr.setNext(gen, next)
+			return true
+		}
+		t := time.NewTimer(c.cfg.RetryBackoff)
+		select {
+		case <-t.C:
+		case <-qr.stopPull.Done():
+			t.Stop()
+			return false // not consumed: the next owner gets it
+		}
+	}
+}
+
+// waitLock blocks an Orderly queue while its lock may have expired.
+func (qr *queueRun) waitLock() bool {
+	for {
+		qr.mu.Lock()
+		ok := time.Since(qr.lockedAt) < orderlyLockValid
+		qr.mu.Unlock()
+		if ok || qr.c.cfg.Mode == Broadcasting {
+			return true
+		}
+		t := time.NewTimer(qr.c.cfg.HeartbeatInterval)
+		select {
+		case <-t.C:
+		case <-qr.stopPull.Done():
+			t.Stop()
+			return false
+		}
+	}
+}
+
+// hand gives msgs to Poll.
+func (qr *queueRun) hand(gen uint64, msgs []*MessageExt, next uint64) bool {
+	qb := QueueBatch{Queue: qr.q, Messages: msgs, run: qr, gen: gen, next: next}
+	select {
+	case qr.c.polled <- qb:
+		qr.c.delivered.Add(uint64(len(msgs)))
+		qr.mu.Lock()
+		if qr.gen == gen {
+			qr.delivered = next
+			qr.next = next
+		}
+		qr.mu.Unlock()
+		return true
+	case <-qr.stopPull.Done():
+		return false
+	}
+}
+
+func (qr *queueRun) deliverErr(err error) {
+	if qr.c.handler != nil {
+		return // logged; push handlers see only messages
+	}
+	select {
+	case qr.c.polled <- QueueBatch{Queue: qr.q, Err: err}:
+	case <-qr.stopPull.Done():
+	}
+}
+
+// finish runs when the queue stops: on release it waits for delivered
+// Poll batches to be committed (bounded), commits synchronously and
+// unlocks, then forgets the queue.
+func (qr *queueRun) finish() {
+	c := qr.c
+	qr.mu.Lock()
+	release := qr.release
+	qr.mu.Unlock()
+	if release && c.base.Err() == nil {
+		ctx, cancel := context.WithTimeout(c.base, releaseWait)
+		if c.handler == nil {
+			for {
+				qr.mu.Lock()
+				out := qr.outstandingLocked()
+				qr.mu.Unlock()
+				if !out {
+					break
+				}
+				select {
+				case <-qr.commitCh:
+				case <-ctx.Done():
+				}
+				if ctx.Err() != nil {
+					break
+				}
+			}
+		}
+		if err := c.commitRuns(ctx, []*queueRun{qr}); err != nil {
+			c.log.Warn("commit on release", "queue", qr.q.String(), "error", err)
+		}
+		if c.cfg.Mode == Clustering {
+			c.unlock(ctx, qr.q)
+		}
+		cancel()
+	}
+	c.mu.Lock()
+	if c.queues[qr.q] == qr {
+		delete(c.queues, qr.q)
+	}
+	c.mu.Unlock()
+}
+
+// convert turns pulled messages into MessageExt, re-checking the tag
+// filter (the broker filters too).
+func (c *Consumer) convert(q Queue, f TagExpression, in []wire.StoredMessage) []*MessageExt {
+	out := make([]*MessageExt, 0, len(in))
+	for i := range in {
+		if !f.Match(in[i].Tags) {
+			continue
+		}
+		m := fromStored(&in[i], q.Group)
+		m.Queue = q
+		out = append(out, m)
+	}
+	return out
+}
+
+// markSeen flags messages at offsets this consumer already delivered.
+func (c *Consumer) markSeen(q Queue, msgs []*MessageExt) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hi, ok := c.seen[q]
+	for _, m := range msgs {
+		if ok && m.QueueOffset < hi {
+			m.Redelivered = true
+			c.redelivered.Add(1)
+		}
+	}
+	if last := msgs[len(msgs)-1].QueueOffset + 1; !ok || last > hi {
+		c.seen[q] = last
+	}
+}
+
+// pull reads q from off on any replica (the leader when known).
+func (c *Consumer) pull(ctx context.Context, q Queue, f TagExpression, off uint64) (wire.PullResponse, error) {
+	addr := c.router.readAddr(q.Group)
+	if addr == "" {
+		if err := c.router.refreshLeaders(ctx); err != nil {
+			return wire.PullResponse{}, err
+		}
+		if addr = c.router.readAddr(q.Group); addr == "" {
+			return wire.PullResponse{}, ErrNoLeader
+		}
+	}
+	req := wire.PullRequest{
+		Topic: q.Topic, QueueID: q.QueueID, Offset: off,
+		MaxMessages: c.cfg.PullBatch, WaitMillis: c.cfg.LongPollWait.Milliseconds(),
+		Tags: f.String(),
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.LongPollWait+pullSlack)
+	defer cancel()
+	var resp wire.PullResponse
+	err := c.pool.call(cctx, addr, wire.CodePull, req, &resp)
+	if err != nil && ctx.Err() == nil {
+		if isTransport(err) || cctx.Err() != nil {
+			c.router.noteFailed(q.Group, addr, true)
+		}
+	}
+	return resp, err
+}
+
+// startOffset is where q starts: the group's committed offset, else
+// ConsumerConfig.From.
+func (c *Consumer) startOffset(ctx context.Context, q Queue) (off uint64, committed bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if c.local != nil {
+		if off, ok := c.local.get(q); ok {
+			return off, true, nil
+		}
+	} else {
+		var resp wire.QueryOffsetResponse
+		err := c.router.callLeader(ctx, q.Group, 1, wire.CodeQueryOffset,
+			wire.QueryOffsetRequest{Group: c.cfg.Group, Topic: q.Topic, QueueID: q.QueueID}, &resp)
+		if err != nil {
+			return 0, false, err
+		}
+		if resp.Found {
+			return resp.Offset, true, nil
+		}
+	}
+	switch c.cfg.From {
+	case FromFirst:
+		return 0, false, nil
+	case FromTimestamp:
+		var resp wire.QueryOffsetResponse
+		err := c.router.callLeader(ctx, q.Group, 1, wire.CodeSearchOffset,
+			wire.SearchOffsetRequest{Topic: q.Topic, QueueID: q.QueueID, Timestamp: c.cfg.FromTimestamp.UnixMilli()}, &resp)
+		if err == nil && resp.Found {
+			return resp.Offset, false, nil
+		}
+		if err != nil && classify(err) != failFatal {
+			return 0, false, err
+		}
+		// Nothing stored at or after the timestamp: start at the end.
+	}
+	var st wire.TopicStatus
+	if err := c.router.callLeader(ctx, q.Group, 1, wire.CodeTopicStatus, wire.TopicRequest{Name: q.Topic}, &st); err != nil {
+		return 0, false, err
+	}
+	for _, qs := range st.Queues {
+		if qs.QueueID == q.QueueID {
+			return qs.MaxOffset, false, nil
+		}
+	}
+	return 0, false, nil
+}
