@@ -1,0 +1,17 @@
+package client_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that Producers, Consumers, Admins and the clusters
+// they talk to stop every goroutine they started. Raft's transport
+// connection handlers of killed nodes are not ours (they end when the
+// peer's connection closes), so they are ignored.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/hashicorp/raft.(*NetworkTransport).handleConn"),
+	)
+}

@@ -1,0 +1,5 @@
+package client
+
+import "context"
+
+func errContextDeadline() error { return context.DeadlineExceeded }
