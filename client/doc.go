@@ -1,0 +1,87 @@
+// Package client is rmq's Go client: Producer, Consumer and Admin over the
+// wire protocol (package client/wire). It does not run servers.
+//
+// # Producing
+//
+//	p, err := client.NewProducer(client.ProducerConfig{NameServers: []string{"127.0.0.1:9876"}})
+//	defer p.Close(ctx)
+//	res, err := p.Send(ctx, &client.Message{Topic: "orders", Tags: "paid", Body: b, ShardingKey: orderID})
+//
+// Send returns after a quorum of the topic's broker group committed the
+// message. The SendTimeout (3s) is the budget of the whole call: leader
+// failover inside it is invisible. While no leader is reachable (connection
+// refused, NotLeader without a hint, NameServer still naming a dead leader)
+// the client probes the group's other nodes, follows NotLeader hints and
+// re-reads the NameServer with a 10-200ms backoff; only attempts that may
+// have reached a leader (timeout, lost connection, indeterminate) count
+// against Retries. Retrying those can store a duplicate with the same MsgID:
+// delivery is at least once. SendAsync/Flush, SendOneway (no answer, no
+// retry) and SendBatch (one topic, one queue, one request) complete the set.
+// Concurrent sends to one leader are coalesced: a goroutine per leader
+// address takes whatever queued while the previous SendRequest was in
+// flight (no linger), so a lone Send costs one round trip plus the commit.
+//
+// # Consuming: push
+//
+//	c, err := client.NewConsumer(client.ConsumerConfig{NameServers: ns, Group: "billing",
+//		Subscriptions: map[string]string{"orders": "paid || refunded"}})
+//	err = c.Start(ctx, func(ctx context.Context, msgs []*client.MessageExt) client.ConsumeResult {
+//		return client.ConsumeSuccess // or ConsumeRetryLater: same batch again after RetryBackoff
+//	})
+//	defer c.Close(ctx)
+//
+// # Consuming: pull
+//
+//	for batch, err := range c.Batches(ctx) {
+//		if err != nil {
+//			return err // ErrClosed or ctx
+//		}
+//		process(batch.Messages())
+//		if err := c.Commit(ctx, batch); err != nil { ... }
+//	}
+//
+// Commit is explicit and synchronous; nothing is committed for a Poll
+// user that does not call it.
+//
+// # Groups, rebalance and handoff
+//
+// Clustering (default): every HeartbeatInterval the consumer heartbeats
+// the leader of each broker group holding a subscribed topic, gets the
+// live members and allocates queues with AllocateAveragely. A queue is
+// consumed only while this member holds its broker-side lock
+// (LockQueues, renewed every round). A queue taken away is stopped,
+// its in-flight batch finishes, its offset is committed synchronously and
+// then it is unlocked; the new owner keeps asking for the lock each round
+// and starts from the committed offset. So members joining and leaving
+// without failures consume every message exactly once. After reaching a
+// new broker leader a member waits two rounds before moving queues, so
+// members re-registering after a failover do not shuffle queues. A reset
+// epoch higher than last seen (Admin.ResetOffsets) makes owned queues
+// re-read their committed offsets. Broadcasting: every member takes every
+// queue, without locks, with offsets in memory and OffsetDir.
+//
+// Messages of one queue reach the handler in offset order, one batch at a
+// time; different queues run concurrently. Orderly additionally stops
+// delivering a queue whose lock was not renewed for 30s. After a failover
+// consumption continues from in-memory positions (pulls go to any
+// replica when the leader is unknown); messages past the last commit may
+// be delivered again (MessageExt.Redelivered, ConsumerStats.Redelivered).
+//
+// # Goroutines
+//
+// Producer: one batcher per leader address (started on first use) and one
+// per SendAsync in progress; Close waits for SendAsync callbacks (within
+// ctx) and stops the batchers. Consumer: Start (or the first Poll) starts
+// the heartbeat/rebalance loop, the commit loop and one goroutine per
+// owned queue; Close stops the loops, releases every queue (commit,
+// unlock), sends LeaveGroup and waits for all of them. Each wire.Conn has
+// its reader goroutine, closed with the pool. Close is idempotent
+// everywhere; all methods are safe for concurrent use.
+//
+// # Errors
+//
+// Server errors are *Error{Code, Retriable, Message, LeaderHint}; errors.Is
+// matches them against the sentinels (ErrNotLeader, ErrTopicNotFound, ...)
+// by code. Context errors pass through; a budget that runs out returns the
+// context error wrapping the last failure.
+package client
