@@ -77,12 +77,13 @@ func createTopic(t *testing.T, c *e2e.Cluster, name string, queues uint32) {
 type recorder struct {
 	mu    sync.Mutex
 	count map[string]int
-	by    map[string]string // body -> consumer name (last)
+	by    map[string]string         // body -> consumer name (last)
+	pos   map[string]map[string]int // body -> "queue@offset" -> deliveries
 	total int
 }
 
 func newRecorder() *recorder {
-	return &recorder{count: map[string]int{}, by: map[string]string{}}
+	return &recorder{count: map[string]int{}, by: map[string]string{}, pos: map[string]map[string]int{}}
 }
 
 func (r *recorder) add(who string, msgs []*client.MessageExt) {
@@ -91,6 +92,10 @@ func (r *recorder) add(who string, msgs []*client.MessageExt) {
 	for _, m := range msgs {
 		r.count[string(m.Body)]++
 		r.by[string(m.Body)] = who
+		if r.pos[string(m.Body)] == nil {
+			r.pos[string(m.Body)] = map[string]int{}
+		}
+		r.pos[string(m.Body)][fmt.Sprintf("%v@%d", m.Queue, m.QueueOffset)]++
 		r.total++
 	}
 }
@@ -125,4 +130,19 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// dupKinds splits duplicate deliveries into redeliveries of one stored
+// message and extra stored copies (a send retried after an indeterminate
+// outcome stores the same message twice).
+func (r *recorder) dupKinds() (redelivered, storedCopies int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ps := range r.pos {
+		storedCopies += len(ps) - 1
+		for _, n := range ps {
+			redelivered += n - 1
+		}
+	}
+	return redelivered, storedCopies
 }
