@@ -16,7 +16,7 @@ type localOffsets struct {
 
 	fileMu sync.Mutex // serialises persist
 	mu     sync.Mutex
-	m  map[string]uint64
+	m      map[string]uint64
 }
 
 func loadLocalOffsets(dir, group string) (*localOffsets, error) {

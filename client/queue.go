@@ -43,7 +43,7 @@ type queueRun struct {
 	delivered uint64 // offset after the last delivered batch (Poll mode)
 	lockedAt  time.Time
 	pullStop  context.CancelFunc // interrupts the pull in progress (reset)
-	commitCh  chan struct{} // signalled (buffer 1) by markConsumed
+	commitCh  chan struct{}      // signalled (buffer 1) by markConsumed
 }
 
 func (c *Consumer) startQueue(q Queue) *queueRun {
