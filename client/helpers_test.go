@@ -65,12 +65,10 @@ func createTopic(t *testing.T, c *e2e.Cluster, name string, queues uint32) {
 		t.Fatalf("create topic %s: %v", name, err)
 	}
 	// Wait until the NameServer routes the topic.
-	p := newProducer(t, c, func(cfg *client.ProducerConfig) { cfg.AutoCreateQueues = -1 })
 	e2e.Eventually(t, 10*time.Second, func() error {
 		_, err := a.TopicStatus(ctx, name)
 		return err
 	})
-	_ = p
 }
 
 // recorder collects consumed messages by body.
