@@ -101,12 +101,14 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // CommitOffsets stores a consumer group's offsets through Raft, so they
-// survive failover exactly (DLedger copied them every 10 s).
-func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.OffsetEntry) error {
+// survive failover exactly (DLedger copied them every 10 s). epoch is the
+// group's reset epoch the committer knows; a commit older than the latest
+// reset fails with fsm.ErrStaleEpoch.
+func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.OffsetEntry, epoch uint64) error {
 	if err := ValidateGroupName(group); err != nil {
 		return err
 	}
-	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets})
+	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets, Epoch: epoch})
 }
 
 // Topic returns a topic from this node's applied state.

@@ -57,7 +57,7 @@ func TestRestartAllNodes(t *testing.T) {
 	produce(t, c, "b", 2, 500, 50, 100, "b")
 	l := c.leader(5 * time.Second)
 	ctx := context.Background()
-	if err := l.CommitOffsets(ctx, "g1", []fsm.OffsetEntry{{Topic: "a", QueueID: 1, Offset: 77}, {Topic: "b", QueueID: 0, Offset: 5}}); err != nil {
+	if err := l.CommitOffsets(ctx, "g1", []fsm.OffsetEntry{{Topic: "a", QueueID: 1, Offset: 77}, {Topic: "b", QueueID: 0, Offset: 5}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	c.waitApplied(l.Status().StateIndex, 10*time.Second)

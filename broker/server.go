@@ -139,6 +139,8 @@ func (n *Node) wireError(err error) error {
 		code = wire.CodeNoPermission
 	case errors.Is(err, ErrInvalidArgument), errors.Is(err, fsm.ErrQueueShrink), errors.Is(err, fsm.ErrInvalidCommand):
 		code = wire.CodeInvalidArgument
+	case errors.Is(err, fsm.ErrStaleEpoch):
+		code = wire.CodeStaleEpoch
 	case errors.Is(err, context.DeadlineExceeded):
 		code = wire.CodeTimeout
 	}
@@ -295,7 +297,7 @@ func (n *Node) handleCommitOffsets(ctx context.Context, req *wire.CommitOffsetsR
 	for i, o := range req.Offsets {
 		offs[i] = fsm.OffsetEntry{Topic: o.Topic, QueueID: o.QueueID, Offset: o.Offset}
 	}
-	return wire.Empty{}, n.CommitOffsets(ctx, req.Group, offs)
+	return wire.Empty{}, n.CommitOffsets(ctx, req.Group, offs, req.ResetEpoch)
 }
 
 // handleResetOffsets moves a group to the first message stored at or after

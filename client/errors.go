@@ -66,6 +66,7 @@ var (
 	ErrOffsetMoved       = sentinel(wire.CodeOffsetMoved)
 	ErrGroupModeMismatch = sentinel(wire.CodeGroupModeMismatch)
 	ErrQueueLocked       = sentinel(wire.CodeQueueLocked)
+	ErrStaleEpoch        = sentinel(wire.CodeStaleEpoch)
 	ErrInternal          = sentinel(wire.CodeInternal)
 )
 

@@ -322,11 +322,22 @@ func (c *Consumer) commitRuns(ctx context.Context, runs []*queueRun) error {
 	}
 	var errs []error
 	for g, its := range byGroup {
-		req := wire.CommitOffsetsRequest{Group: c.cfg.Group}
+		c.mu.Lock()
+		req := wire.CommitOffsetsRequest{Group: c.cfg.Group, ResetEpoch: c.epochs[g]}
+		c.mu.Unlock()
 		for _, it := range its {
 			req.Offsets = append(req.Offsets, wire.QueueOffset{Topic: it.qr.q.Topic, QueueID: it.qr.q.QueueID, Offset: it.off})
 		}
 		if err := c.router.callLeader(ctx, g, 1, wire.CodeCommitOffsets, req, nil); err != nil {
+			if errors.Is(err, ErrStaleEpoch) {
+				// An operator reset the group's offsets after our last
+				// heartbeat: drop these positions and re-read committed ones.
+				c.log.Info("commit refused after an offset reset; re-reading committed offsets", "broker-group", g)
+				for _, it := range its {
+					it.qr.requestReset()
+				}
+				continue
+			}
 			errs = append(errs, err)
 			continue
 		}

@@ -93,11 +93,16 @@ type OffsetEntry struct {
 // unknown topics or queues are skipped. Reset marks an administrative reset:
 // it increments the group's reset epoch, which tells live members to drop
 // their in-memory positions and re-read the committed ones. Apply result:
-// nil or ErrInvalidCommand.
+// nil, ErrStaleEpoch or ErrInvalidCommand.
 type CommitOffsets struct {
 	Group   string        `msgpack:"group"`
 	Offsets []OffsetEntry `msgpack:"offsets"`
 	Reset   bool          `msgpack:"reset,omitempty"`
+	// Epoch is the reset epoch the committer last saw. A plain commit
+	// with an epoch older than the group's is rejected (ErrStaleEpoch): it
+	// carries positions from before an administrative reset and would
+	// silently undo it.
+	Epoch uint64 `msgpack:"epoch,omitempty"`
 }
 
 // RegisterNode records a broker node's client address, so any replica can

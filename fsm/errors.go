@@ -43,6 +43,9 @@ var (
 	// ErrLogShort is returned by Restore when the retained raft log does not
 	// reach back far enough to rebuild a queue's units [min, next).
 	ErrLogShort = errors.New("fsm: raft log does not cover consume queue range")
+	// ErrStaleEpoch is the Apply result of a CommitOffsets whose Epoch is
+	// older than the group's reset epoch.
+	ErrStaleEpoch = errors.New("fsm: commit predates an offset reset")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("fsm: closed")
 	// ErrSnapshotVersion is returned by Restore for an unknown snapshot format.

@@ -219,6 +219,9 @@ func (f *FSM) applyControl(index uint64, cmd Command) error {
 	case *DeleteTopic:
 		return f.deleteTopic(c.Name)
 	case *CommitOffsets:
+		if e := f.resetEpochs[c.Group]; !c.Reset && c.Epoch < e {
+			return fmt.Errorf("%w: group %s is at reset epoch %d, the commit saw %d", ErrStaleEpoch, c.Group, e, c.Epoch)
+		}
 		f.commitOffsets(c)
 		return nil
 	case *DeleteGroup:

@@ -115,6 +115,15 @@ func TestResetEpochAndNodeRegistry(t *testing.T) {
 	if e := h.f.GroupResetEpoch("g"); e != 2 {
 		t.Fatalf("epoch after two resets got %d, want 2", e)
 	}
+	// A commit carrying positions from before the latest reset must not
+	// undo it; one that saw the reset goes through.
+	if err := h.cmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{"a", 0, 99}}, Epoch: 1}); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("stale commit got %v, want ErrStaleEpoch", err)
+	}
+	if off, _ := h.f.ConsumerOffset("g", "a", 0); off != 2 {
+		t.Fatalf("offset after a refused stale commit got %d, want the reset value 2", off)
+	}
+	h.mustCmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{"a", 0, 5}}, Epoch: 2})
 	h.mustCmd(RegisterNode{ID: "n1", Addr: "127.0.0.1:1"})
 	h.mustCmd(RegisterNode{ID: "n1", Addr: "127.0.0.1:2"})
 	if a, ok := h.f.NodeAddr("n1"); !ok || a != "127.0.0.1:2" {

@@ -21,6 +21,7 @@ const (
 	CodeGroupModeMismatch uint16 = 17
 	CodeQueueLocked       uint16 = 18
 	CodeMalformed         uint16 = 19
+	CodeStaleEpoch        uint16 = 20
 )
 
 // CodeInfo describes one error code.
@@ -48,6 +49,7 @@ var codes = map[uint16]CodeInfo{
 	CodeGroupModeMismatch: {"group mode mismatch", false},
 	CodeQueueLocked:       {"queue locked", true},
 	CodeMalformed:         {"malformed request", false},
+	CodeStaleEpoch:        {"commit predates an offset reset", false},
 }
 
 // Info returns the description of code; unknown codes are internal,

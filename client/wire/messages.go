@@ -118,9 +118,13 @@ type QueueOffset struct {
 }
 
 // CommitOffsetsRequest stores a group's offsets (through Raft).
+// ResetEpoch is the group reset epoch the committer last saw in a
+// heartbeat; a commit from before the latest reset is refused with
+// CodeStaleEpoch so it cannot undo the reset.
 type CommitOffsetsRequest struct {
-	Group   string        `msgpack:"g"`
-	Offsets []QueueOffset `msgpack:"o"`
+	Group      string        `msgpack:"g"`
+	Offsets    []QueueOffset `msgpack:"o"`
+	ResetEpoch uint64        `msgpack:"r,omitempty"`
 }
 
 // QueryOffsetRequest asks for a group's committed offset of one queue.
