@@ -151,6 +151,11 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	if len(req.Messages) == 0 {
 		return nil, fmt.Errorf("%w: a send needs at least one message", ErrInvalidArgument)
 	}
+	// Leadership first: a follower that is still catching up may not know
+	// the topic yet, and must say "not leader", never "topic not found".
+	if err := n.checkWritable(); err != nil {
+		return nil, err
+	}
 	if req.TimeoutMillis > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
