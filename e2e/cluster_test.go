@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -51,4 +52,34 @@ func TestClusterRoutesToNewLeader(t *testing.T) {
 		return err
 	})
 	t.Logf("NameServer routes to new leader %s %s after the kill", newID, time.Since(start))
+}
+
+// TestFollowerAnswersNotLeaderForUnknownTopic: a follower must redirect a
+// send even for a topic it has not heard of, never answer "not found".
+func TestFollowerAnswersNotLeaderForUnknownTopic(t *testing.T) {
+	c := StartCluster(t, Options{})
+	leader := c.LeaderID(10 * time.Second)
+	var follower string
+	for _, id := range c.NodeIDs() {
+		if id != leader {
+			follower = id
+		}
+	}
+	ctx := context.Background()
+	conn, err := wire.Dial(ctx, c.ClientAddr(follower), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var we *wire.Error
+	Eventually(t, 10*time.Second, func() error {
+		err := conn.Call(ctx, wire.CodeSend, &wire.SendRequest{Messages: []wire.Message{{Topic: "never-created", Body: []byte("x")}}}, nil)
+		if !errors.As(err, &we) || we.Code != wire.CodeNotLeader {
+			return errorf("got %v, want CodeNotLeader", err)
+		}
+		if we.Leader != c.ClientAddr(leader) {
+			return errorf("leader hint %q, want %q", we.Leader, c.ClientAddr(leader))
+		}
+		return nil
+	})
 }

@@ -1,0 +1,85 @@
+package drill
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// Report is what a drill measured.
+type Report struct {
+	Acked       int // messages acknowledged to producers
+	Consumed    int // distinct messages the consumer received
+	Lost        int // acknowledged but never received
+	Duplicates  int // deliveries beyond the first (redelivery or stored twice)
+	OrderErrors []string
+	SendErrors  map[string]int // failed sends by error (retried by the drill)
+	Disruptions []DisruptionReport
+	// UnavailableP50 and UnavailableMax summarise Disruptions.
+	UnavailableP50, UnavailableMax time.Duration
+	Redelivered                    uint64 // consumer's own redelivery count
+}
+
+// DisruptionReport is one marked disruption and how long writes paused:
+// from the mark to the first acknowledged send issued after it.
+type DisruptionReport struct {
+	Name        string
+	At          time.Time
+	Unavailable time.Duration // -1 if no send issued after it was acknowledged
+}
+
+func (w *Workload) report() Report {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	r := Report{Acked: len(w.acked), SendErrors: map[string]int{}, OrderErrors: slices.Clone(w.orderErrs)}
+	for _, n := range w.received {
+		r.Consumed++
+		r.Duplicates += n - 1
+	}
+	for k := range w.acked {
+		if w.received[k] == 0 {
+			r.Lost++
+		}
+	}
+	for e, n := range w.sendErrs {
+		r.SendErrors[e] = n
+	}
+	var downs []time.Duration
+	for i, d := range w.disruptions {
+		dr := DisruptionReport{Name: d.name, At: d.at, Unavailable: -1}
+		if t, ok := w.firstAfter[i]; ok {
+			dr.Unavailable = t.Sub(d.at)
+			downs = append(downs, dr.Unavailable)
+		}
+		r.Disruptions = append(r.Disruptions, dr)
+	}
+	if len(downs) > 0 {
+		slices.Sort(downs)
+		r.UnavailableP50, r.UnavailableMax = downs[len(downs)/2], downs[len(downs)-1]
+	}
+	r.Redelivered = w.cons.Stats().Redelivered
+	return r
+}
+
+// Print writes the report as a short table.
+func (r Report) Print(out io.Writer) {
+	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\norder errors  %d\n",
+		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, len(r.OrderErrors))
+	for _, e := range r.OrderErrors {
+		fmt.Fprintf(out, "  %s\n", e)
+	}
+	for i, d := range r.Disruptions {
+		u := "no acknowledged send after it"
+		if d.Unavailable >= 0 {
+			u = d.Unavailable.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(out, "change %-2d %-28s writes paused %s\n", i+1, d.Name, u)
+	}
+	if len(r.Disruptions) > 0 {
+		fmt.Fprintf(out, "unavailability p50 %s, max %s\n", r.UnavailableP50.Round(time.Millisecond), r.UnavailableMax.Round(time.Millisecond))
+	}
+	for e, n := range r.SendErrors {
+		fmt.Fprintf(out, "send failed %d× (retried): %s\n", n, e)
+	}
+}
