@@ -12,7 +12,7 @@
 // failover inside it is invisible. While no leader is reachable (connection
 // refused, NotLeader without a hint, NameServer still naming a dead leader)
 // the client probes the group's other nodes, follows NotLeader hints and
-// re-reads the NameServer with a 10-200ms backoff; only attempts that may
+// re-reads the NameServer with a 10-50ms backoff; only attempts that may
 // have reached a leader (timeout, lost connection, indeterminate) count
 // against Retries. Retrying those can store a duplicate with the same MsgID:
 // delivery is at least once. SendAsync/Flush, SendOneway (no answer, no

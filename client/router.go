@@ -309,10 +309,13 @@ func (r *router) noteFailed(group, addr string, transport bool) {
 	}
 }
 
-// backoff is a short capped exponential backoff for leader look-ups.
+// backoff is a short capped exponential backoff for leader look-ups. The
+// cap is low on purpose: a new leader serves about half a second after a
+// crash, and a 200ms cap made clients notice it up to 200ms late (measured:
+// pauses clustered at 0.72/0.92/1.12s). A look-up is one small request.
 type backoff struct{ d, max time.Duration }
 
-func newBackoff() *backoff { return &backoff{d: 10 * time.Millisecond, max: 200 * time.Millisecond} }
+func newBackoff() *backoff { return &backoff{d: 10 * time.Millisecond, max: 50 * time.Millisecond} }
 
 // wait sleeps for the current delay (or until ctx ends) and doubles it.
 func (b *backoff) wait(ctx context.Context) bool {
