@@ -64,5 +64,10 @@ func commands() []*cli.Command {
 		devCommand(),
 		namesrvCommand(),
 		brokerCommand(),
+		sendCommand(),
+		consumeCommand(),
+		topicCommand(),
+		groupCommand(),
+		clusterCommand(),
 	}
 }

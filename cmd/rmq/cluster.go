@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rmq-dev/rmq/client"
+)
+
+func clusterCommand() *cli.Command {
+	return nounCommand("cluster", "show the broker groups' Raft state",
+		&cli.Command{
+			Name:   "status",
+			Usage:  "per broker group: leader, term, and each node's role, commit and applied index, lag and address",
+			Action: clusterStatus,
+		},
+	)
+}
+
+// nodeRow is one broker node as the NameServer last heard from it.
+type nodeRow struct {
+	Node         string `json:"node"`
+	Role         string `json:"role"`
+	Serving      bool   `json:"serving"`
+	StaleLeader  bool   `json:"stale_leader,omitempty"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Lag is the leader's applied index minus this node's.
+	Lag      uint64 `json:"lag"`
+	Addr     string `json:"addr"`
+	RaftAddr string `json:"raft_addr"`
+	// LastSeenMillis is how long ago the node last registered.
+	LastSeenMillis int64 `json:"last_seen_ms"`
+}
+
+// groupStatusRow is one broker group.
+type groupStatusRow struct {
+	BrokerGroup  string    `json:"broker_group"`
+	Leader       string    `json:"leader"`
+	Term         uint64    `json:"term"`
+	CommitIndex  uint64    `json:"commit_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	Nodes        []nodeRow `json:"nodes"`
+}
+
+// clusterStatusView is "rmq cluster status".
+type clusterStatusView []groupStatusRow
+
+func (v clusterStatusView) table(w io.Writer) {
+	row(w, "BROKER GROUP", "NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "ADDRESS", "LAST SEEN")
+	for _, g := range v {
+		for _, n := range g.Nodes {
+			role := n.Role
+			switch {
+			case n.StaleLeader:
+				role += " (stale)"
+			case n.Node == g.Leader:
+				role += " *"
+			}
+			seen := (time.Duration(n.LastSeenMillis) * time.Millisecond).Round(time.Millisecond).String() + " ago"
+			row(w, g.BrokerGroup, n.Node, role, n.Term, n.CommitIndex, n.AppliedIndex, n.Lag, n.Addr, seen)
+		}
+		if g.Leader == "" {
+			row(w, g.BrokerGroup, "-", "no leader", "-", "-", "-", "-", "-", "-")
+		}
+	}
+}
+
+func clusterStatus(c *cli.Context) error {
+	_, err := wantArgs(c)
+	if err != nil {
+		return err
+	}
+	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
+		st, err := a.ClusterStatus(ctx)
+		if err != nil {
+			return err
+		}
+		out := clusterStatusView{}
+		for _, g := range st {
+			gr := groupStatusRow{BrokerGroup: g.Group, Leader: g.Leader, Term: g.Term, CommitIndex: g.CommitIndex, AppliedIndex: g.AppliedIndex, Nodes: []nodeRow{}}
+			for _, n := range g.Nodes {
+				gr.Nodes = append(gr.Nodes, nodeRow{
+					Node: n.NodeID, Role: n.Role, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
+					CommitIndex: n.CommitIndex, AppliedIndex: n.AppliedIndex, Lag: n.Lag,
+					Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(),
+				})
+			}
+			sort.Slice(gr.Nodes, func(i, j int) bool { return gr.Nodes[i].Node < gr.Nodes[j].Node })
+			out = append(out, gr)
+		}
+		return render(c, out)
+	})
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rmq-dev/rmq/client"
+)
+
+func consumeCommand() *cli.Command {
+	return leaf(&cli.Command{
+		Name:      "consume",
+		Usage:     "print a topic's messages as a member of a consumer group",
+		ArgsUsage: "TOPIC",
+		Description: "Prints one line per message (queue, offset, msg id, tags, keys, body), or one JSON\n" +
+			"object per line with --output json, until --count messages or Ctrl-C. Offsets are\n" +
+			"committed for the group as messages are printed; --from applies only to queues the\n" +
+			"group has no committed offset for. A batch cut short by --count is not committed: the\n" +
+			"group gets its unprinted messages again, and may get printed ones of that batch again.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "consumer group (required unless --broadcast)"},
+			&cli.StringFlag{Name: "from", Value: "last", Usage: "where a group without offsets starts: last, first or an RFC3339 time"},
+			&cli.BoolFlag{Name: "broadcast", Usage: "every member gets every message; offsets stay in this process"},
+			&cli.BoolFlag{Name: "orderly", Usage: "consume each queue strictly in order, only while holding its lock"},
+			&cli.StringFlag{Name: "tag", Value: "*", Usage: `tag filter: "*" or "a || b"`},
+			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after N messages (0: run until Ctrl-C)"},
+		},
+		Action: consume,
+	})
+}
+
+// consumedMessage is one printed message: a table line, or a JSON line.
+type consumedMessage struct {
+	Topic       string            `json:"topic"`
+	BrokerGroup string            `json:"broker_group"`
+	QueueID     uint32            `json:"queue_id"`
+	Offset      uint64            `json:"offset"`
+	MsgID       string            `json:"msg_id"`
+	Tags        string            `json:"tags,omitempty"`
+	Keys        []string          `json:"keys,omitempty"`
+	Properties  map[string]string `json:"properties,omitempty"`
+	StoreTime   time.Time         `json:"store_time,omitzero"`
+	Redelivered bool              `json:"redelivered,omitempty"`
+	// Body is the body when it is UTF-8 text; otherwise BodyBase64 (JSON)
+	// holds it and the table shows it quoted.
+	Body       string `json:"body,omitempty"`
+	BodyBase64 []byte `json:"body_base64,omitempty"`
+}
+
+func newConsumedMessage(m *client.MessageExt) consumedMessage {
+	cm := consumedMessage{
+		Topic: m.Topic, BrokerGroup: m.Queue.Group, QueueID: m.Queue.QueueID, Offset: m.QueueOffset,
+		MsgID: m.MsgID, Tags: m.Tags, Keys: m.Keys, Properties: m.Properties, StoreTime: m.StoreTime,
+		Redelivered: m.Redelivered,
+	}
+	if utf8.Valid(m.Body) {
+		cm.Body = string(m.Body)
+	} else {
+		cm.BodyBase64 = m.Body
+	}
+	return cm
+}
+
+const consumeHeader = "QUEUE            OFFSET    MSG ID                            TAGS        KEYS        BODY\n"
+
+// line is the table form: fixed-width columns so a stream of messages
+// lines up without buffering.
+func (m consumedMessage) line() string {
+	body := m.Body
+	if m.BodyBase64 != nil {
+		body = string(m.BodyBase64)
+	}
+	keys := strings.Join(m.Keys, ",")
+	return fmt.Sprintf("%-16s %-9d %-33s %-11s %-11s %s\n",
+		fmt.Sprintf("%s#%d", m.BrokerGroup, m.QueueID), m.Offset, m.MsgID, textCell(m.Tags), textCell(keys), textCell(body))
+}
+
+// fromFlag parses --from.
+func fromFlag(s string) (client.ConsumeFrom, time.Time, error) {
+	switch s {
+	case "last", "":
+		return client.FromLast, time.Time{}, nil
+	case "first":
+		return client.FromFirst, time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("--from %q: want last, first or an RFC3339 time", s)
+	}
+	return client.FromTimestamp, t, nil
+}
+
+func consume(c *cli.Context) error {
+	args, err := wantArgs(c, "TOPIC")
+	if err != nil {
+		return err
+	}
+	topic := args[0]
+	if err := client.ValidateTopic(topic); err != nil {
+		return explain(err, topic)
+	}
+	from, fromTime, err := fromFlag(c.String("from"))
+	if err != nil {
+		return err
+	}
+	if _, err := client.ParseTagExpression(c.String("tag")); err != nil {
+		return fmt.Errorf("--tag %q: %w", c.String("tag"), explain(err, ""))
+	}
+	count := c.Int("count")
+	if count < 0 {
+		return fmt.Errorf("--count %d: want 0 (no limit) or more", count)
+	}
+	ns, err := nameServers(c)
+	if err != nil {
+		return err
+	}
+	cfg := client.ConsumerConfig{
+		NameServers:   ns,
+		Group:         c.String("group"),
+		Subscriptions: map[string]string{topic: c.String("tag")},
+		From:          from,
+		FromTimestamp: fromTime,
+		Orderly:       c.Bool("orderly"),
+		Logger:        rootLogger(c),
+	}
+	if count > 0 {
+		// Smaller pulls cut fewer batches short at the --count limit.
+		cfg.PullBatch = min(count, 32)
+	}
+	if c.Bool("broadcast") {
+		cfg.Mode = client.Broadcasting
+		if cfg.Group == "" {
+			cfg.Group = fmt.Sprintf("rmq-cli-broadcast-%d", os.Getpid())
+		}
+	} else if cfg.Group == "" {
+		return errors.New("--group is required (or use --broadcast)")
+	}
+	if err := client.ValidateGroup(cfg.Group); err != nil {
+		return fmt.Errorf("--group: %w", explain(err, ""))
+	}
+	// Fail fast on a topic that does not exist: the consumer itself
+	// would keep waiting for it.
+	if err := withAdmin(c, func(ctx context.Context, a *client.Admin) error {
+		_, err := a.TopicStatus(ctx, topic)
+		return explain(err, topic)
+	}); err != nil {
+		return err
+	}
+	cons, err := client.NewConsumer(cfg)
+	if err != nil {
+		return err
+	}
+	pr := &printer{w: c.App.Writer, json: jsonOutput(c), limit: count, done: make(chan struct{})}
+	startCtx, cancel := opContext(c)
+	err = cons.Start(startCtx, pr.handle)
+	cancel()
+	if err == nil {
+		select {
+		case <-pr.done:
+		case <-c.Context.Done():
+		}
+	}
+	// Leave the group cleanly even after Ctrl-C: commit what was printed
+	// and release the queues for the other members.
+	closeCtx, cancelClose := context.WithTimeout(context.WithoutCancel(c.Context), c.Duration("timeout"))
+	defer cancelClose()
+	cerr := cons.Close(closeCtx)
+	if err != nil {
+		return explain(err, topic)
+	}
+	if perr := pr.failure(); perr != nil {
+		return perr
+	}
+	if cerr != nil {
+		return fmt.Errorf("leave group %s: %w", cfg.Group, cerr)
+	}
+	fmt.Fprintf(c.App.ErrWriter, "consumed %d messages\n", pr.printed())
+	return nil
+}
+
+// printer is the consumer's handler: it prints messages until limit and
+// then refuses the rest (ConsumeRetryLater), so they stay uncommitted.
+type printer struct {
+	w     io.Writer
+	json  bool
+	limit int // 0: no limit
+
+	mu      sync.Mutex
+	n       int
+	header  bool
+	err     error
+	done    chan struct{} // closed at the limit or on a write error
+	stopped bool
+}
+
+func (p *printer) handle(_ context.Context, msgs []*client.MessageExt) client.ConsumeResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return client.ConsumeRetryLater
+	}
+	take := msgs
+	if p.limit > 0 && p.n+len(msgs) > p.limit {
+		take = msgs[:p.limit-p.n]
+	}
+	for _, m := range take {
+		if err := p.print(newConsumedMessage(m)); err != nil {
+			p.err = fmt.Errorf("write message: %w", err)
+			p.stop()
+			return client.ConsumeRetryLater
+		}
+		p.n++
+	}
+	if p.limit > 0 && p.n >= p.limit {
+		p.stop()
+	}
+	if len(take) < len(msgs) {
+		return client.ConsumeRetryLater
+	}
+	return client.ConsumeSuccess
+}
+
+func (p *printer) print(m consumedMessage) error {
+	if p.json {
+		return json.NewEncoder(p.w).Encode(m)
+	}
+	if !p.header {
+		p.header = true
+		if _, err := io.WriteString(p.w, consumeHeader); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(p.w, m.line())
+	return err
+}
+
+func (p *printer) stop() {
+	if !p.stopped {
+		p.stopped = true
+		close(p.done)
+	}
+}
+
+func (p *printer) failure() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+func (p *printer) printed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
