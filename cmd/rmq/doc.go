@@ -5,4 +5,31 @@
 // directly. Results go to stdout (table or --output json, the same
 // struct), logs and progress to stderr; errors end with a non-zero exit and
 // a one-line reason.
+//
+// The client commands, noun then verb (natscli style):
+//
+//	rmq send TOPIC [BODY]          body from BODY, --file PATH, or stdin (- or piped);
+//	                               --tag, --key (repeatable), --property k=v (repeatable),
+//	                               --sharding-key, --count N (one row per message, a
+//	                               per-queue summary above 20), --no-auto-create
+//	rmq consume TOPIC              --group G (required unless --broadcast),
+//	                               --from last|first|RFC3339, --tag "a || b", --orderly,
+//	                               --broadcast, --count N; one line (or JSON line) per
+//	                               message until N or Ctrl-C, then leaves the group cleanly
+//	rmq topic create NAME          --queues 8 --perm 6 [--broker-group G]; waits until
+//	                               the NameServer routes it unless --no-wait
+//	rmq topic list
+//	rmq topic describe NAME        per queue: min/max offset, messages, last store time
+//	rmq topic delete NAME
+//	rmq group list
+//	rmq group describe GROUP       members; per queue: broker and consumer offset, lag, owner
+//	rmq group reset-offset GROUP --topic T --to RFC3339|earliest|now|10m
+//	rmq cluster status             per broker group and node: role, term, commit and
+//	                               applied index, lag behind the leader, address
+//
+// Global flags (--namesrv, --timeout, --output, --log-level) and a
+// command's own flags may come before or after its arguments: client
+// commands parse their flags themselves (interspersed in clientcmd.go)
+// because urfave/cli v2 stops at the first argument. --timeout bounds each
+// command's requests; consume runs until --count or Ctrl-C regardless.
 package main
