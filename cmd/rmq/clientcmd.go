@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
 
 	"github.com/rmq-dev/rmq/client"
@@ -38,12 +39,23 @@ func opContext(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, c.Duration("timeout"))
 }
 
+// clientLogger is rootLogger for client commands: their lifecycle logs
+// (queue acquired, ...) are noise on a terminal, so they log warnings
+// and errors unless --log-level (or RMQ_LOG_LEVEL) asks for more.
+func clientLogger(c *cli.Context) hclog.Logger {
+	level := hclog.Warn
+	if c.IsSet("log-level") {
+		level = hclog.LevelFromString(c.String("log-level"))
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "rmq", Level: level, Output: c.App.ErrWriter})
+}
+
 func newAdmin(c *cli.Context) (*client.Admin, error) {
 	ns, err := nameServers(c)
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAdmin(client.AdminConfig{NameServers: ns, Timeout: c.Duration("timeout"), Logger: rootLogger(c)})
+	return client.NewAdmin(client.AdminConfig{NameServers: ns, Timeout: c.Duration("timeout"), Logger: clientLogger(c)})
 }
 
 // withAdmin runs f with an Admin and a --timeout context.
@@ -246,8 +258,6 @@ func explain(err error, topic string) error {
 		return &explained{fmt.Sprintf("topic %q already exists", topic), err}
 	case errors.As(err, &ce) && ce.Code == client.ErrInvalidArgument.Code && ce.Message != "":
 		return &explained{ce.Message, err}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &explained{fmt.Sprintf("%v (raise --timeout?)", err), err}
 	}
 	return err
 }

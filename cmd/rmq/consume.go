@@ -131,7 +131,7 @@ func consume(c *cli.Context) error {
 		From:          from,
 		FromTimestamp: fromTime,
 		Orderly:       c.Bool("orderly"),
-		Logger:        rootLogger(c),
+		Logger:        clientLogger(c),
 	}
 	if count > 0 {
 		// Smaller pulls cut fewer batches short at the --count limit.
@@ -184,7 +184,11 @@ func consume(c *cli.Context) error {
 	if cerr != nil {
 		return fmt.Errorf("leave group %s: %w", cfg.Group, cerr)
 	}
-	fmt.Fprintf(c.App.ErrWriter, "consumed %d messages\n", pr.printed())
+	if n := pr.printed(); n == 1 {
+		fmt.Fprintln(c.App.ErrWriter, "consumed 1 message")
+	} else {
+		fmt.Fprintf(c.App.ErrWriter, "consumed %d messages\n", n)
+	}
 	return nil
 }
 

@@ -142,7 +142,7 @@ func send(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: rootLogger(c)}
+	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c)}
 	if c.Bool("no-auto-create") {
 		cfg.AutoCreateQueues = -1
 	}
@@ -167,7 +167,7 @@ func send(c *cli.Context) error {
 			}
 		}
 	}
-	if count == 1 && firstErr != nil {
+	if failed == count {
 		return explain(firstErr, topic)
 	}
 	var out view
