@@ -66,11 +66,23 @@ type Workload struct {
 	disruptions []disruption      // marks, in order
 	sendErrs    map[string]int    // error text -> count
 	firstAfter  map[int]time.Time // disruption index -> first ack issued after it
+	lastAck     time.Time         // latest acknowledgement, any producer
+	pauses      []pause           // gaps between acknowledgements over PauseThreshold
 }
 
 type ack struct {
 	producer, seq int
 	issued, at    time.Time
+}
+
+// PauseThreshold is the gap between two acknowledgements (from any
+// producer) that the report counts as a write pause. Producers send every
+// few milliseconds, so a longer gap means the group could not commit.
+const PauseThreshold = 100 * time.Millisecond
+
+type pause struct {
+	from time.Time
+	d    time.Duration
 }
 
 type disruption struct {
@@ -143,6 +155,10 @@ func (w *Workload) produce(ctx context.Context, p int) {
 		now := time.Now()
 		w.mu.Lock()
 		w.acked[k] = ack{producer: p, seq: seq, issued: issued, at: now}
+		if !w.lastAck.IsZero() && now.Sub(w.lastAck) > PauseThreshold {
+			w.pauses = append(w.pauses, pause{from: w.lastAck, d: now.Sub(w.lastAck)})
+		}
+		w.lastAck = now
 		for i, d := range w.disruptions {
 			if _, done := w.firstAfter[i]; !done && issued.After(d.at) {
 				w.firstAfter[i] = now

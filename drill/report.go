@@ -9,24 +9,29 @@ import (
 
 // Report is what a drill measured.
 type Report struct {
-	Acked       int // messages acknowledged to producers
-	Consumed    int // distinct messages the consumer received
-	Lost        int // acknowledged but never received
-	Duplicates  int // deliveries beyond the first (redelivery or stored twice)
-	OrderErrors []string
-	SendErrors  map[string]int // failed sends by error (retried by the drill)
-	Disruptions []DisruptionReport
+	Acked       int                `json:"acknowledged"` // messages acknowledged to producers
+	Consumed    int                `json:"consumed"`     // distinct messages the consumer received
+	Lost        int                `json:"lost"`         // acknowledged but never received
+	Duplicates  int                `json:"duplicates"`   // deliveries beyond the first (redelivery or stored twice)
+	OrderErrors []string           `json:"order_errors"`
+	SendErrors  map[string]int     `json:"send_errors"` // failed sends by error (retried by the drill)
+	Disruptions []DisruptionReport `json:"changes"`
 	// UnavailableP50 and UnavailableMax summarise Disruptions.
-	UnavailableP50, UnavailableMax time.Duration
-	Redelivered                    uint64 // consumer's own redelivery count
+	UnavailableP50 time.Duration `json:"unavailable_p50_ns"`
+	UnavailableMax time.Duration `json:"unavailable_max_ns"`
+	// Pauses are gaps between consecutive acknowledgements longer than
+	// PauseThreshold, whoever caused them (kills by another process
+	// included): a client's view of write unavailability.
+	Pauses      []time.Duration `json:"pauses_ns"`
+	Redelivered uint64          `json:"redelivered"`
 }
 
 // DisruptionReport is one marked disruption and how long writes paused:
 // from the mark to the first acknowledged send issued after it.
 type DisruptionReport struct {
-	Name        string
-	At          time.Time
-	Unavailable time.Duration // -1 if no send issued after it was acknowledged
+	Name        string        `json:"name"`
+	At          time.Time     `json:"at"`
+	Unavailable time.Duration `json:"unavailable_ns"` // -1 if no send issued after it was acknowledged
 }
 
 func (w *Workload) report() Report {
@@ -58,6 +63,9 @@ func (w *Workload) report() Report {
 		slices.Sort(downs)
 		r.UnavailableP50, r.UnavailableMax = downs[len(downs)/2], downs[len(downs)-1]
 	}
+	for _, p := range w.pauses {
+		r.Pauses = append(r.Pauses, p.d)
+	}
 	r.Redelivered = w.cons.Stats().Redelivered
 	return r
 }
@@ -78,6 +86,12 @@ func (r Report) Print(out io.Writer) {
 	}
 	if len(r.Disruptions) > 0 {
 		fmt.Fprintf(out, "unavailability p50 %s, max %s\n", r.UnavailableP50.Round(time.Millisecond), r.UnavailableMax.Round(time.Millisecond))
+	}
+	if n := len(r.Pauses); n > 0 {
+		ps := slices.Clone(r.Pauses)
+		slices.Sort(ps)
+		fmt.Fprintf(out, "write pauses over %s: %d (p50 %s, max %s)\n", PauseThreshold, n,
+			ps[n/2].Round(time.Millisecond), ps[n-1].Round(time.Millisecond))
 	}
 	for e, n := range r.SendErrors {
 		fmt.Fprintf(out, "send failed %d× (retried): %s\n", n, e)

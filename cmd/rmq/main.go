@@ -69,5 +69,7 @@ func commands() []*cli.Command {
 		topicCommand(),
 		groupCommand(),
 		clusterCommand(),
+		nodeCommand(),
+		failoverCommand(),
 	}
 }

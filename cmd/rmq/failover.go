@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rmq-dev/rmq/client"
+	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/drill"
+)
+
+func failoverCommand() *cli.Command {
+	groupFlag := &cli.StringFlag{Name: "broker-group", Aliases: []string{"g"}, Value: "broker-a", Usage: "broker group"}
+	return nounCommand("failover", "move leadership and measure what clients see",
+		&cli.Command{
+			Name:  "transfer",
+			Usage: "hand leadership to another node gracefully and report how long writes paused",
+			Flags: []cli.Flag{groupFlag,
+				&cli.StringFlag{Name: "to", Usage: "target node id (default: the most up-to-date follower)"},
+				&cli.StringFlag{Name: "topic", Value: "rmq-drill", Usage: "topic the write probe uses (created if missing)"},
+			},
+			Action: failoverTransfer,
+		},
+		&cli.Command{
+			Name:  "drill",
+			Usage: "run a producer and a consumer while forcing leader changes, then report lost, duplicated and unavailability",
+			Description: "Leader changes are graceful transfers. For hard kills of local processes or compose\n" +
+				"containers use scripts/failover-drill.sh, which runs this drill with --changes 0 alongside.",
+			Flags: []cli.Flag{groupFlag,
+				&cli.IntFlag{Name: "changes", Value: 5, Usage: "leader changes to force (0: none, just measure)"},
+				&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "time between changes"},
+				&cli.DurationFlag{Name: "duration", Usage: "with --changes 0: how long to run (default: until Ctrl-C)"},
+				&cli.IntFlag{Name: "producers", Value: 4, Usage: "producer goroutines"},
+				&cli.StringFlag{Name: "topic", Value: "rmq-drill", Usage: "drill topic (created if missing)"},
+			},
+			Action: failoverDrill,
+		},
+	)
+}
+
+func startProbe(c *cli.Context, topic string, producers int) (*drill.Workload, error) {
+	ns, err := nameServers(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := opContext(c)
+	defer cancel()
+	w, err := drill.Start(ctx, drill.Config{NameServers: ns, Topic: topic, Group: topic + "-drill", Producers: producers,
+		Interval: time.Millisecond, Logger: clientLogger(c)})
+	if err != nil {
+		return nil, err
+	}
+	if err := w.WaitAcked(ctx, 50); err != nil {
+		w.Stop(context.Background(), 0)
+		return nil, fmt.Errorf("no writes are being acknowledged before the first change: %w", err)
+	}
+	return w, nil
+}
+
+// transferOnce moves leadership and waits until another node serves.
+func transferOnce(c *cli.Context, a *client.Admin, w *drill.Workload, group, to string) error {
+	ctx, cancel := opContext(c)
+	defer cancel()
+	before, err := groupLeader(ctx, a, group)
+	if err != nil {
+		return err
+	}
+	w.Mark(fmt.Sprintf("transfer from %s", before))
+	if err := a.TransferLeadership(ctx, group, to); err != nil {
+		return fmt.Errorf("transfer leadership of %s: %w", group, err)
+	}
+	for {
+		now, err := groupLeader(ctx, a, group)
+		if err == nil && now != before {
+			fmt.Fprintf(c.App.ErrWriter, "leadership of %s moved %s -> %s\n", group, before, now)
+			return w.WaitAcked(ctx, w.Acked()+20)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still leads %s after the transfer: %w", before, group, ctx.Err())
+		case <-time.After(20 * time.Millisecond): // polling the NameServer
+		}
+	}
+}
+
+func groupLeader(ctx context.Context, a *client.Admin, group string) (string, error) {
+	gs, err := a.ClusterStatus(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, g := range gs {
+		if g.Group == group {
+			if g.Leader == "" {
+				return "", fmt.Errorf("broker group %q has no leader right now", group)
+			}
+			return g.Leader, nil
+		}
+	}
+	return "", fmt.Errorf("broker group %q is not registered with the NameServer", group)
+}
+
+func failoverTransfer(c *cli.Context) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	a, err := newAdmin(c)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	w, err := startProbe(c, c.String("topic"), 1)
+	if err != nil {
+		return err
+	}
+	terr := transferOnce(c, a, w, c.String("broker-group"), c.String("to"))
+	r, serr := w.Stop(context.Background(), 10*time.Second)
+	if terr != nil {
+		return terr
+	}
+	if err := render(c, drillView(r)); err != nil {
+		return err
+	}
+	return serr
+}
+
+func failoverDrill(c *cli.Context) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	a, err := newAdmin(c)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	w, err := startProbe(c, c.String("topic"), c.Int("producers"))
+	if err != nil {
+		return err
+	}
+	var runErr error
+	if n := c.Int("changes"); n > 0 {
+		for i := 0; i < n && runErr == nil; i++ {
+			select {
+			case <-c.Context.Done():
+				runErr = c.Context.Err()
+				continue
+			case <-time.After(c.Duration("interval")):
+			}
+			runErr = transferOnce(c, a, w, c.String("broker-group"), "")
+		}
+	} else {
+		var limit <-chan time.Time
+		if d := c.Duration("duration"); d > 0 {
+			limit = time.After(d)
+		}
+		select {
+		case <-c.Context.Done():
+		case <-limit:
+		}
+	}
+	r, serr := w.Stop(context.Background(), 30*time.Second)
+	if err := render(c, drillView(r)); err != nil {
+		return err
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	if r.Lost > 0 {
+		return fmt.Errorf("%d acknowledged messages were lost", r.Lost)
+	}
+	return serr
+}
+
+// drillView renders a drill.Report.
+type drillView drill.Report
+
+func (v drillView) table(w io.Writer) { drill.Report(v).Print(w) }
+
+func nodeCommand() *cli.Command {
+	return nounCommand("node", "talk to one broker node directly",
+		&cli.Command{
+			Name:   "status",
+			Usage:  "a broker node's Raft and storage state (exit 0 if it answers: a health check)",
+			Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:10911", Usage: "the node's client address"}},
+			Action: nodeStatus,
+		},
+	)
+}
+
+type nodeStatusView wire.NodeStatus
+
+func (v nodeStatusView) table(w io.Writer) {
+	row(w, "NODE", "GROUP", "ROLE", "SERVING", "TERM", "COMMIT", "APPLIED", "FIRST", "LAST", "LOG BYTES", "ADDRESS")
+	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, v.CommitIndex, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.Addr)
+}
+
+func nodeStatus(c *cli.Context) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	ctx, cancel := opContext(c)
+	defer cancel()
+	conn, err := wire.Dial(ctx, c.String("addr"), 0)
+	if err != nil {
+		return fmt.Errorf("broker at %s: %w", c.String("addr"), err)
+	}
+	defer conn.Close()
+	var st wire.NodeStatus
+	if err := conn.Call(ctx, wire.CodeNodeStatus, wire.Empty{}, &st); err != nil {
+		return fmt.Errorf("broker at %s: %w", c.String("addr"), err)
+	}
+	return render(c, nodeStatusView(st))
+}
