@@ -8,8 +8,12 @@ import (
 	"github.com/rmq-dev/rmq/client/wire"
 )
 
-// dialTimeout bounds one connection attempt.
-const dialTimeout = 2 * time.Second
+// dialTimeout bounds one connection attempt. A crashed host (or a killed
+// container behind a published port) drops SYNs instead of refusing them,
+// so a failover waits this long before the client looks for the new
+// leader: measured with compose, 2s gave write pauses of 2.1s, 1s gives
+// 1.1s. A SYN retransmit happens at 1s, so a live peer answers well within.
+const dialTimeout = 1 * time.Second
 
 // pool holds one wire.Conn per address and redials dead ones. It is safe
 // for concurrent use; each address has its own dial lock so a slow dial

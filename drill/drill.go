@@ -53,6 +53,7 @@ func (c *Config) defaults() {
 // accounts for every message. Start launches it; Stop ends it and reports.
 type Workload struct {
 	cfg    Config
+	run    string // this run's id: messages of earlier drills on the same topic are ignored
 	prod   *client.Producer
 	cons   *client.Consumer
 	cancel context.CancelFunc
@@ -102,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		return nil, fmt.Errorf("drill: create topic %q: %w", cfg.Topic, err)
 	}
 	w := &Workload{
-		cfg: cfg, acked: map[string]ack{}, received: map[string]int{}, lastSeq: map[int]int{},
+		cfg: cfg, run: strconv.FormatInt(time.Now().UnixNano(), 36), acked: map[string]ack{}, received: map[string]int{}, lastSeq: map[int]int{},
 		sendErrs: map[string]int{}, firstAfter: map[int]time.Time{},
 	}
 	if w.prod, err = client.NewProducer(client.ProducerConfig{NameServers: cfg.NameServers, SendTimeout: 10 * time.Second,
@@ -140,7 +141,7 @@ func (w *Workload) produce(ctx context.Context, p int) {
 		issued := time.Now()
 		_, err := w.prod.Send(ctx, &client.Message{
 			Topic: w.cfg.Topic, Keys: []string{k}, ShardingKey: "producer-" + strconv.Itoa(p), Body: body,
-			Properties: map[string]string{"drill-producer": strconv.Itoa(p), "drill-seq": strconv.Itoa(seq)},
+			Properties: map[string]string{"drill-run": w.run, "drill-producer": strconv.Itoa(p), "drill-seq": strconv.Itoa(seq)},
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -179,6 +180,9 @@ func (w *Workload) consume(_ context.Context, msgs []*client.MessageExt) client.
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, m := range msgs {
+		if m.Properties["drill-run"] != w.run {
+			continue // left over from an earlier drill on this topic
+		}
 		p, _ := strconv.Atoi(m.Properties["drill-producer"])
 		seq, _ := strconv.Atoi(m.Properties["drill-seq"])
 		k := key(p, seq)

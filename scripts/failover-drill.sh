@@ -4,7 +4,7 @@
 # current leader, then restarting it, N times.
 #
 #   scripts/failover-drill.sh                 # starts its own NameServer + 3 broker processes
-#   scripts/failover-drill.sh --compose       # kills containers of `docker compose up` (podman-compose too)
+#   scripts/failover-drill.sh --compose       # kills containers of `docker compose up` (or podman-compose; ENGINE=docker|podman)
 #   options: --kills N (default 5)  --interval SECONDS (default 3)  --rmq PATH (default: build ./cmd/rmq)
 #
 # Only 127.0.0.1 is used. Every process the script starts is stopped on exit.
@@ -55,12 +55,20 @@ if [ "$mode" = local ]; then
   restart_node() { start_node "${1#n}"; }
 else
   ns=127.0.0.1:9876
-  compose=${COMPOSE:-}
-  if [ -z "$compose" ]; then
-    if docker compose version >/dev/null 2>&1; then compose="docker compose"; else compose="podman-compose"; fi
+  # Containers are found by their compose service label, which both
+  # docker compose and podman-compose set (podman-compose has no "kill").
+  engine=${ENGINE:-}
+  if [ -z "$engine" ]; then
+    if docker compose version >/dev/null 2>&1; then engine=docker; else engine=podman; fi
   fi
-  kill_node() { $compose kill "broker${1#n}" >/dev/null; }
-  restart_node() { $compose start "broker${1#n}" >/dev/null; }
+  container() {
+    local id
+    id=$($engine ps -aq --filter "label=com.docker.compose.service=broker${1#n}" | head -n 1)
+    [ -n "$id" ] || { echo "no container for service broker${1#n}; is the compose group up?" >&2; return 1; }
+    echo "$id"
+  }
+  kill_node() { $engine kill --signal KILL "$(container "$1")" >/dev/null; }
+  restart_node() { $engine start "$(container "$1")" >/dev/null; }
 fi
 export RMQ_NAMESRV=$ns
 
