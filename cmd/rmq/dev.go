@@ -23,6 +23,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "namesrv-port", Value: 9876, Usage: "NameServer port"},
 			&cli.IntFlag{Name: "broker-port", Value: 10911, Usage: "first broker's client port; node i uses port+10*i, Raft port+10*i+1"},
 			&cli.StringFlag{Name: "flush", Value: "sync", Usage: "CommitLog flush mode: sync or async"},
+			pprofFlag,
 		},
 		Action: runDev,
 	}
@@ -79,6 +80,11 @@ func runDev(c *cli.Context) error {
 		}
 		return errors.Join(fmt.Errorf("start %s: %w", fc.NodeID, err), stopAll())
 	}
+	waitPprof, err := startPprof(ctx, c.String("pprof"), log)
+	if err != nil {
+		return errors.Join(fmt.Errorf("pprof: %w", err), stopAll())
+	}
+	defer waitPprof()
 	w := c.App.Writer
 	fmt.Fprintf(w, "rmq dev cluster running (data in %s)\n", c.String("dir"))
 	fmt.Fprintf(w, "  namesrv  %s\n", ns.Addr())

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -63,6 +65,7 @@ func brokerCommand() *cli.Command {
 			&cli.StringFlag{Name: "peers", Usage: "initial voters id=raftaddr,... (with --bootstrap)"},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "create the group's initial configuration if this node has no state"},
 			&cli.StringFlag{Name: "flush", Usage: "CommitLog flush mode: sync or async (default sync)"},
+			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
 			fc := defaultFileConfig()
@@ -120,6 +123,13 @@ func runBroker(c *cli.Context, cfg broker.Config) error {
 	if err != nil {
 		return err
 	}
+	pctx, stopPprof := context.WithCancel(context.Background())
+	waitPprof, err := startPprof(pctx, c.String("pprof"), cfg.Logger)
+	if err != nil {
+		stopPprof()
+		return errors.Join(fmt.Errorf("pprof: %w", err), n.Shutdown())
+	}
+	defer func() { stopPprof(); waitPprof() }()
 	cfg.Logger.Info("broker serving", "node", cfg.NodeID, "group", cfg.Group, "addr", n.ClientAddr(), "data", cfg.DataDir)
 	<-c.Context.Done()
 	cfg.Logger.Info("shutting down: transferring leadership first")
