@@ -71,5 +71,6 @@ func commands() []*cli.Command {
 		clusterCommand(),
 		nodeCommand(),
 		failoverCommand(),
+		benchCommand(),
 	}
 }
