@@ -27,6 +27,31 @@
 //	rmq cluster status             per broker group and node: role, term, commit and
 //	                               applied index, lag behind the leader, address
 //
+// The load generators, rmq bench produce|consume|e2e, create the topic
+// (default "bench", --queues 8) when missing and report, per client and
+// in total, messages, errors, duration, msgs/s, MiB/s and latency
+// min/p50/p90/p99/p99.9/max (HdrHistogram, 1µs resolution, merged across
+// clients for the total):
+//
+//	rmq bench produce             --clients N (one Producer each), --size 1024,
+//	                              --count N | --duration D, --mode async (--inflight
+//	                              1024 SendAsync outstanding per client) | sync
+//	                              (--concurrency goroutines per client, one Send at a
+//	                              time), --batch N (SendBatch), --rate R msgs/s in all
+//	rmq bench consume             --clients N push consumers in --group (default a fresh
+//	                              bench-<unix-nanos>); --from first drains the backlog as
+//	                              of the start, --from last follows writes for --duration
+//	rmq bench e2e                 producers as above at --rate (default 1000) stamp the
+//	                              due time in property bench-sent; one consumer records
+//	                              delivery - bench-sent; reports sent, received, missing
+//
+// With --rate, send latency is measured from the time the schedule said a
+// message was due, not from when it was sent, so a stall counts against
+// every message it delayed (no coordinated omission). A progress bar (a
+// plain line every 5s when stderr is not a terminal) goes to stderr unless
+// --no-progress; errors are counted per client and the first distinct ones
+// printed on stderr; a run in which every send fails exits non-zero.
+//
 // Global flags (--namesrv, --timeout, --output, --log-level) and a
 // command's own flags may come before or after its arguments: client
 // commands parse their flags themselves (interspersed in clientcmd.go)
