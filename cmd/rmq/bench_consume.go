@@ -67,70 +67,80 @@ func parseConsumeOptions(c *cli.Context) (consumeOptions, error) {
 // consumed (--from first), or by the caller (--duration, Ctrl-C).
 type consumerRun struct {
 	o       consumeOptions
-	drain   *drainTracker // nil when following new writes
-	limit   int64         // --count; 0: none
-	taken   atomic.Int64
 	stopped atomic.Bool // handlers count nothing more
 	done    chan struct{}
 	once    sync.Once
 	stats   []*clientStats
+
+	mu      sync.Mutex
+	limit   int64 // --count; 0: none
+	counted int64
+	// next is, per queue, the offset after the last counted message: a
+	// message below it is a redelivery (a queue handed between members
+	// may deliver a batch again), counted apart, not as a message.
+	next map[client.Queue]uint64
+	// drain is, per queue still short of it, the offset the backlog ends
+	// at; nil when following new writes.
+	drain map[client.Queue]uint64
 }
 
 func (r *consumerRun) finish() { r.once.Do(func() { close(r.done) }) }
 
 // handler counts a batch for s. A batch that crosses --count is taken
 // only up to it and left uncommitted (ConsumeRetryLater), as is anything
-// delivered after the run ended, so the group's offsets match what was
-// counted.
+// delivered after the run ended; as with rmq consume --count, the group
+// may get the counted part of that batch again.
 func (r *consumerRun) handler(s *clientStats) client.Handler {
 	return func(_ context.Context, msgs []*client.MessageExt) client.ConsumeResult {
 		if r.stopped.Load() {
 			return client.ConsumeRetryLater
 		}
-		take := len(msgs)
-		if r.limit > 0 {
-			prev := r.taken.Add(int64(take)) - int64(take)
-			if prev >= r.limit {
-				return client.ConsumeRetryLater
-			}
-			take = int(min(int64(take), r.limit-prev))
-			if prev+int64(take) >= r.limit {
-				defer r.finish()
-			}
-		}
+		fresh, take := r.count(msgs)
 		var bytes int64
-		for _, m := range msgs[:take] {
+		for _, m := range fresh[:take] {
 			bytes += int64(len(m.Body))
 		}
+		s.redelivered.Add(int64(len(msgs) - len(fresh)))
 		s.ok(take, bytes, time.Now())
-		if r.drain != nil {
-			last := msgs[take-1]
-			r.drain.saw(last.Queue, last.QueueOffset)
-		}
-		if take < len(msgs) {
+		if take < len(fresh) {
 			return client.ConsumeRetryLater
 		}
 		return client.ConsumeSuccess
 	}
 }
 
-// drainTracker knows, per queue, the offset the backlog ends at and calls
-// drained once every queue reached it.
-type drainTracker struct {
-	mu      sync.Mutex
-	target  map[client.Queue]uint64 // queues still short of their end
-	drained func()
-}
-
-func (d *drainTracker) saw(q client.Queue, offset uint64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if t, ok := d.target[q]; ok && offset+1 >= t {
-		delete(d.target, q)
-		if len(d.target) == 0 {
-			d.drained()
+// count returns the messages of a batch (one queue, in offset order) not
+// counted before and how many of them to count now.
+func (r *consumerRun) count(msgs []*client.MessageExt) (fresh []*client.MessageExt, take int) {
+	q := msgs[0].Queue
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fresh = msgs
+	if next, ok := r.next[q]; ok {
+		for len(fresh) > 0 && fresh[0].QueueOffset < next {
+			fresh = fresh[1:]
 		}
 	}
+	take = len(fresh)
+	if r.limit > 0 {
+		take = int(min(int64(take), r.limit-r.counted))
+	}
+	if take == 0 {
+		return fresh, 0
+	}
+	r.counted += int64(take)
+	next := fresh[take-1].QueueOffset + 1
+	r.next[q] = next
+	if r.limit > 0 && r.counted >= r.limit {
+		r.finish()
+	}
+	if end, ok := r.drain[q]; ok && next >= end {
+		delete(r.drain, q)
+		if len(r.drain) == 0 {
+			r.finish()
+		}
+	}
+	return fresh, take
 }
 
 // backlog reads, per queue, where the group starts (its committed offset,
@@ -172,14 +182,14 @@ func benchConsume(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &consumerRun{o: o, limit: o.Count, done: make(chan struct{})}
+	r := &consumerRun{o: o, limit: o.Count, done: make(chan struct{}), next: map[client.Queue]uint64{}}
 	var queues int
 	var total int64
 	err = withAdmin(c, func(ctx context.Context, a *client.Admin) error {
 		targets, n, nq, err := backlog(ctx, a, o, c.IsSet("group"))
 		queues, total = nq, n
 		if err == nil && o.From == client.FromFirst {
-			r.drain = &drainTracker{target: targets, drained: r.finish}
+			r.drain = targets
 		}
 		return err
 	})

@@ -21,11 +21,10 @@ const (
 
 // e2eRun is bench e2e's consumer side.
 type e2eRun struct {
-	run         string
-	stats       *clientStats
-	redelivered atomic.Int64
-	malformed   atomic.Int64
-	stopped     atomic.Bool
+	run       string
+	stats     *clientStats
+	malformed atomic.Int64
+	stopped   atomic.Bool
 }
 
 // handle records now - bench-sent for each first delivery of this run's
@@ -41,7 +40,7 @@ func (e *e2eRun) handle(_ context.Context, msgs []*client.MessageExt) client.Con
 			continue
 		}
 		if m.Redelivered {
-			e.redelivered.Add(1)
+			e.stats.redelivered.Add(1)
 			continue
 		}
 		sent, err := strconv.ParseInt(m.Properties[propSent], 10, 64)
@@ -111,7 +110,7 @@ func benchE2E(c *cli.Context) error {
 	cerr := r.close(c)
 
 	recv, _ := e.stats.snapshot(time.Now())
-	ete := &endToEndStats{benchStats: recv, Sent: total.Messages, Redelivered: e.redelivered.Load()}
+	ete := &endToEndStats{benchStats: recv, Sent: total.Messages}
 	ete.Missing = max(0, ete.Sent-recv.Messages)
 	if n := e.malformed.Load(); n > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "%d messages of this run had no valid %s property\n", n, propSent)

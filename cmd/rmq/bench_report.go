@@ -30,6 +30,7 @@ type clientStats struct {
 	start time.Time // when the run started, shared by every client
 
 	msgs, errs, bytes atomic.Int64
+	redelivered       atomic.Int64 // repeats, not in msgs
 	end               atomic.Int64 // unix ns of the last completion
 
 	mu   sync.Mutex
@@ -92,7 +93,7 @@ func (s *clientStats) duration(fallbackEnd time.Time) time.Duration {
 // snapshot is the client's report row; it also returns a copy of the
 // histogram for merging into the total.
 func (s *clientStats) snapshot(end time.Time) (benchStats, *hdrhistogram.Histogram) {
-	st := benchStats{Client: s.name, Messages: s.msgs.Load(), Errors: s.errs.Load(), Bytes: s.bytes.Load()}
+	st := benchStats{Client: s.name, Messages: s.msgs.Load(), Errors: s.errs.Load(), Bytes: s.bytes.Load(), Redelivered: s.redelivered.Load()}
 	st.setDuration(s.duration(end))
 	if s.hist == nil {
 		return st, nil
@@ -113,6 +114,7 @@ func merge(name string, rows []benchStats, hists []*hdrhistogram.Histogram) benc
 		t.Messages += r.Messages
 		t.Errors += r.Errors
 		t.Bytes += r.Bytes
+		t.Redelivered += r.Redelivered
 		d = max(d, time.Duration(r.DurationMillis*float64(time.Millisecond)))
 	}
 	t.setDuration(d)
@@ -141,6 +143,9 @@ type benchStats struct {
 	DurationMillis float64 `json:"duration_ms"`
 	MsgsPerSec     float64 `json:"msgs_per_sec"`
 	MiBPerSec      float64 `json:"mib_per_sec"`
+	// Redelivered counts consumed messages delivered again (after a
+	// queue changed hands): repeats, not in Messages.
+	Redelivered int64 `json:"redelivered,omitempty"`
 	// LatencyMicros is absent for benches that measure none (consume).
 	LatencyMicros *latencySummary `json:"latency_us,omitempty"`
 }
@@ -225,8 +230,6 @@ type endToEndStats struct {
 	Sent int64 `json:"sent"`
 	// Missing were acknowledged but not received within --grace.
 	Missing int64 `json:"missing"`
-	// Redelivered were received more than once (not in the latency).
-	Redelivered int64 `json:"redelivered"`
 }
 
 type errorCount struct {
@@ -246,6 +249,9 @@ func (r benchReport) table(w io.Writer) {
 	}
 	if len(r.Clients) > 1 || r.EndToEnd == nil {
 		row(w, r.Total.cells()...)
+	}
+	if n := r.Total.Redelivered; n > 0 {
+		fmt.Fprintf(w, "\n%d messages were delivered again after changing hands; the repeats are not counted above\n", n)
 	}
 	if e := r.EndToEnd; e != nil {
 		fmt.Fprintf(w, "\nend to end: %d sent, %d received, %d missing, %d redelivered; latency from scheduled send to delivery\n\n",
