@@ -18,7 +18,21 @@ type sendItem struct {
 	auto bool
 	// deadline is the submitter's deadline; expired items are skipped.
 	deadline time.Time
-	done     chan sendOutcome // buffered 1
+	done     chan sendOutcome // buffered 1; nil for callback items
+	// cb, when set, receives the outcome on the batcher goroutine instead
+	// of done (the SendAsync fast path: no goroutine per message). It
+	// must not block. ctx is that sender's context.
+	cb  func(sendOutcome)
+	ctx context.Context
+}
+
+// finish hands an item its outcome.
+func (it *sendItem) finish(out sendOutcome) {
+	if it.cb != nil {
+		it.cb(out)
+		return
+	}
+	it.done <- out
 }
 
 type sendOutcome struct {
@@ -59,9 +73,8 @@ func (p *Producer) batcher(addr string) (*batcher, error) {
 	return b, nil
 }
 
-// submit queues it and waits for its outcome or ctx.
-func (b *batcher) submit(ctx context.Context, it *sendItem) (wire.SendResult, error) {
-	it.deadline, _ = ctx.Deadline()
+// enqueue queues it for the next request.
+func (b *batcher) enqueue(it *sendItem) {
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
 	b.mu.Unlock()
@@ -69,6 +82,12 @@ func (b *batcher) submit(ctx context.Context, it *sendItem) (wire.SendResult, er
 	case b.wake <- struct{}{}:
 	default:
 	}
+}
+
+// submit queues it and waits for its outcome or ctx.
+func (b *batcher) submit(ctx context.Context, it *sendItem) (wire.SendResult, error) {
+	it.deadline, _ = ctx.Deadline()
+	b.enqueue(it)
 	select {
 	case out := <-it.done:
 		return out.res, out.err
@@ -88,35 +107,44 @@ func (b *batcher) run() {
 		case <-b.wake:
 		}
 		for {
-			items := b.take()
-			if len(items) == 0 {
+			items, expired := b.take()
+			for _, it := range expired {
+				it.finish(sendOutcome{err: &Error{Code: wire.CodeTimeout, Retriable: true, Message: "send timed out before it was sent"}})
+			}
+			if len(items) == 0 && len(expired) == 0 {
 				break
 			}
-			b.flush(items)
+			if len(items) > 0 {
+				b.flush(items)
+			}
 		}
 	}
 }
 
-func (b *batcher) take() []*sendItem {
+// take removes the next request's items from the queue, and the expired
+// callback items (a waiting sender notices its own deadline).
+func (b *batcher) take() (out, expired []*sendItem) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
 	n, size := 0, 0
-	var out []*sendItem
 	for n < len(b.queue) {
 		it := b.queue[n]
 		if len(out) > 0 && (len(out) >= b.p.cfg.MaxBatchMessages || int64(size+it.size) > b.p.cfg.MaxBatchBytes) {
 			break
 		}
 		n++
-		if !it.deadline.IsZero() && now.After(it.deadline) {
+		if (!it.deadline.IsZero() && now.After(it.deadline)) || (it.ctx != nil && it.ctx.Err() != nil) {
+			if it.cb != nil {
+				expired = append(expired, it)
+			}
 			continue // its sender gave up
 		}
 		out = append(out, it)
 		size += it.size
 	}
 	b.queue = append(b.queue[:0], b.queue[n:]...)
-	return out
+	return out, expired
 }
 
 func (b *batcher) failAll(err error) {
@@ -125,7 +153,7 @@ func (b *batcher) failAll(err error) {
 	b.queue = nil
 	b.mu.Unlock()
 	for _, it := range q {
-		it.done <- sendOutcome{err: err}
+		it.finish(sendOutcome{err: err})
 	}
 }
 
@@ -162,14 +190,14 @@ func (b *batcher) flush(items []*sendItem) {
 	}
 	for i, it := range items {
 		if err != nil {
-			it.done <- sendOutcome{err: err}
+			it.finish(sendOutcome{err: err})
 			continue
 		}
 		r := resp.Results[i]
 		if r.ErrorCode != 0 {
-			it.done <- sendOutcome{err: resultError(r)}
+			it.finish(sendOutcome{err: resultError(r)})
 			continue
 		}
-		it.done <- sendOutcome{res: r}
+		it.finish(sendOutcome{res: r})
 	}
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -180,7 +179,14 @@ func fromStored(sm *wire.StoredMessage, group string) *MessageExt {
 }
 
 // FormatMsgID renders a message id as upper-case hex.
-func FormatMsgID(id []byte) string { return strings.ToUpper(hex.EncodeToString(id)) }
+func FormatMsgID(id []byte) string {
+	const digits = "0123456789ABCDEF"
+	out := make([]byte, 2*len(id))
+	for i, b := range id {
+		out[2*i], out[2*i+1] = digits[b>>4], digits[b&0x0f]
+	}
+	return string(out)
+}
 
 // idGen makes 16-byte message ids, RocketMQ UNIQ_KEY style:
 //

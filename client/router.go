@@ -45,6 +45,40 @@ type topicRoute struct {
 	groups  []wire.GroupRoute
 	auto    bool // the topic does not exist yet: Groups are candidates for auto-create
 	fetched time.Time
+
+	// The writable queues, sorted, computed once per fetched route (a
+	// route is replaced, never changed): the producer picks from them on
+	// every send.
+	queuesOnce sync.Once
+	queues     []Queue
+}
+
+// writable returns the route's writable queues (autoQueues per group for
+// an auto-create route). Callers must not modify the slice.
+func (tr *topicRoute) writable(topic string, autoQueues uint32) []Queue {
+	tr.queuesOnce.Do(func() { tr.queues = writableQueues(topic, tr, autoQueues) })
+	return tr.queues
+}
+
+// cached returns a fresh cached route of topic without any request.
+func (r *router) cached(topic string) *topicRoute {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if tr := r.topics[topic]; tr != nil && !tr.auto && time.Since(tr.fetched) < routeMaxAge {
+		return tr
+	}
+	return nil
+}
+
+// knownLeader is group's leader address if one is known ("" otherwise;
+// unlike leaderAddr it never names a node to probe).
+func (r *router) knownLeader(group string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.groups[group]; st != nil {
+		return st.leader
+	}
+	return ""
 }
 
 type groupState struct {
