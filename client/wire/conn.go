@@ -136,7 +136,7 @@ func (c *Conn) readLoop() {
 // nil). An error response is returned as *Error. If ctx ends first the
 // call returns ctx.Err() and the late response is dropped.
 func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
-	body, err := msgpack.Marshal(req)
+	eb, err := encode(req)
 	if err != nil {
 		return fmt.Errorf("wire: encode request %d: %w", code, err)
 	}
@@ -146,11 +146,14 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
+		eb.release()
 		return err
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
-	if err := c.write(Frame{Code: code, ID: id, Body: body}); err != nil {
+	err = c.write(Frame{Code: code, ID: id, Body: eb.bytes()})
+	eb.release() // write copied or sent the bytes
+	if err != nil {
 		c.forget(id)
 		return err
 	}
@@ -168,11 +171,12 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 
 // Send sends a one-way request: no response will come.
 func (c *Conn) Send(code uint16, req any) error {
-	body, err := msgpack.Marshal(req)
+	eb, err := encode(req)
 	if err != nil {
 		return fmt.Errorf("wire: encode request %d: %w", code, err)
 	}
-	return c.write(Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: body})
+	defer eb.release()
+	return c.write(Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: eb.bytes()})
 }
 
 func (c *Conn) forget(id uint64) {

@@ -162,10 +162,13 @@ func handle(ctx context.Context, c *ServerConn, h Handler, r *Request) {
 		code = we.Code
 		body, _ = msgpack.Marshal(&we.ErrorBody)
 	} else {
-		var merr error
-		if body, merr = msgpack.Marshal(resp); merr != nil {
+		eb, merr := encode(resp)
+		if merr != nil {
 			code = CodeInternal
 			body, _ = msgpack.Marshal(&ErrorBody{Message: "encode response: " + merr.Error()})
+		} else {
+			defer eb.release() // after respond has written the bytes
+			body = eb.bytes()
 		}
 	}
 	if err := c.respond(r.ID, code, body); err != nil {
