@@ -28,8 +28,9 @@
 // fsynced and sealed by writing <first>.idx (u32 record offsets, hasExt flag,
 // end, first/last appendedAt, crc; tmp file + rename + dir fsync), so Open
 // reads sealed segments' offsets without scanning them. The active (last)
-// segment is zero-filled 8 MiB ahead of the writer so fdatasync never has
-// to journal a size change; it is scanned on Open.
+// segment is zero-filled 8 MiB ahead of the writer in sync mode so
+// fdatasync never has to journal a size change (async mode lets writes
+// extend the file); it is scanned on Open.
 //
 // # Durability: flush modes
 //

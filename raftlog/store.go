@@ -335,9 +335,17 @@ const preallocChunk = 8 << 20
 
 var zeroChunk = make([]byte, 1<<20)
 
-// preallocLocked zero-fills the active segment up to at least need.
+// preallocLocked zero-fills the active segment up to at least need, so a
+// sync-mode fdatasync never has to journal a size change. Async mode
+// fsyncs only every FlushInterval, so it lets writes extend the file: the
+// zero-filling (and its extra fsync) cost ~15% of a broker's CPU at
+// 120k msgs/s for no benefit there.
 func (s *Store) preallocLocked(sg *segment, need int64) error {
 	if need <= sg.alloc {
+		return nil
+	}
+	if s.cfg.FlushMode == FlushAsync {
+		sg.alloc = need
 		return nil
 	}
 	target := max(need, min(sg.alloc+preallocChunk, s.cfg.SegmentSize))
