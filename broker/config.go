@@ -113,8 +113,10 @@ type Config struct {
 	// Default 64.
 	MaxAppendEntries int
 	// SnapshotInterval and SnapshotThreshold control how often the small
-	// FSM state is snapshotted. Defaults 10s and 1024 entries. Snapshots
-	// bound restart replay and let retention purge.
+	// FSM state is snapshotted. Defaults 10s and 256 entries (entries are
+	// batches of up to MaxBatchBytes). Snapshots are cheap; they bound the
+	// replay after a crash and let retention purge. A clean stop always
+	// snapshots, so a planned restart replays nothing.
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
 
@@ -155,7 +157,7 @@ func DefaultConfig() Config {
 		CommitTimeout:       10 * time.Millisecond,
 		MaxAppendEntries:    64,
 		SnapshotInterval:    10 * time.Second,
-		SnapshotThreshold:   1024,
+		SnapshotThreshold:   256,
 		MaxMessageSize:      4 << 20,
 		MaxBatchBytes:       512 << 10,
 		ApplyTimeout:        5 * time.Second,

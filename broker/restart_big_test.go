@@ -75,4 +75,30 @@ func TestRestartWith1GiBLog(t *testing.T) {
 	if n != total {
 		t.Fatalf("got %d messages after restart, want %d", n, total)
 	}
+	// The same after a crash of every node: the restart replays what was
+	// written since the last snapshot (at most SnapshotThreshold entries).
+	produceMore := func() {
+		msgs := make([]*fsm.Message, 64)
+		for j := range msgs {
+			msgs[j] = &fsm.Message{Topic: "big", QueueID: uint32(j) % 8, Body: body}
+		}
+		for i := 0; i < 2000; i++ {
+			if _, _, err := sendRetrying(t, c, msgs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produceMore()
+	for _, id := range c.ids {
+		c.kill(id)
+	}
+	start = time.Now()
+	for _, id := range c.ids {
+		swg.Add(1)
+		go func() { defer swg.Done(); c.start(id) }()
+	}
+	swg.Wait()
+	opened = time.Since(start)
+	l = c.leader(30 * time.Second)
+	t.Logf("crash restart: nodes opened in %s, leader serving after %s", opened, time.Since(start))
 }
