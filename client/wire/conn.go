@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Error is an error response decoded from the wire, or one a handler
@@ -214,7 +212,7 @@ func writeFrame(bw *bufio.Writer, f Frame) error {
 func decodeResponse(f Frame, resp any) error {
 	if f.Code != CodeOK {
 		e := &Error{Code: f.Code}
-		if err := msgpack.Unmarshal(f.Body, &e.ErrorBody); err != nil {
+		if err := Unmarshal(f.Body, &e.ErrorBody); err != nil {
 			e.Message = "undecodable error body"
 		}
 		return e
@@ -222,7 +220,7 @@ func decodeResponse(f Frame, resp any) error {
 	if resp == nil {
 		return nil
 	}
-	if err := msgpack.Unmarshal(f.Body, resp); err != nil {
+	if err := Unmarshal(f.Body, resp); err != nil {
 		return fmt.Errorf("wire: decode response: %w", err)
 	}
 	return nil

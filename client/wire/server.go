@@ -23,7 +23,7 @@ type Request struct {
 
 // Decode unmarshals the body; a failure is a CodeMalformed *Error.
 func (r *Request) Decode(v any) error {
-	if err := msgpack.Unmarshal(r.Body, v); err != nil {
+	if err := Unmarshal(r.Body, v); err != nil {
 		return Errorf(CodeMalformed, "request %d body: %v", r.Code, err)
 	}
 	return nil
