@@ -69,9 +69,12 @@
 //
 // # Goroutines
 //
-// Producer: one batcher per leader address (started on first use) and one
-// per SendAsync in progress; Close waits for SendAsync callbacks (within
-// ctx) and stops the batchers. Consumer: Start (or the first Poll) starts
+// Producer: one batcher per leader address (started on first use). A
+// SendAsync whose route and leader are cached goes straight into the
+// batcher, which runs its callback (keep callbacks short); only a
+// SendAsync that must look up a route or retry gets a goroutine of its
+// own. Close waits for SendAsync callbacks (within ctx) and stops the
+// batchers. Consumer: Start (or the first Poll) starts
 // the heartbeat/rebalance loop, the commit loop and one goroutine per
 // owned queue; Close stops the loops, releases every queue (commit,
 // unlock), sends LeaveGroup and waits for all of them. Each wire.Conn has

@@ -57,4 +57,8 @@
 // commands parse their flags themselves (interspersed in clientcmd.go)
 // because urfave/cli v2 stops at the first argument. --timeout bounds each
 // command's requests; consume runs until --count or Ctrl-C regardless.
+//
+// Profiling: every command takes --cpuprofile FILE (a client or bench run);
+// rmq broker and rmq dev take --pprof ADDR to serve net/http/pprof on a
+// loopback address.
 package main

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -26,6 +27,7 @@ func main() {
 // run is the whole CLI; tests call it directly with their own writers.
 // Results go to stdout, logs and progress to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var stopProfile func() // set by --cpuprofile
 	app := &cli.App{
 		Name:      "rmq",
 		Usage:     "a RocketMQ-style message broker whose Raft log is the CommitLog",
@@ -37,10 +39,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "time limit for one command's requests"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "result format: table or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"RMQ_LOG_LEVEL"}, Usage: "trace, debug, info, warn or error"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write this command's CPU profile to a file (for profiling clients and benches)"},
 		},
 		Before: func(c *cli.Context) error {
 			if o := c.String("output"); o != "table" && o != "json" {
 				return fmt.Errorf("--output %q: use table or json", o)
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					f.Close()
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
 			}
 			return nil
 		},
@@ -53,6 +67,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	err := app.RunContext(ctx, args)
+	if stopProfile != nil {
+		stopProfile()
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil // Ctrl-C is a normal way to stop a server or consumer
 	}
