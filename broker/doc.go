@@ -44,7 +44,8 @@
 // HeartbeatTimeout = ElectionTimeout = 400ms by default: a follower notices
 // a dead leader after 400-800ms and wins pre-vote and vote within a round
 // trip, then the Barrier takes one more commit. Close transfers leadership
-// first (a few milliseconds of write pause).
+// first (a few milliseconds of write pause) and takes a snapshot, so the
+// next start restores it instead of replaying the log.
 //
 // # Retention
 //
