@@ -62,9 +62,11 @@ for mode in $modes; do
   # Disk per message on a fresh group: 300 000 x 1 KiB into one topic.
   "$rmq" bench produce --topic disk --clients 2 --mode async --count 300000 --no-progress >/dev/null 2>&1
   sleep 2 # let the consume-queue sync and the log flush run
-  du -sk "$work/$mode/n0/commitlog" "$work/$mode/n0/fsm" "$work/$mode/n0" | awk '
-    {kib[NR] = $1} END {printf "disk per 1 KiB message on n0: commitlog %.3f KiB + consume queues %.3f KiB; whole data dir %.3f KiB\n",
-      kib[1] / 300000, kib[2] / 300000, kib[3] / 300000}'
+  cl=$(du -sk "$work/$mode/n0/commitlog" | awk '{print $1}')
+  cq=$(du -sk "$work/$mode/n0/fsm" | awk '{print $1}')
+  all=$(du -sk "$work/$mode/n0" | awk '{print $1}')
+  awk -v cl="$cl" -v cq="$cq" -v all="$all" 'BEGIN {printf "disk per 1 KiB message on n0: commitlog %.3f KiB + consume queues %.3f KiB; whole data dir %.3f KiB\n",
+    cl / 300000, cq / 300000, all / 300000}'
   "$rmq" topic create bench --queues 8 >/dev/null
   bench "produce 1 client async ($mode)" produce --clients 1 --mode async --duration 10s
   bench "produce 4 clients async ($mode)" produce --clients 4 --mode async --duration 10s &
