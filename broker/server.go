@@ -162,12 +162,16 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 		defer cancel()
 	}
 	msgs := make([]*fsm.Message, len(req.Messages))
+	checked := "" // batches are usually of one topic: look each up once
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		if _, ok := n.fsm.Topic(m.Topic); !ok {
-			if err := n.autoCreate(ctx, m.Topic, req.AutoCreateQueues); err != nil {
-				return nil, err
+		if m.Topic != checked {
+			if _, ok := n.fsm.Topic(m.Topic); !ok {
+				if err := n.autoCreate(ctx, m.Topic, req.AutoCreateQueues); err != nil {
+					return nil, err
+				}
 			}
+			checked = m.Topic
 		}
 		msgs[i] = &fsm.Message{
 			Topic: m.Topic, QueueID: m.QueueID, Flag: m.Flag, BornTimestamp: m.BornTimestamp,
