@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,9 +30,11 @@ func main() {
 // Results go to stdout, logs and progress to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var stopProfile func() // set by --cpuprofile
+	var notFound error     // set by CommandNotFound
 	app := &cli.App{
 		Name:      "rmq",
 		Usage:     "a RocketMQ-style message broker whose Raft log is the CommitLog",
+		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
@@ -60,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 		Commands:        commands(),
 		HideHelpCommand: true,
+		CommandNotFound: func(c *cli.Context, name string) {
+			notFound = fmt.Errorf("unknown command %q; commands: %s (see 'rmq --help')", name, commandNames(c.App.Commands))
+		},
 		// Errors are printed once, by main; usage errors say what is wrong.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
@@ -69,6 +76,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	err := app.RunContext(ctx, args)
 	if stopProfile != nil {
 		stopProfile()
+	}
+	if err == nil && notFound != nil {
+		err = notFound
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil // Ctrl-C is a normal way to stop a server or consumer
@@ -90,4 +100,48 @@ func commands() []*cli.Command {
 		failoverCommand(),
 		benchCommand(),
 	}
+}
+
+func commandNames(cmds []*cli.Command) string {
+	names := make([]string, 0, len(cmds))
+	for _, c := range cmds {
+		if !c.Hidden {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// version describes this binary from its build info: the module version
+// (a tag for `go install ...@vX`, "(devel)" for a local build) and the VCS
+// revision, time and dirty flag that `go build` stamps in a checkout.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown (no build info)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += fmt.Sprintf(" (revision %s, %s%s)", rev, at, dirty)
+	}
+	return v + ", " + bi.GoVersion
 }

@@ -65,6 +65,7 @@ func brokerCommand() *cli.Command {
 			&cli.StringFlag{Name: "peers", Usage: "initial voters id=raftaddr,... (with --bootstrap)"},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "create the group's initial configuration if this node has no state"},
 			&cli.StringFlag{Name: "flush", Usage: "CommitLog flush mode: sync or async (default sync)"},
+			&cli.StringFlag{Name: "namesrv", Usage: "NameServer address(es) to register with, comma-separated (also accepted before the command)"},
 			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -76,12 +77,15 @@ func brokerCommand() *cli.Command {
 				}
 			}
 			applyBrokerFlags(c, &fc)
+			if fc.DataDir == "" {
+				return errors.New("--data is required: the directory for this node's CommitLog and state (or data = \"...\" in --config)")
+			}
 			cfg, err := fc.brokerConfig()
 			if err != nil {
 				return err
 			}
 			if cfg.NameServers == nil {
-				cfg.NameServers = splitList(c.String("namesrv"))
+				cfg.NameServers = splitList(namesrvFlag(c))
 			}
 			cfg.Logger = rootLogger(c).Named("broker")
 			return runBroker(c, cfg)
@@ -111,8 +115,19 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 		fc.Bootstrap = c.Bool("bootstrap")
 	}
 	if c.IsSet("namesrv") {
-		fc.NameServers = splitList(c.String("namesrv"))
+		fc.NameServers = splitList(namesrvFlag(c))
 	}
+}
+
+// namesrvFlag is --namesrv given after the command, else the global one.
+func namesrvFlag(c *cli.Context) string {
+	if v := c.String("namesrv"); v != "" {
+		return v
+	}
+	if l := c.Lineage(); len(l) > 1 {
+		return l[1].String("namesrv")
+	}
+	return ""
 }
 
 func runBroker(c *cli.Context, cfg broker.Config) error {
