@@ -2,6 +2,7 @@ package client
 
 import (
 	"hash/fnv"
+	"math/rand/v2"
 	"sync/atomic"
 )
 
@@ -12,10 +13,18 @@ type QueueSelector interface {
 	Select(msg *Message, queues []Queue) Queue
 }
 
-// RoundRobinSelector spreads messages over all queues in turn.
-func RoundRobinSelector() QueueSelector { return &roundRobin{} }
+// RoundRobinSelector spreads messages over all queues in turn, starting
+// at a random queue (as RocketMQ's producer does), so that many short-lived
+// producers sending one message each do not all pick the first queue.
+func RoundRobinSelector() QueueSelector { return newRoundRobin() }
 
 type roundRobin struct{ n atomic.Uint64 }
+
+func newRoundRobin() *roundRobin {
+	r := &roundRobin{}
+	r.n.Store(rand.Uint64())
+	return r
+}
 
 func (r *roundRobin) Select(_ *Message, queues []Queue) Queue {
 	return queues[(r.n.Add(1)-1)%uint64(len(queues))]
@@ -25,9 +34,9 @@ func (r *roundRobin) Select(_ *Message, queues []Queue) Queue {
 // queue (FNV-32a of the key modulo the queue count, as rocketmq-client-go's
 // NewHashQueueSelector), so per-key order is kept while the queue count
 // does not change. Messages without a key go round robin.
-func HashSelector() QueueSelector { return &hashSelector{} }
+func HashSelector() QueueSelector { return &hashSelector{rr: newRoundRobin()} }
 
-type hashSelector struct{ rr roundRobin }
+type hashSelector struct{ rr *roundRobin }
 
 func (h *hashSelector) Select(m *Message, queues []Queue) Queue {
 	if m.ShardingKey == "" {

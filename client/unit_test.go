@@ -124,8 +124,21 @@ func TestSelectors(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		got = append(got, rr.Select(&Message{}, qs).QueueID)
 	}
-	if diff := cmp.Diff([]uint32{0, 1, 2, 3, 0, 1}, got); diff != "" {
+	// In turn from wherever it starts.
+	first := got[0]
+	want := []uint32{first, (first + 1) % 4, (first + 2) % 4, (first + 3) % 4, first, (first + 1) % 4}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("round robin (-want +got):\n%s", diff)
+	}
+	// New selectors (one per short-lived producer) start at random queues:
+	// 64 of them all starting at one queue has probability 4^-63.
+	starts := map[uint32]bool{}
+	for i := 0; i < 64; i++ {
+		starts[RoundRobinSelector().Select(&Message{}, qs).QueueID] = true
+		starts[HashSelector().Select(&Message{}, qs).QueueID] = true
+	}
+	if len(starts) < 2 {
+		t.Errorf("128 new selectors all started at queue(s) %v, want random starting queues", starts)
 	}
 	h := HashSelector()
 	for _, key := range []string{"a", "order-42", "key7"} {
