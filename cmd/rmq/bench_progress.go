@@ -42,7 +42,7 @@ func startProgress(w io.Writer, enabled bool, what string, total int64, limit ti
 		defer p.wg.Done()
 		tick := time.NewTicker(progressTick)
 		defer tick.Stop()
-		var lastN int64
+		var lastN, plainN int64
 		lastT, lastPlain := start, start
 		for {
 			select {
@@ -58,12 +58,13 @@ func startProgress(w io.Writer, enabled bool, what string, total int64, limit ti
 				elapsed := now.Sub(start)
 				if bar == nil {
 					if now.Sub(lastPlain) >= plainEvery {
-						lastPlain = now
-						fmt.Fprintf(w, "%s: %d msgs in %s, %.0f msgs/s\n", what, n, elapsed.Round(time.Second), rate)
+						fmt.Fprint(w, plainLine(what, n, elapsed, n-plainN, now.Sub(lastPlain)))
+						lastPlain, plainN = now, n
 					}
 					continue
 				}
-				bar.Describe(fmt.Sprintf("%s %8.0f msgs/s %10d msgs %6s", what, rate, n, elapsed.Round(time.Second)))
+				bar.Describe(fmt.Sprintf("%s now %8.0f msgs/s, avg %8.0f msgs/s %10d msgs %6s",
+					what, rate, perSecond(n, elapsed), n, elapsed.Round(time.Second)))
 				switch {
 				case total > 0:
 					_ = bar.Set64(min(n, total))
@@ -76,6 +77,21 @@ func startProgress(w io.Writer, enabled bool, what string, total int64, limit ti
 		}
 	}()
 	return p
+}
+
+// plainLine is the non-terminal progress line: the rate over the last
+// interval and the average since the start, each labelled, so a reader
+// of a log does not take one for the other.
+func plainLine(what string, n int64, elapsed time.Duration, lastN int64, last time.Duration) string {
+	return fmt.Sprintf("%s: %d msgs in %s; last %s: %.0f msgs/s; average: %.0f msgs/s\n",
+		what, n, elapsed.Round(time.Second), last.Round(time.Second), perSecond(lastN, last), perSecond(n, elapsed))
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 func newBar(w io.Writer, total int64, limit time.Duration) *progressbar.ProgressBar {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCommandLineErrors covers mistakes that need no cluster: each must
@@ -50,5 +51,15 @@ func TestNamesrvFlagAfterBrokerCommand(t *testing.T) {
 	err := run(context.Background(), []string{"rmq", "broker", "--namesrv", "127.0.0.1:9", "--id", "n0"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "--data is required") {
 		t.Fatalf("got %v, want the --data error (not a flag error)", err)
+	}
+}
+
+func TestBenchPlainProgressLine(t *testing.T) {
+	// 30 000 messages in 10 s, 5 000 of them in the last 5 s: the last
+	// interval's rate and the average are both shown, labelled.
+	got := plainLine("produce", 30000, 10*time.Second, 5000, 5*time.Second)
+	want := "produce: 30000 msgs in 10s; last 5s: 1000 msgs/s; average: 3000 msgs/s\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
 	}
 }
