@@ -9,9 +9,11 @@
 #   docker build --target prebuilt -t rmq:dev .     (or podman build)
 # Stages the chosen target does not need are skipped.
 
+# No VOLUME line: brokers get /data from a named volume in docker-compose.yml,
+# and a VOLUME here would give every container (the NameServer too) an
+# anonymous volume that 'down -v' leaves behind.
 FROM scratch AS prebuilt
 COPY rmq /rmq
-VOLUME /data
 ENTRYPOINT ["/rmq"]
 
 FROM golang:1.26 AS build
@@ -23,5 +25,4 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/rmq ./cmd/rmq
 
 FROM scratch AS image
 COPY --from=build /out/rmq /rmq
-VOLUME /data
 ENTRYPOINT ["/rmq"]

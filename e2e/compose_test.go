@@ -62,7 +62,10 @@ func TestDockerCompose(t *testing.T) {
 	}
 	project := fmt.Sprintf("rmqe2e%d", time.Now().UnixNano()%1e6)
 	ports := map[string]string{}
-	env := append(os.Environ(), "RMQ_BUILD_TARGET=prebuilt")
+	// A tag of this run's own, and --build below: compose reuses an image
+	// that exists, so a fixed tag ran a stale binary.
+	tag := project
+	env := append(os.Environ(), "RMQ_BUILD_TARGET=prebuilt", "RMQ_IMAGE_TAG="+tag)
 	for _, k := range []string{"RMQ_NAMESRV_PORT", "RMQ_PORT0", "RMQ_PORT1", "RMQ_PORT2"} {
 		a := freeAddr(t)
 		ports[k] = a[strings.LastIndex(a, ":")+1:]
@@ -79,15 +82,44 @@ func TestDockerCompose(t *testing.T) {
 	composeArgs := func(args ...string) []string {
 		return append(append(append([]string(nil), compose...), "-p", project), args...)
 	}
+	before := engineObjects(t, run, engine)
 	t.Cleanup(func() {
 		if out, err := run(2*time.Minute, composeArgs("down", "-v")...); err != nil {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
+		if out, err := run(time.Minute, engine, "rmi", "localhost/rmq:"+tag); err != nil {
+			t.Logf("remove image: %v\n%s", err, out)
+		}
+		// podman-compose 1.0's down leaves the project network.
+		if out, err := run(time.Minute, engine, "network", "ls", "--format", "{{.Name}}"); err == nil {
+			for _, n := range strings.Fields(out) {
+				if strings.HasPrefix(n, project+"_") {
+					if out, err := run(time.Minute, engine, "network", "rm", n); err != nil {
+						t.Logf("remove network %s: %v\n%s", n, err, out)
+					}
+				}
+			}
+		}
+		for kind, names := range engineObjects(t, run, engine) {
+			for n := range names {
+				if !before[kind][n] {
+					t.Errorf("the compose test left %s %q behind", kind, n)
+				}
+			}
+		}
 	})
-	if out, err := run(5*time.Minute, composeArgs("up", "-d")...); err != nil {
+	if out, err := run(5*time.Minute, composeArgs("up", "-d", "--build")...); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
 	}
 	ns := "127.0.0.1:" + ports["RMQ_NAMESRV_PORT"]
+	// The image is this run's binary: its version line must match.
+	want, err := exec.Command(filepath.Join(dir, "rmq"), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run(time.Minute, engine, "run", "--rm", "localhost/rmq:"+tag, "--version"); err != nil || got != string(want) {
+		t.Fatalf("image localhost/rmq:%s --version: %q (%v), want %q", tag, got, err, want)
+	}
 	admin, err := client.NewAdmin(client.AdminConfig{NameServers: []string{ns}})
 	if err != nil {
 		t.Fatal(err)
@@ -164,4 +196,27 @@ func TestDockerCompose(t *testing.T) {
 	if out := host("consume", "compose-demo", "--group", "g", "--count", "1"); !strings.Contains(out, "written after the failover") {
 		t.Fatalf("consume after failover printed %q", out)
 	}
+}
+
+// engineObjects lists the engine's containers, volumes, networks and
+// images by name, to find what a test left behind.
+func engineObjects(t *testing.T, run func(time.Duration, ...string) (string, error), engine string) map[string]map[string]bool {
+	t.Helper()
+	objs := map[string]map[string]bool{}
+	for kind, args := range map[string][]string{
+		"container": {"ps", "-a", "--format", "{{.Names}}"},
+		"volume":    {"volume", "ls", "--format", "{{.Name}}"},
+		"network":   {"network", "ls", "--format", "{{.Name}}"},
+		"image":     {"images", "--format", "{{.Repository}}:{{.Tag}}"},
+	} {
+		out, err := run(time.Minute, append([]string{engine}, args...)...)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", engine, strings.Join(args, " "), err, out)
+		}
+		objs[kind] = map[string]bool{}
+		for _, n := range strings.Fields(out) {
+			objs[kind][n] = true
+		}
+	}
+	return objs
 }

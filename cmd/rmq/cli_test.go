@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/rmq-dev/rmq/e2e"
+	"github.com/rmq-dev/rmq/namesrv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -549,5 +550,40 @@ func TestParseResetTime(t *testing.T) {
 		if _, err := parseResetTime(bad, now); err == nil {
 			t.Errorf("parseResetTime(%q): got nil error, want one", bad)
 		}
+	}
+}
+
+func TestClusterStatusWait(t *testing.T) {
+	// A NameServer no broker has registered with: --wait gives up with the
+	// reason and a non-zero exit.
+	cfg := namesrv.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = e2e.TestLogger(t)
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"rmq", "--namesrv", ns.Addr(), "cluster", "status", "--wait", "600ms"}, &stdout, &stderr)
+	if want := "not ready after 600ms: no broker group has registered with the NameServer"; err == nil || err.Error() != want {
+		t.Fatalf("cluster status --wait on an empty NameServer: got %v, want %q", err, want)
+	}
+
+	// A cluster that is starting: --wait returns once a leader serves.
+	c := &harness{t: t, ns: e2e.StartCluster(t, e2e.Options{}).NamesrvAddr()}
+	st := decode[clusterStatusView](t, c.ok("cluster", "status", "--wait", "30s", "-o", "json"))
+	if len(st) != 1 || st[0].Leader == "" {
+		t.Fatalf("cluster status --wait returned %+v, want one group with a leader", st)
+	}
+	served := false
+	for _, n := range st[0].Nodes {
+		served = served || (n.Node == st[0].Leader && n.Serving)
+	}
+	if !served {
+		t.Fatalf("cluster status --wait returned before the leader served: %+v", st)
 	}
 }

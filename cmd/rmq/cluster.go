@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"sort"
 	"time"
@@ -14,8 +16,14 @@ import (
 func clusterCommand() *cli.Command {
 	return nounCommand("cluster", "show the broker groups' Raft state",
 		&cli.Command{
-			Name:   "status",
-			Usage:  "per broker group: leader, term, and each node's role, commit and applied index, lag and address",
+			Name:  "status",
+			Usage: "per broker group: leader, term, and each node's role, commit and applied index, lag and address",
+			Description: "With --wait D it polls until every broker group has a serving leader, then prints the\n" +
+				"table; if that has not happened within D it prints what it last saw and exits non-zero\n" +
+				"(for scripts and for 'docker compose up -d' followed by a check that the group came up).",
+			Flags: []cli.Flag{
+				&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for a serving leader in every broker group; exit non-zero if none"},
+			},
 			Action: clusterStatus,
 		},
 	)
@@ -76,24 +84,84 @@ func clusterStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
+	wait := c.Duration("wait")
+	if wait < 0 {
+		return fmt.Errorf("--wait %s: want a positive duration", wait)
+	}
+	a, err := newAdmin(c)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if wait == 0 {
+		ctx, cancel := opContext(c)
+		defer cancel()
 		st, err := a.ClusterStatus(ctx)
 		if err != nil {
 			return err
 		}
-		out := clusterStatusView{}
-		for _, g := range st {
-			gr := groupStatusRow{BrokerGroup: g.Group, Leader: g.Leader, Term: g.Term, CommitIndex: g.CommitIndex, AppliedIndex: g.AppliedIndex, Nodes: []nodeRow{}}
-			for _, n := range g.Nodes {
-				gr.Nodes = append(gr.Nodes, nodeRow{
-					Node: n.NodeID, Role: n.Role, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
-					CommitIndex: n.CommitIndex, AppliedIndex: n.AppliedIndex, Lag: n.Lag,
-					Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(),
-				})
-			}
-			sort.Slice(gr.Nodes, func(i, j int) bool { return gr.Nodes[i].Node < gr.Nodes[j].Node })
-			out = append(out, gr)
+		return render(c, newClusterStatusView(st))
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		ctx, cancel := context.WithTimeout(c.Context, min(c.Duration("timeout"), 2*time.Second))
+		st, err := a.ClusterStatus(ctx)
+		cancel()
+		problem := err
+		if err == nil {
+			problem = notReady(st)
 		}
-		return render(c, out)
-	})
+		if problem == nil {
+			return render(c, newClusterStatusView(st))
+		}
+		if time.Now().After(deadline) || c.Context.Err() != nil {
+			if err == nil {
+				if rerr := render(c, newClusterStatusView(st)); rerr != nil {
+					return rerr
+				}
+			}
+			return fmt.Errorf("not ready after %s: %w", wait, problem)
+		}
+		select {
+		case <-c.Context.Done():
+		case <-time.After(250 * time.Millisecond): // poll interval
+		}
+	}
+}
+
+// notReady says why a cluster cannot take writes yet, or returns nil.
+func notReady(st []client.GroupStatus) error {
+	if len(st) == 0 {
+		return errors.New("no broker group has registered with the NameServer")
+	}
+	for _, g := range st {
+		if g.Leader == "" {
+			return fmt.Errorf("broker group %s has no leader (%d node(s) registered)", g.Group, len(g.Nodes))
+		}
+		serving := false
+		for _, n := range g.Nodes {
+			serving = serving || (n.NodeID == g.Leader && n.Serving)
+		}
+		if !serving {
+			return fmt.Errorf("broker group %s: leader %s is not serving yet", g.Group, g.Leader)
+		}
+	}
+	return nil
+}
+
+func newClusterStatusView(st []client.GroupStatus) clusterStatusView {
+	out := clusterStatusView{}
+	for _, g := range st {
+		gr := groupStatusRow{BrokerGroup: g.Group, Leader: g.Leader, Term: g.Term, CommitIndex: g.CommitIndex, AppliedIndex: g.AppliedIndex, Nodes: []nodeRow{}}
+		for _, n := range g.Nodes {
+			gr.Nodes = append(gr.Nodes, nodeRow{
+				Node: n.NodeID, Role: n.Role, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
+				CommitIndex: n.CommitIndex, AppliedIndex: n.AppliedIndex, Lag: n.Lag,
+				Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(),
+			})
+		}
+		sort.Slice(gr.Nodes, func(i, j int) bool { return gr.Nodes[i].Node < gr.Nodes[j].Node })
+		out = append(out, gr)
+	}
+	return out
 }
