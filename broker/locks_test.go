@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -116,6 +117,9 @@ func TestLockRelease(t *testing.T) {
 	}
 	if diff := cmp.Diff(map[uint32]string{0: "a"}, owners(n)); diff != "" {
 		t.Fatalf("owners after b left (-want +got):\n%s", diff)
+	}
+	if _, err := n.handleLock(ctx, &wire.LockRequest{Group: "g", ClientID: "b", Queues: lockQueuesOf(2)}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("lock by a departed member: got %v, want ErrInvalidArgument (heartbeat first)", err)
 	}
 
 	// c takes queue 3 and then stops heartbeating (it expires).
