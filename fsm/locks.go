@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -88,8 +89,8 @@ func (c *LockQueues) validate() error {
 	if err := validateLockTarget(c.Group, c.ClientID, c.Queues); err != nil {
 		return err
 	}
-	if c.Now <= 0 || c.Lease <= 0 {
-		return invalid("lock time %d and lease %dms must be positive", c.Now, c.Lease)
+	if c.Now <= 0 || c.Lease <= 0 || c.Lease > math.MaxInt64-c.Now {
+		return invalid("lock time %d and lease %dms must be positive and not overflow", c.Now, c.Lease)
 	}
 	return nil
 }

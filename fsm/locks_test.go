@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -106,6 +107,7 @@ func TestLockCommandsRejectInvalid(t *testing.T) {
 		{"lock bad topic", mod(func(c *LockQueues) { c.Queues = qref("a b", 0) })},
 		{"lock zero lease", mod(func(c *LockQueues) { c.Lease = 0 })},
 		{"lock no time", mod(func(c *LockQueues) { c.Now = 0 })},
+		{"lock lease overflows", mod(func(c *LockQueues) { c.Lease = math.MaxInt64 })},
 		{"lock too many queues", mod(func(c *LockQueues) { c.Queues = make([]QueueRef, MaxLockQueues+1) })},
 		{"unlock without client", UnlockQueues{Group: "g"}},
 		{"unlock negative cutoff", UnlockQueues{Group: "g", ClientID: "a", GrantedBefore: -1}},
