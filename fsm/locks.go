@@ -18,9 +18,9 @@ type QueueRef struct {
 // LockQueues grants ClientID, a member of consumer group Group, the lock of
 // each of Queues that is unowned, already held by ClientID, or whose lease
 // ended at or before Now. A granted (or renewed) lock is held until
-// Now+Lease. Now is the proposing leader's clock: Apply reads no clock, so
-// every replica decides alike. Apply result: *LockResult, or an
-// ErrInvalidCommand error.
+// Now+Lease; a renewal never moves its grant time or expiry back. Now is
+// the proposing leader's clock: Apply reads no clock, so every replica
+// decides alike. Apply result: *LockResult, or an ErrInvalidCommand error.
 type LockQueues struct {
 	Group    string     `msgpack:"group"`
 	ClientID string     `msgpack:"client"`
@@ -122,14 +122,17 @@ func (f *FSM) lockQueues(c *LockQueues) *LockResult {
 			continue
 		}
 		seen[k] = true
-		if l, ok := gl[k]; ok && l.owner != c.ClientID { // live: expired ones were dropped above
+		l, ok := gl[k]
+		if ok && l.owner != c.ClientID { // live: expired ones were dropped above
 			continue
 		}
 		if gl == nil {
 			gl = map[queueKey]lockState{}
 			f.locks[c.Group] = gl
 		}
-		gl[k] = lockState{owner: c.ClientID, granted: c.Now, expires: c.Now + c.Lease}
+		// A renewal stamped by a leader whose clock is behind never
+		// shortens the lock.
+		gl[k] = lockState{owner: c.ClientID, granted: max(l.granted, c.Now), expires: max(l.expires, c.Now+c.Lease)}
 		res.Granted = append(res.Granted, q)
 	}
 	if gl != nil && len(gl) == 0 {

@@ -57,6 +57,7 @@ func TestLockApply(t *testing.T) {
 	check("a takes free queues", qref("t", 0, 1), h.lock("g", "a", 1000, lease, qref("t", 0, 1)...))
 	check("b is refused a's queue", qref("t", 2), h.lock("g", "b", 2000, lease, qref("t", 1, 2)...))
 	check("a renews", qref("t", 0), h.lock("g", "a", 30_000, lease, qref("t", 0)...))
+	check("a renews at an earlier stamp", qref("t", 0), h.lock("g", "a", 20_000, lease, qref("t", 0)...))
 	check("a's lease on t/1 still runs", qref("t"), h.lock("g", "b", 60_999, lease, qref("t", 1)...))
 	check("a's lease on t/1 ended at 61000", qref("t", 1), h.lock("g", "b", 61_000, lease, qref("t", 1)...))
 	check("the renewal keeps t/0", qref("t"), h.lock("g", "b", 61_000, lease, qref("t", 0)...))
