@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 	"github.com/rmq-dev/rmq/raftlog"
 )
@@ -81,10 +82,14 @@ type Config struct {
 	// default a send that asks for it creates the topic (RocketMQ
 	// autoCreateTopicEnable=true).
 	DisableAutoCreate bool
-	// MemberTimeout expires a consumer that stopped heartbeating, and
-	// releases its queue locks. Default 10s.
+	// MemberTimeout expires a consumer that stopped heartbeating; its
+	// queue locks are released once it can no longer trust them
+	// (wire.LockTrust after their last renewal). Default 10s.
 	MemberTimeout time.Duration
-	// LockLease bounds how long a queue lock lasts without renewal.
+	// LockLease is how long a queue lock lasts after its last grant or
+	// renewal, in the granting leader's clock. Locks are replicated, so a
+	// new leader honours it. It must exceed wire.LockTrust (30s, what
+	// clients trust) by more than the clock skew between broker nodes.
 	// Default 60s (RocketMQ lockMaxLiveTime).
 	LockLease time.Duration
 	// LongPollMax caps how long a pull may wait for messages. Default 20s.
@@ -257,6 +262,12 @@ func (c Config) Validate() error {
 	}
 	if c.ElectionTimeout < c.HeartbeatTimeout {
 		bad("ElectionTimeout (%s) must be at least HeartbeatTimeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.MemberTimeout <= 0 {
+		bad("MemberTimeout %s must be positive", c.MemberTimeout)
+	}
+	if c.LockLease <= wire.LockTrust {
+		bad("LockLease %s must exceed the %s clients trust a lock", c.LockLease, wire.LockTrust)
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		bad("MaxAppendEntries %d must be in 1..1024", c.MaxAppendEntries)

@@ -56,14 +56,39 @@
 // raftlog.Store.Purge, which never passes raft's snapshot-allowed prefix or
 // a pinned reader, so raft never misses an entry it expects.
 //
+// # Consumer groups and queue locks
+//
+// Members (heartbeats, mode, subscriptions) are leader-local soft state
+// (groups.go): a new leader starts empty and members re-register within a
+// heartbeat. Queue locks are replicated (locks.go): a lock request from a
+// live member becomes one fsm.LockQueues entry stamped with the leader's
+// wall clock and LockLease (none when no requested queue is grantable);
+// Apply grants each queue that is free, already the requester's, or whose
+// lease ended at the stamped time. Unlock and LeaveGroup propose
+// fsm.UnlockQueues. The leader-only lock janitor releases the locks of
+// members that are not live here, but only wire.LockTrust (30s) after
+// their last grant. Because the table is in the fsm (and its snapshots),
+// a new leader past its Barrier refuses every queue an earlier leader
+// leased, while the old owner still trusts its lock. This differs from
+// RocketMQ, whose RebalanceLockManager is local to the master.
+//
+// Timing contract: a client trusts a lock for wire.LockTrust (30s) from
+// when it sent the request, and renews every 20s; the broker lease is
+// LockLease (60s) from the leader's clock when it proposed the grant,
+// which is after the send. Leases granted by one leader are judged by the
+// next leader's clock, so skew between the broker nodes' wall clocks eats
+// into the 30s margin: the design assumes the nodes' clocks (NTP) agree to
+// well within LockLease - LockTrust. Client clocks do not matter (clients
+// measure durations only).
+//
 // # Goroutines and locks
 //
 // New starts four goroutines, all stopped by Close/Abort through stopCh and
 // waited for with wg: the batcher (sole owner of the BatchEncoder), the
 // completer (resolves proposed entries in order), the leadership watcher
 // (starts one leaderSession goroutine per term of leadership, cancelled
-// when leadership ends; the session runs the retention service), and the
-// maintenance loop. apply and transfer start one short goroutine per call
+// when leadership ends; the session runs the retention service and starts
+// the lock janitor, which ends with it), and the maintenance loop. apply and transfer start one short goroutine per call
 // that ends when raft resolves the future (raft resolves every future on
 // commit, loss of leadership or shutdown). leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The

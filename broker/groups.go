@@ -8,24 +8,19 @@ import (
 	"github.com/rmq-dev/rmq/client/wire"
 )
 
-// groupManager tracks live consumer-group members and queue locks on the
-// group leader, like RocketMQ's ConsumerManager and RebalanceLockManager.
-// This state is leader-local on purpose: it is soft (clients re-heartbeat
-// every second and re-lock), and replicating heartbeats through Raft would
-// cost a log entry per client per second. After failover members reach
-// the new leader within one heartbeat interval.
-//
-// A queue lock is held while its owner heartbeats, for at most LockLease
-// without renewal; a member that leaves or expires loses its locks, which
-// is what lets the next owner of a queue start exactly where the previous
-// one committed.
+// groupManager tracks live consumer-group members on the group leader,
+// like RocketMQ's ConsumerManager. This state is leader-local on purpose:
+// it is soft (clients re-heartbeat every second), and replicating
+// heartbeats through Raft would cost a log entry per client per second.
+// After failover members reach the new leader within one heartbeat
+// interval. Queue locks are not kept here: they are replicated (fsm
+// LockQueues, see locks.go), so a new leader honours every lease the old
+// one granted.
 type groupManager struct {
 	mu      sync.Mutex // leaf lock
 	now     func() time.Time
 	timeout time.Duration // member expiry
-	lease   time.Duration // lock lease
 	groups  map[string]*liveGroup
-	locks   map[lockKey]*queueLock
 }
 
 type liveGroup struct {
@@ -38,21 +33,8 @@ type member struct {
 	topics   []string
 }
 
-type lockKey struct {
-	group, topic string
-	queue        uint32
-}
-
-type queueLock struct {
-	owner   string
-	expires time.Time
-}
-
-func newGroupManager(timeout, lease time.Duration) *groupManager {
-	return &groupManager{
-		now: time.Now, timeout: timeout, lease: lease,
-		groups: map[string]*liveGroup{}, locks: map[lockKey]*queueLock{},
-	}
+func newGroupManager(timeout time.Duration) *groupManager {
+	return &groupManager{now: time.Now, timeout: timeout, groups: map[string]*liveGroup{}}
 }
 
 // heartbeat registers or refreshes a member and returns the sorted ids of
@@ -82,16 +64,10 @@ func (g *groupManager) heartbeat(req *wire.HeartbeatRequest) ([]string, error) {
 		lg.mode = req.Mode // the only member switched modes
 	}
 	lg.members[req.ClientID] = &member{lastSeen: now, topics: slices.Clone(req.Topics)}
-	// Renew this member's locks.
-	for k, l := range g.locks {
-		if k.group == req.Group && l.owner == req.ClientID {
-			l.expires = now.Add(g.lease)
-		}
-	}
 	return sortedKeys(lg.members), nil
 }
 
-// leave removes a member and releases its locks.
+// leave removes a member (its locks are released by the caller).
 func (g *groupManager) leave(group, client string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -101,49 +77,18 @@ func (g *groupManager) leave(group, client string) {
 			delete(g.groups, group)
 		}
 	}
-	for k, l := range g.locks {
-		if k.group == group && l.owner == client {
-			delete(g.locks, k)
-		}
-	}
 }
 
-// lock grants each queue that is free, expired, held by a departed member
-// or already held by client; it returns the queues client now holds.
-func (g *groupManager) lock(req *wire.LockRequest) ([]wire.QueueOffset, error) {
+// isMember reports whether client is a live member of group.
+func (g *groupManager) isMember(group, client string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	g.expireLocked(now)
-	lg := g.groups[req.Group]
-	if lg == nil || lg.members[req.ClientID] == nil {
-		return nil, wire.Errorf(wire.CodeInvalidArgument, "client %q is not a live member of group %q; heartbeat first", req.ClientID, req.Group)
-	}
-	var held []wire.QueueOffset
-	for _, q := range req.Queues {
-		k := lockKey{req.Group, q.Topic, q.QueueID}
-		l := g.locks[k]
-		if l == nil || l.owner == req.ClientID || now.After(l.expires) || lg.members[l.owner] == nil {
-			g.locks[k] = &queueLock{owner: req.ClientID, expires: now.Add(g.lease)}
-			held = append(held, wire.QueueOffset{Topic: q.Topic, QueueID: q.QueueID})
-		}
-	}
-	return held, nil
+	g.expireLocked(g.now())
+	lg := g.groups[group]
+	return lg != nil && lg.members[client] != nil
 }
 
-// unlock releases the queues client holds.
-func (g *groupManager) unlock(req *wire.LockRequest) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, q := range req.Queues {
-		k := lockKey{req.Group, q.Topic, q.QueueID}
-		if l := g.locks[k]; l != nil && l.owner == req.ClientID {
-			delete(g.locks, k)
-		}
-	}
-}
-
-// expireLocked drops members that stopped heartbeating and their locks.
+// expireLocked drops members that stopped heartbeating.
 func (g *groupManager) expireLocked(now time.Time) {
 	for name, lg := range g.groups {
 		for id, m := range lg.members {
@@ -155,29 +100,17 @@ func (g *groupManager) expireLocked(now time.Time) {
 			delete(g.groups, name)
 		}
 	}
-	for k, l := range g.locks {
-		lg := g.groups[k.group]
-		if now.After(l.expires) || lg == nil || lg.members[l.owner] == nil {
-			delete(g.locks, k)
-		}
-	}
 }
 
-// snapshot returns the live groups' modes and members, and queue owners.
-func (g *groupManager) describe(group string) (mode string, members []string, owners map[lockKey]string) {
+// describe returns a live group's mode and sorted members.
+func (g *groupManager) describe(group string) (mode string, members []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expireLocked(g.now())
-	owners = map[lockKey]string{}
-	for k, l := range g.locks {
-		if k.group == group {
-			owners[k] = l.owner
-		}
-	}
 	if lg := g.groups[group]; lg != nil {
-		return lg.mode, sortedKeys(lg.members), owners
+		return lg.mode, sortedKeys(lg.members)
 	}
-	return "", nil, owners
+	return "", nil
 }
 
 func (g *groupManager) liveGroups() []string {
@@ -192,7 +125,6 @@ func (g *groupManager) reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.groups = map[string]*liveGroup{}
-	g.locks = map[lockKey]*queueLock{}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

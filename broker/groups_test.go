@@ -12,25 +12,10 @@ import (
 
 func TestGroupManager(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newGroupManager(10*time.Second, 60*time.Second)
+	g := newGroupManager(10 * time.Second)
 	g.now = func() time.Time { return now }
 	hb := func(client, mode string) ([]string, error) {
 		return g.heartbeat(&wire.HeartbeatRequest{Group: "g", ClientID: client, Mode: mode, Topics: []string{"t"}})
-	}
-	q := func(ids ...uint32) []wire.QueueOffset {
-		var out []wire.QueueOffset
-		for _, id := range ids {
-			out = append(out, wire.QueueOffset{Topic: "t", QueueID: id})
-		}
-		return out
-	}
-	lock := func(client string, ids ...uint32) []wire.QueueOffset {
-		t.Helper()
-		held, err := g.lock(&wire.LockRequest{Group: "g", ClientID: client, Queues: q(ids...)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return held
 	}
 	if _, err := hb("b", wire.ModeClustering); err != nil {
 		t.Fatal(err)
@@ -43,17 +28,7 @@ func TestGroupManager(t *testing.T) {
 	if _, err := hb("c", wire.ModeBroadcasting); !errors.As(err, &we) || we.Code != wire.CodeGroupModeMismatch {
 		t.Fatalf("mode mismatch: got %v, want CodeGroupModeMismatch", err)
 	}
-	if diff := cmp.Diff(q(0, 1), lock("a", 0, 1)); diff != "" {
-		t.Fatalf("a's locks (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(q(2), lock("b", 1, 2)); diff != "" {
-		t.Fatalf("b must not take a's queue 1 (-want +got):\n%s", diff)
-	}
-	g.unlock(&wire.LockRequest{Group: "g", ClientID: "a", Queues: q(1)})
-	if diff := cmp.Diff(q(1), lock("b", 1)); diff != "" {
-		t.Fatalf("b after a released queue 1 (-want +got):\n%s", diff)
-	}
-	// a stops heartbeating: it expires and its locks go with it.
+	// a stops heartbeating: it expires.
 	now = now.Add(5 * time.Second)
 	hb("b", wire.ModeClustering)
 	now = now.Add(6 * time.Second)
@@ -61,12 +36,12 @@ func TestGroupManager(t *testing.T) {
 	if diff := cmp.Diff([]string{"b"}, members); diff != "" {
 		t.Fatalf("members after a expired (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(q(0), lock("b", 0)); diff != "" {
-		t.Fatalf("b takes the expired member's queue (-want +got):\n%s", diff)
+	if g.isMember("g", "a") || !g.isMember("g", "b") {
+		t.Fatalf("isMember: a %v, b %v; want false, true", g.isMember("g", "a"), g.isMember("g", "b"))
 	}
 	g.leave("g", "b")
-	if _, err := g.lock(&wire.LockRequest{Group: "g", ClientID: "b", Queues: q(0)}); err == nil {
-		t.Fatal("a departed member could lock")
+	if g.isMember("g", "b") {
+		t.Fatal("a departed member is still a member")
 	}
 	// The last member may switch modes.
 	if _, err := hb("c", wire.ModeBroadcasting); err != nil {

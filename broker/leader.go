@@ -84,6 +84,11 @@ func (n *Node) leaderSession(ctx context.Context) {
 	n.log.Info("leader serving", "term", n.raft.CurrentTerm(), "barrier", time.Since(start))
 	n.pokeRegistration()
 	n.registerNodeAddr(ctx)
+	n.wg.Add(1)
+	go func() { // ends with the session (ctx)
+		defer n.wg.Done()
+		n.runLockJanitor(ctx)
+	}()
 	n.runRetention(ctx)
 }
 

@@ -41,7 +41,7 @@ type Node struct {
 	sends    chan *sendReq       // batcher input, see batcher.go
 	inflight chan *inflightBatch // proposed entries awaiting commit
 	notify   *notifier
-	groups   *groupManager // consumer members and queue locks (leader-local)
+	groups   *groupManager // consumer members (leader-local; locks are in fsm)
 
 	clientLn    net.Listener  // nil when the node serves no clients
 	registerNow chan struct{} // buffered 1: register with NameServers now
@@ -67,7 +67,7 @@ func New(cfg Config) (*Node, error) {
 		notify:   newNotifier(),
 		stopCh:   make(chan struct{}),
 
-		groups:      newGroupManager(cfg.MemberTimeout, cfg.LockLease),
+		groups:      newGroupManager(cfg.MemberTimeout),
 		registerNow: make(chan struct{}, 1),
 	}
 	if err := n.open(); err != nil {

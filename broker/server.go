@@ -71,16 +71,14 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 	case wire.CodeHeartbeat:
 		return decodeThen(r, n.handleHeartbeat, ctx)
 	case wire.CodeLeaveGroup:
-		return decodeThen(r, func(_ context.Context, req *wire.LeaveGroupRequest) (any, error) {
-			n.groups.leave(req.Group, req.ClientID)
-			return wire.Empty{}, nil
+		return decodeThen(r, func(ctx context.Context, req *wire.LeaveGroupRequest) (any, error) {
+			return wire.Empty{}, n.LeaveGroup(ctx, req.Group, req.ClientID)
 		}, ctx)
 	case wire.CodeLockQueues:
 		return decodeThen(r, n.handleLock, ctx)
 	case wire.CodeUnlockQueues:
-		return decodeThen(r, func(_ context.Context, req *wire.LockRequest) (any, error) {
-			n.groups.unlock(req)
-			return wire.Empty{}, nil
+		return decodeThen(r, func(ctx context.Context, req *wire.LockRequest) (any, error) {
+			return wire.Empty{}, n.UnlockQueues(ctx, req.Group, req.ClientID, queueRefs(req.Queues), false)
 		}, ctx)
 	case wire.CodeListGroups:
 		return n.listGroups(), nil
@@ -347,15 +345,24 @@ func (n *Node) handleHeartbeat(_ context.Context, req *wire.HeartbeatRequest) (a
 	return &wire.HeartbeatResponse{Members: members, ResetEpoch: n.fsm.GroupResetEpoch(req.Group)}, nil
 }
 
-func (n *Node) handleLock(_ context.Context, req *wire.LockRequest) (any, error) {
-	if err := n.checkWritable(); err != nil {
-		return nil, err
-	}
-	held, err := n.groups.lock(req)
+func (n *Node) handleLock(ctx context.Context, req *wire.LockRequest) (any, error) {
+	held, err := n.LockQueues(ctx, req.Group, req.ClientID, queueRefs(req.Queues))
 	if err != nil {
 		return nil, err
 	}
-	return &wire.LockResponse{Locked: held}, nil
+	resp := &wire.LockResponse{Locked: make([]wire.QueueOffset, len(held))}
+	for i, q := range held {
+		resp.Locked[i] = wire.QueueOffset{Topic: q.Topic, QueueID: q.QueueID}
+	}
+	return resp, nil
+}
+
+func queueRefs(qs []wire.QueueOffset) []fsm.QueueRef {
+	out := make([]fsm.QueueRef, len(qs))
+	for i, q := range qs {
+		out[i] = fsm.QueueRef{Topic: q.Topic, QueueID: q.QueueID}
+	}
+	return out
 }
 
 func (n *Node) listGroups() *wire.GroupList {
@@ -372,7 +379,8 @@ func (n *Node) listGroups() *wire.GroupList {
 // handleDescribeGroup reports a group's progress on every queue of every
 // topic it has offsets for or that a live member subscribes to.
 func (n *Node) handleDescribeGroup(_ context.Context, req *wire.DescribeGroupRequest) (any, error) {
-	mode, members, owners := n.groups.describe(req.Group)
+	mode, members := n.groups.describe(req.Group)
+	owners := n.queueOwners(req.Group)
 	topics := map[string]bool{}
 	for _, o := range n.fsm.GroupOffsets(req.Group) {
 		topics[o.Topic] = true
@@ -396,7 +404,7 @@ func (n *Node) handleDescribeGroup(_ context.Context, req *wire.DescribeGroupReq
 			}
 			off, _ := n.ConsumerOffset(req.Group, name, q)
 			gq := wire.GroupQueue{Topic: name, QueueID: q, BrokerOffset: next, ConsumerOffset: off,
-				Owner: owners[lockKey{req.Group, name, q}]}
+				Owner: owners[fsm.QueueRef{Topic: name, QueueID: q}]}
 			if next > off {
 				gq.Lag = next - off
 			}

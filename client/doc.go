@@ -49,7 +49,9 @@
 // the leader of each broker group holding a subscribed topic, gets the
 // live members and allocates queues with AllocateAveragely. A queue is
 // consumed only while this member holds its broker-side lock
-// (LockQueues, renewed every round). A queue taken away is stopped,
+// (LockQueues; owned queues are renewed every 20s, new ones asked for
+// every round). The broker replicates locks through Raft, so they survive
+// a leader failover. A queue taken away is stopped,
 // its in-flight batch finishes, its offset is committed synchronously and
 // then it is unlocked; the new owner keeps asking for the lock each round
 // and starts from the committed offset. So members joining and leaving
@@ -62,7 +64,9 @@
 //
 // Messages of one queue reach the handler in offset order, one batch at a
 // time; different queues run concurrently. Orderly additionally stops
-// delivering a queue whose lock was not renewed for 30s. After a failover
+// delivering a queue whose lock was not renewed for wire.LockTrust (30s),
+// counted from when the granting request was sent; the broker's lease
+// (60s) is longer, so two members never hold one queue. After a failover
 // consumption continues from in-memory positions (pulls go to any
 // replica when the leader is unknown); messages past the last commit may
 // be delivered again (MessageExt.Redelivered, ConsumerStats.Redelivered).

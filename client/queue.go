@@ -13,9 +13,16 @@ const (
 	// releaseWait bounds how long a queue taken away by rebalance waits
 	// for Poll users to commit batches already delivered.
 	releaseWait = 30 * time.Second
-	// orderlyLockValid is how long after its last renewal an Orderly
-	// consumer trusts its queue lock (RocketMQ client: 30s; broker 60s).
-	orderlyLockValid = 30 * time.Second
+	// orderlyLockValid is how long an Orderly consumer trusts its queue
+	// lock, counted from when it sent the request that granted or renewed
+	// it (RocketMQ client: 30s). The broker's lease is longer (60s) and
+	// replicated, so it never lapses while the owner still trusts it.
+	orderlyLockValid = wire.LockTrust
+	// lockRenew is how often a member renews the locks of the queues it
+	// owns (RocketMQ lockInterval 20s): well within orderlyLockValid, so
+	// a failed renewal can be retried before delivery pauses. Each renewal
+	// is one Raft entry on the broker.
+	lockRenew = 20 * time.Second
 	// pullSlack is added to the long-poll wait for the pull's own timeout.
 	pullSlack = 5 * time.Second
 )
@@ -46,13 +53,14 @@ type queueRun struct {
 	commitCh  chan struct{}      // signalled (buffer 1) by markConsumed
 }
 
-func (c *Consumer) startQueue(q Queue) *queueRun {
+// startQueue starts a run of q whose lock request was sent at lockedAt.
+func (c *Consumer) startQueue(q Queue, lockedAt time.Time) *queueRun {
 	ctx, cancel := context.WithCancel(c.base)
 	qr := &queueRun{
 		c: c, q: q, filter: c.subs[q.Topic],
 		stopPull: ctx, cancel: cancel,
 		done:     make(chan struct{}),
-		lockedAt: time.Now(),
+		lockedAt: lockedAt,
 		commitCh: make(chan struct{}, 1),
 	}
 	c.queues[q] = qr

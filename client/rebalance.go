@@ -60,7 +60,7 @@ func (c *Consumer) ownedRuns() []*queueRun {
 // rebalance is one heartbeat round: heartbeat every broker group that
 // holds a subscribed topic, allocate queues among the live members,
 // release queues no longer ours (commit, then unlock), lock and start
-// new ones, renew locks of owned ones, and apply offset resets.
+// new ones, renew locks of owned ones when due, and apply offset resets.
 func (c *Consumer) rebalance(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(2*c.cfg.HeartbeatInterval, 2*time.Second))
 	defer cancel()
@@ -192,17 +192,29 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		c.mu.Lock()
 		for q := range desired {
 			if _, ok := c.queues[q]; !ok && c.state == stateStarted {
-				c.startQueue(q)
+				c.startQueue(q, time.Now())
 			}
 		}
 		c.mu.Unlock()
 		return firstErr
 	}
 
-	// Lock owned and wanted queues, per broker group.
+	// Lock wanted queues and renew owned ones, per broker group. A
+	// group's owned queues are renewed together once one is due
+	// (lockRenew): each lock request is a Raft entry on the broker, so a
+	// member writes about one per renewal period, not one per round.
 	want := make(map[string][]Queue)
+	renew := make(map[string]bool)
+	for q, qr := range owned {
+		qr.mu.Lock()
+		due := time.Since(qr.lockedAt) >= lockRenew
+		qr.mu.Unlock()
+		renew[q.Group] = renew[q.Group] || due
+	}
 	for q := range owned {
-		want[q.Group] = append(want[q.Group], q)
+		if renew[q.Group] {
+			want[q.Group] = append(want[q.Group], q)
+		}
 	}
 	for q := range desired {
 		if _, ok := owned[q]; !ok && !keep[q.Topic] {
@@ -213,6 +225,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		if _, ok := members[g]; !ok {
 			continue // leader unreachable this round: keep going as we are
 		}
+		sent := time.Now() // the lock is trusted from here, not from the answer
 		locked, err := c.lock(ctx, g, qs)
 		if err != nil {
 			if firstErr == nil {
@@ -220,21 +233,20 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 			}
 			continue
 		}
-		now := time.Now()
 		c.mu.Lock()
 		for _, q := range qs {
 			qr, isOwned := c.queues[q]
 			switch {
 			case locked[q] && isOwned:
 				qr.mu.Lock()
-				qr.lockedAt = now
+				qr.lockedAt = sent
 				qr.mu.Unlock()
 			case locked[q] && c.state == stateStarted:
 				if isStopping(c, q) {
 					continue // the previous run of q is still finishing
 				}
 				c.log.Info("queue acquired", "queue", q.String())
-				c.startQueue(q)
+				c.startQueue(q, sent)
 			case !locked[q] && isOwned:
 				c.log.Warn("queue lock held by another member, stopping", "queue", q.String())
 				qr.requestStop(true)

@@ -20,6 +20,8 @@ const (
 	CmdDeleteGroup    CommandType = 6
 	CmdTruncatePrefix CommandType = 7
 	CmdRegisterNode   CommandType = 8
+	CmdLockQueues     CommandType = 9
+	CmdUnlockQueues   CommandType = 10
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -44,8 +46,8 @@ const (
 )
 
 // Command is one of MessageBatch, CreateTopic, UpdateTopic, DeleteTopic,
-// CommitOffsets, DeleteGroup, TruncatePrefix and RegisterNode (values or pointers both
-// encode). Decode returns values.
+// CommitOffsets, DeleteGroup, TruncatePrefix, RegisterNode, LockQueues and
+// UnlockQueues (values or pointers both encode). Decode returns values.
 type Command interface {
 	Type() CommandType
 }
@@ -191,6 +193,10 @@ func validateCommand(cmd Command) error {
 		if c.ID == "" || len(c.ID) > 255 || len(c.Addr) > 255 {
 			return invalid("node id %q / address %q", c.ID, c.Addr)
 		}
+	case *LockQueues:
+		return c.validate()
+	case *UnlockQueues:
+		return c.validate()
 	}
 	return nil
 }
@@ -236,7 +242,12 @@ func toPointer(cmd Command) Command {
 		return &c
 	case RegisterNode:
 		return &c
-	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix, *RegisterNode:
+	case LockQueues:
+		return &c
+	case UnlockQueues:
+		return &c
+	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix, *RegisterNode,
+		*LockQueues, *UnlockQueues:
 		return c
 	}
 	return nil
@@ -282,6 +293,10 @@ func Decode(data []byte) (Command, error) {
 		cmd = &TruncatePrefix{}
 	case CmdRegisterNode:
 		cmd = &RegisterNode{}
+	case CmdLockQueues:
+		cmd = &LockQueues{}
+	case CmdUnlockQueues:
+		cmd = &UnlockQueues{}
 	default:
 		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, typ)
 	}
@@ -309,6 +324,10 @@ func derefCommand(cmd Command) Command {
 	case *TruncatePrefix:
 		return *c
 	case *RegisterNode:
+		return *c
+	case *LockQueues:
+		return *c
+	case *UnlockQueues:
 		return *c
 	}
 	return cmd
@@ -388,6 +407,10 @@ func (t CommandType) String() string {
 		return "CmdTruncatePrefix"
 	case CmdRegisterNode:
 		return "CmdRegisterNode"
+	case CmdLockQueues:
+		return "CmdLockQueues"
+	case CmdUnlockQueues:
+		return "CmdUnlockQueues"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

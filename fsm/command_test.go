@@ -34,6 +34,8 @@ func sampleCommands() []Command {
 		TruncatePrefix{UpTo: 123456789},
 		CommitOffsets{Group: "g2", Offsets: []OffsetEntry{{Topic: "orders", Offset: 7}}, Reset: true},
 		RegisterNode{ID: "n0", Addr: "127.0.0.1:10911"},
+		LockQueues{Group: "g1", ClientID: "c1", Queues: []QueueRef{{Topic: "orders", QueueID: 3}}, Now: 1700000000000, Lease: 60000},
+		UnlockQueues{Group: "g1", ClientID: "c1", All: true, GrantedBefore: 1700000000000},
 	}
 }
 

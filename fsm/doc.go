@@ -13,7 +13,7 @@
 //
 // raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
 // UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix,
-// RegisterNode) have msgpack bodies. A CommitOffsets with Reset set bumps the
+// RegisterNode, LockQueues, UnlockQueues) have msgpack bodies. A CommitOffsets with Reset set bumps the
 // group's reset epoch, which tells live consumers to re-read committed
 // offsets; RegisterNode maps a broker node ID to its client address so a
 // follower can name the leader's address to clients. A message batch (type 1) is binary so that a consumer can
@@ -44,6 +44,22 @@
 // Config. TruncatePrefix{UpTo} moves each queue's min to its first unit with
 // raft index > UpTo.
 //
+// # Queue locks
+//
+// The FSM keeps the consumer-group queue lock table: (group, topic, queue)
+// -> owner, granted, expires (leader clock, unix ms). LockQueues{Group,
+// ClientID, Queues, Now, Lease} grants each queue that has no lock, is
+// ClientID's, or whose lock has Expires <= Now, setting granted = Now and
+// expires = Now+Lease; its Apply result (*LockResult) lists the granted
+// queues. It also drops the group's locks expired at Now. UnlockQueues
+// releases ClientID's locks (listed, or All), optionally only those
+// granted before GrantedBefore. Time comes only from the stamped Now, so
+// replicas agree; leases written by one leader are judged against a later
+// leader's Now, so the skew between leaders' clocks shortens or stretches
+// a lease (the broker assumes it is small next to the 30s margin between
+// its lease and what clients trust). RocketMQ keeps these locks on the
+// master only; here they survive failover.
+//
 // # Consume queues
 //
 // Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
@@ -64,7 +80,9 @@
 //
 // Snapshot copies the small state: topics, the topic ID counter, each
 // queue's min, next and creation index, consumer offsets and reset epochs,
-// registered node addresses, applied index and log start.
+// registered node addresses, queue locks, applied index and log start.
+// Fields added after the first release (reset epochs, nodes, locks) are
+// optional, so the version byte stays 1 and older snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // discards everything, loads the state, opens each queue's files and checks
 // the units at min and next-1. Missing or short queues (a new or wiped node)

@@ -63,6 +63,8 @@ type FSM struct {
 	store       cqStore
 	closed      bool
 
+	locks map[string]map[queueKey]lockState // consumer group -> queue -> lock
+
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
 	notes []appendNote
@@ -92,6 +94,7 @@ func (f *FSM) resetState() {
 	f.groups = map[string]map[queueKey]uint64{}
 	f.resetEpochs = map[string]uint64{}
 	f.nodes = map[string]string{}
+	f.locks = map[string]map[queueKey]lockState{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 }
 
@@ -107,8 +110,9 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 }
 
 // ApplyBatch applies committed entries in order under one lock
-// acquisition. Results: *BatchResult for message batches, error (nil on
-// success) for control commands, nil for non-command entries.
+// acquisition. Results: *BatchResult for message batches, *LockResult
+// for LockQueues, error (nil on success) for other control commands (and
+// for any undecodable or invalid entry), nil for non-command entries.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	res := make([]interface{}, len(logs))
 	f.mu.Lock()
@@ -143,7 +147,14 @@ func (f *FSM) applyLocked(l *raft.Log) interface{} {
 		f.log.Warn("undecodable command", "index", l.Index, "error", err)
 		return err
 	}
-	return f.applyControl(l.Index, toPointer(cmd))
+	ptr := toPointer(cmd)
+	if c, ok := ptr.(*LockQueues); ok { // the one control command with a non-error result
+		if err := c.validate(); err != nil {
+			return err
+		}
+		return f.lockQueues(c)
+	}
+	return f.applyControl(l.Index, ptr)
 }
 
 func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
@@ -236,6 +247,9 @@ func (f *FSM) applyControl(index uint64, cmd Command) error {
 		return nil
 	case *TruncatePrefix:
 		f.truncatePrefix(c.UpTo)
+		return nil
+	case *UnlockQueues:
+		f.unlockQueues(c)
 		return nil
 	}
 	return fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)

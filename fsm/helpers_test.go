@@ -159,6 +159,7 @@ type stateDump struct {
 	Groups            map[string][]OffsetEntry
 	ResetEpochs       map[string]uint64
 	Nodes             map[string]string
+	Locks             []QueueLock
 }
 
 func dump(t testing.TB, f *FSM) stateDump {
@@ -188,6 +189,7 @@ func dump(t testing.TB, f *FSM) stateDump {
 		}
 	}
 	d.Nodes = f.Nodes()
+	d.Locks = f.Locks("")
 	return d
 }
 

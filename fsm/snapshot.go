@@ -17,7 +17,10 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// snapshotVersion is the first byte of a persisted snapshot.
+// snapshotVersion is the first byte of a persisted snapshot. Fields added
+// to snapState later are omitempty and optional, so a snapshot written
+// before them (or without such state) is unchanged and still restores;
+// the version changes only for an incompatible layout.
 const snapshotVersion = 1
 
 type snapState struct {
@@ -28,6 +31,17 @@ type snapState struct {
 	Groups      []snapGroup       `msgpack:"groups"`
 	ResetEpochs map[string]uint64 `msgpack:"reset_epochs,omitempty"`
 	Nodes       map[string]string `msgpack:"nodes,omitempty"`
+	Locks       []snapLock        `msgpack:"locks,omitempty"`
+}
+
+// snapLock is one queue lock (sorted by group, topic, queue).
+type snapLock struct {
+	Group   string `msgpack:"g"`
+	Topic   string `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+	Owner   string `msgpack:"o"`
+	Granted int64  `msgpack:"at"`
+	Expires int64  `msgpack:"exp"`
 }
 
 type snapTopic struct {
@@ -70,6 +84,11 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		st.Topics = append(st.Topics, s)
 	}
+	for g, gl := range f.locks {
+		for k, l := range gl {
+			st.Locks = append(st.Locks, snapLock{Group: g, Topic: k.topic, QueueID: k.queue, Owner: l.owner, Granted: l.granted, Expires: l.expires})
+		}
+	}
 	st.Groups = make([]snapGroup, 0, len(f.groups))
 	for g, offs := range f.groups {
 		sg := snapGroup{Name: g, Offsets: make([]OffsetEntry, 0, len(offs))}
@@ -105,6 +124,9 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	for _, g := range st.Groups {
 		sortOffsets(g.Offsets)
 	}
+	slices.SortFunc(st.Locks, func(a, b snapLock) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.QueueID, b.QueueID))
+	})
 	bw := bufio.NewWriter(w)
 	if err := bw.WriteByte(snapshotVersion); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
@@ -143,6 +165,11 @@ func readSnapshot(r io.Reader) (*snapState, error) {
 			}
 		}
 	}
+	for _, l := range st.Locks {
+		if l.Group == "" || l.Owner == "" {
+			return nil, fmt.Errorf("%w: snapshot lock on %q/%d without group or owner", ErrCorrupt, l.Topic, l.QueueID)
+		}
+	}
 	return &st, nil
 }
 
@@ -170,6 +197,14 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	for id, addr := range st.Nodes {
 		f.nodes[id] = addr
+	}
+	for _, l := range st.Locks {
+		gl := f.locks[l.Group]
+		if gl == nil {
+			gl = map[queueKey]lockState{}
+			f.locks[l.Group] = gl
+		}
+		gl[queueKey{l.Topic, l.QueueID}] = lockState{owner: l.Owner, granted: l.Granted, expires: l.Expires}
 	}
 	var all []*queue
 	for _, s := range st.Topics {

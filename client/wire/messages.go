@@ -191,7 +191,8 @@ type LeaveGroupRequest struct {
 }
 
 // LockRequest locks or unlocks queues for one member of a group. A lock
-// lasts while the member heartbeats, up to the broker's lock lease.
+// lasts the broker's lock lease from its last grant, and the member renews
+// it by locking again; the member trusts it for LockTrust.
 type LockRequest struct {
 	Group    string        `msgpack:"g"`
 	ClientID string        `msgpack:"c"`
