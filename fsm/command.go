@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rmq-dev/rmq/internal/msgpackguard"
 )
 
 // CommandType is the first byte of every raft Log.Data the FSM applies.
@@ -288,7 +290,7 @@ func Decode(data []byte) (Command, error) {
 	if ver != controlVersion {
 		return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
 	}
-	if err := msgpack.Unmarshal(data[2:], cmd); err != nil {
+	if err := msgpackguard.Unmarshal(data[2:], cmd); err != nil {
 		return nil, fmt.Errorf("%w: type %d: %v", ErrCorrupt, typ, err)
 	}
 	return derefCommand(cmd), nil
