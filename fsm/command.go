@@ -121,10 +121,12 @@ type DeleteGroup struct {
 }
 
 // TruncatePrefix is the replicated retention decision: raft entries with
-// index <= UpTo are gone. Apply result: nil (an UpTo below the current
-// log start is a no-op).
+// index <= UpTo are gone. Reason says which retention rule released them
+// (for logs and node status; Apply does not interpret it). Apply result:
+// nil (an UpTo below the current log start is a no-op).
 type TruncatePrefix struct {
-	UpTo uint64 `msgpack:"upto"`
+	UpTo   uint64 `msgpack:"upto"`
+	Reason string `msgpack:"reason,omitempty"`
 }
 
 func (MessageBatch) Type() CommandType   { return CmdMessageBatch }

@@ -60,6 +60,7 @@ type FSM struct {
 	nodes       map[string]string // broker node ID -> client address
 	applied     uint64
 	logStart    uint64
+	truncReason string // Reason of the TruncatePrefix that set logStart; not snapshotted
 	store       cqStore
 	closed      bool
 
@@ -93,6 +94,7 @@ func (f *FSM) resetState() {
 	f.resetEpochs = map[string]uint64{}
 	f.nodes = map[string]string{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
+	f.truncReason = ""
 }
 
 // Apply applies one committed raft entry. See ApplyBatch.
@@ -235,6 +237,9 @@ func (f *FSM) applyControl(index uint64, cmd Command) error {
 		f.nodes[c.ID] = c.Addr
 		return nil
 	case *TruncatePrefix:
+		if c.UpTo >= f.logStart {
+			f.truncReason = c.Reason
+		}
 		f.truncatePrefix(c.UpTo)
 		return nil
 	}
