@@ -174,6 +174,8 @@ type Status struct {
 	RetainFrom   uint64 // retention floor: entries before it are released everywhere
 	LastIndex    uint64
 	LogBytes     int64
+	Disk         DiskUsage    // this node's disk, measured at most a few seconds ago
+	LastPurge    *PurgeRecord // the last segment deletion on this node, nil if none
 }
 
 // Status reports this node's Raft and storage state.
@@ -196,5 +198,7 @@ func (n *Node) Status() Status {
 		RetainFrom:   n.fsm.LogStart(),
 		LastIndex:    last,
 		LogBytes:     n.store.DiskBytes(),
+		Disk:         n.diskUsage(false),
+		LastPurge:    n.lastPurge.Load(),
 	}
 }

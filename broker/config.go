@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -21,19 +22,34 @@ type Peer struct {
 
 // RetentionConfig says when the oldest log segments are deleted. Deletion is
 // proposed by the leader as a Raft command, so every replica drops the same
-// prefix and consumer offsets stay valid on all of them.
+// prefix and consumer offsets stay valid on all of them. The rules, applied
+// to sealed segments oldest first (the active segment is never deleted):
+//
+//  1. age: a segment whose newest entry is older than MaxAge is expired;
+//  2. budget: while rmq's own files on some node exceed MaxDiskBytes, the
+//     oldest segments go, expired or not, as many as the excess needs;
+//  3. force clean: while the file system of some node is fuller than
+//     ForceDiskRatio, the oldest segments go, expired or not (last resort).
+//
+// Rules 2 and 3 delete messages before they expire, so they are logged at
+// warn and shown in node status. Zero fields take the defaults; a negative
+// value turns a rule (or, for CheckInterval, retention) off.
 type RetentionConfig struct {
-	// MaxAge deletes sealed segments whose newest entry is older than this.
-	// Default 72h (RocketMQ fileReservedTime). Zero disables age retention.
+	// MaxAge expires sealed segments whose newest entry is older than this.
+	// Default 72h (RocketMQ fileReservedTime). Negative: nothing expires.
 	MaxAge time.Duration
-	// MaxBytes deletes the oldest sealed segments while the log is larger
-	// than this many bytes. Default 0 (no size limit).
-	MaxBytes int64
-	// DiskUsageRatio deletes the oldest sealed segments while the file
-	// system holding the data directory is fuller than this (0..1).
-	// Default 0.75 (RocketMQ diskMaxUsedSpaceRatio). Zero disables it.
-	DiskUsageRatio float64
-	// CheckInterval is how often the leader evaluates retention. Default 10s.
+	// MaxDiskBytes is a budget for everything under DataDir (CommitLog,
+	// consume queues, snapshots, Raft state), in bytes actually allocated,
+	// measured on every node. Default 0 = no budget (rmq cannot guess its
+	// share of a disk); set it on a shared disk. Negative is the same as 0.
+	MaxDiskBytes int64
+	// ForceDiskRatio is the file-system fullness (0..1], counting other
+	// programs' files, on any node above which unexpired segments are
+	// deleted as a last resort. Default 0.85 (RocketMQ's force-clean
+	// ratio). Negative turns it off: a full disk then stops the broker.
+	ForceDiskRatio float64
+	// CheckInterval is how often the leader evaluates retention. Default
+	// 10s. Negative turns retention off entirely.
 	CheckInterval time.Duration
 }
 
@@ -141,6 +157,9 @@ type Config struct {
 
 	// Logger is the root logger; default: a null logger.
 	Logger hclog.Logger
+
+	// diskStat measures a data directory; tests replace it.
+	diskStat func(dir string) (DiskUsage, error)
 }
 
 // DefaultConfig returns the defaults for every optional field.
@@ -169,7 +188,7 @@ func DefaultConfig() Config {
 		MaintenanceInterval: time.Second,
 		Retention: RetentionConfig{
 			MaxAge:         72 * time.Hour,
-			DiskUsageRatio: 0.75,
+			ForceDiskRatio: 0.85,
 			CheckInterval:  10 * time.Second,
 		},
 	}
@@ -198,7 +217,12 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxBatchBytes, d.MaxBatchBytes)
 	setDefault(&c.ApplyTimeout, d.ApplyTimeout)
 	setDefault(&c.MaintenanceInterval, d.MaintenanceInterval)
+	setDefault(&c.Retention.MaxAge, d.Retention.MaxAge)
+	setDefault(&c.Retention.ForceDiskRatio, d.Retention.ForceDiskRatio)
 	setDefault(&c.Retention.CheckInterval, d.Retention.CheckInterval)
+	if c.diskStat == nil {
+		c.diskStat = statDisk
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -278,11 +302,8 @@ func (c Config) Validate() error {
 	if c.MaxBatchBytes < 4<<10 {
 		bad("MaxBatchBytes %d must be at least 4KiB", c.MaxBatchBytes)
 	}
-	if c.Retention.DiskUsageRatio < 0 || c.Retention.DiskUsageRatio > 1 {
-		bad("Retention.DiskUsageRatio %v must be in 0..1", c.Retention.DiskUsageRatio)
-	}
-	if c.Retention.MaxAge < 0 || c.Retention.MaxBytes < 0 {
-		bad("Retention.MaxAge and Retention.MaxBytes must not be negative")
+	if r := c.Retention.ForceDiskRatio; r > 1 || math.IsNaN(r) {
+		bad("Retention.ForceDiskRatio %v must be in (0, 1], or negative for off", r)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -49,12 +49,24 @@
 //
 // # Retention
 //
-// The leader-only retention service proposes fsm.TruncatePrefix{UpTo}
-// (age, size and disk-usage rules over sealed segments); every replica
-// applies it at the same log position, moving queue minimums identically.
-// Each node's maintenance loop then takes a snapshot if needed and calls
-// raftlog.Store.Purge, which never passes raft's snapshot-allowed prefix or
-// a pinned reader, so raft never misses an entry it expects.
+// The leader-only retention service proposes fsm.TruncatePrefix{UpTo,
+// Reason} every Retention.CheckInterval (planRetention, rules in
+// RetentionConfig order: age, MaxDiskBytes budget, ForceDiskRatio last
+// resort, over sealed segments oldest first); every replica applies it at
+// the same log position, moving queue minimums identically. The budget
+// and ratio rules free in one step what the worst node needs; segments
+// already released but not yet purged count as freed. Disks per node:
+// the leader measures its own (statfs plus the bytes allocated under
+// DataDir, cached a few seconds) and reads every other node's from the
+// NodeStatus it heartbeats to the NameServer (DiskUsed, DiskTotal,
+// DataBytes; reports older than three heartbeats are ignored). A node no
+// NameServer heard from lately is not considered: without NameServers only
+// the leader's disk counts. Each node's maintenance loop then takes a
+// snapshot if needed and calls raftlog.Store.Purge, which never passes
+// raft's snapshot-allowed prefix or a pinned reader, so raft never misses
+// an entry it expects; it logs each purge at warn with the segments,
+// bytes, entry range and the TruncatePrefix reason, and keeps it as
+// Status().LastPurge (node status, in memory only).
 //
 // # Consumer groups and queue locks
 //
@@ -92,5 +104,6 @@
 // that ends when raft resolves the future (raft resolves every future on
 // commit, loss of leadership or shutdown). leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The
-// notifier's mutex is a leaf lock.
+// notifier's mutex and the disk cache's (held while measuring DataDir) are
+// leaf locks.
 package broker

@@ -43,6 +43,9 @@ type Node struct {
 	notify   *notifier
 	groups   *groupManager // consumer members (leader-local; locks are in fsm)
 
+	disk      diskCache                   // this node's disk use, see retention.go
+	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
+
 	clientLn    net.Listener  // nil when the node serves no clients
 	registerNow chan struct{} // buffered 1: register with NameServers now
 

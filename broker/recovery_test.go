@@ -107,7 +107,7 @@ func TestFreshNodeAfterRetention(t *testing.T) {
 		cfg.SnapshotThreshold = 8
 		cfg.SnapshotInterval = 200 * time.Millisecond
 		cfg.MaintenanceInterval = 50 * time.Millisecond
-		cfg.Retention = RetentionConfig{MaxBytes: 600 << 10, CheckInterval: 50 * time.Millisecond}
+		cfg.Retention = RetentionConfig{MaxDiskBytes: 600 << 10, CheckInterval: 50 * time.Millisecond}
 	})
 	createTopic(t, c, "logs", 4)
 	produce(t, c, "logs", 4, 4000, 40, 500, "x")

@@ -2,19 +2,150 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 	"github.com/rmq-dev/rmq/raftlog"
 )
 
+// DiskUsage is one node's disk use, measured by that node.
+type DiskUsage struct {
+	FSUsed    uint64 // bytes in use on the file system holding DataDir (all programs)
+	FSTotal   uint64 // size of that file system
+	DataBytes int64  // bytes allocated to rmq's own files under DataDir
+}
+
+// Ratio is the file system's used fraction (0 if unknown).
+func (d DiskUsage) Ratio() float64 {
+	if d.FSTotal == 0 {
+		return 0
+	}
+	return float64(d.FSUsed) / float64(d.FSTotal)
+}
+
+// PurgeRecord describes the last deletion of log segments on a node.
+type PurgeRecord struct {
+	At        time.Time
+	Reason    string // the retention rules that released the segments
+	Segments  int
+	Bytes     int64
+	FromIndex uint64 // first deleted entry
+	ToIndex   uint64 // last deleted entry
+}
+
+// Retention rule names, the start of every reason.
+const (
+	reasonAge    = "age"
+	reasonBudget = "disk budget"
+	reasonRatio  = "disk ratio"
+)
+
+// nodeDisk is a node's disk use as the leader learned it.
+type nodeDisk struct {
+	Node string
+	DiskUsage
+}
+
+// retentionPlan is one retention decision: release entries <= UpTo.
+type retentionPlan struct {
+	UpTo      uint64 // 0: nothing to release
+	From      uint64 // first entry released
+	Segments  int
+	Bytes     int64
+	Unexpired bool   // some released segment is younger than MaxAge
+	Reason    string // rules that released segments, with their numbers
+}
+
+// planRetention applies the rules of RetentionConfig to segs (oldest
+// first). Segments wholly below start were released by an earlier decision
+// and await their purge: they count as freed, so a pending purge never
+// makes a rule release more. The budget and force-clean rules take what
+// the worst node needs in one step, not one segment per check.
+func planRetention(segs []raftlog.SegmentInfo, start uint64, now time.Time, rc RetentionConfig, disks []nodeDisk) retentionPlan {
+	var needBudget, needRatio int64
+	var budgetWhy, ratioWhy string
+	for _, d := range disks {
+		if rc.MaxDiskBytes > 0 && d.DataBytes-rc.MaxDiskBytes > needBudget {
+			needBudget = d.DataBytes - rc.MaxDiskBytes
+			budgetWhy = fmt.Sprintf("%s: %s holds %d bytes of rmq files, budget %d", reasonBudget, d.Node, d.DataBytes, rc.MaxDiskBytes)
+		}
+		if rc.ForceDiskRatio > 0 && d.Ratio() > rc.ForceDiskRatio {
+			if need := int64(d.FSUsed) - int64(rc.ForceDiskRatio*float64(d.FSTotal)); need > needRatio {
+				needRatio = need
+				ratioWhy = fmt.Sprintf("%s: %s's file system is %.1f%% full, force-clean ratio %.1f%%",
+					reasonRatio, d.Node, 100*d.Ratio(), 100*rc.ForceDiskRatio)
+			}
+		}
+	}
+	var p retentionPlan
+	var freed int64
+	used := map[string]bool{}
+	for _, s := range segs {
+		if !s.Sealed {
+			break
+		}
+		if s.Last < start {
+			freed += s.Bytes
+			continue
+		}
+		expired := rc.MaxAge > 0 && !s.LastAppendedAt.IsZero() && now.Sub(s.LastAppendedAt) > rc.MaxAge
+		switch {
+		case expired:
+			used[reasonAge] = true
+		case freed < needBudget:
+			used[reasonBudget] = true
+		case freed < needRatio:
+			used[reasonRatio] = true
+		}
+		if !expired && freed >= needBudget && freed >= needRatio {
+			break
+		}
+		if p.UpTo == 0 {
+			p.From = s.First
+		}
+		p.UpTo = s.Last
+		p.Segments++
+		p.Bytes += s.Bytes
+		p.Unexpired = p.Unexpired || !expired
+		freed += s.Bytes
+	}
+	var why []string
+	if used[reasonAge] {
+		why = append(why, fmt.Sprintf("%s: sealed segments older than %s", reasonAge, rc.MaxAge))
+	}
+	if used[reasonBudget] {
+		why = append(why, budgetWhy)
+	}
+	if used[reasonRatio] {
+		why = append(why, ratioWhy)
+	}
+	p.Reason = strings.Join(why, "; ")
+	return p
+}
+
 // runRetention is the leader-only retention service. It never deletes
-// anything itself: it proposes TruncatePrefix{UpTo} through Raft so every
-// replica moves its queue minimums at the same log position; each node's
-// maintenance loop then purges the segments locally.
+// anything itself: it proposes TruncatePrefix{UpTo, Reason} through Raft so
+// every replica moves its queue minimums at the same log position; each
+// node's maintenance loop then purges the segments locally.
 func (n *Node) runRetention(ctx context.Context) {
-	t := time.NewTicker(n.cfg.Retention.CheckInterval)
+	rc := n.cfg.Retention
+	if rc.CheckInterval < 0 {
+		return
+	}
+	conns := map[string]*wire.Conn{} // NameServer connections, by address
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	t := time.NewTicker(rc.CheckInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -22,66 +153,154 @@ func (n *Node) runRetention(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		upTo := retentionTarget(n.store.Segments(), time.Now(), n.cfg.Retention, n.diskUsage())
-		if applied := n.fsm.AppliedIndex(); upTo > applied {
-			upTo = applied
+		var disks []nodeDisk
+		if rc.MaxDiskBytes > 0 || rc.ForceDiskRatio > 0 {
+			disks = n.groupDisks(ctx, conns)
 		}
-		if upTo == 0 || upTo < n.fsm.LogStart() {
+		p := planRetention(n.store.Segments(), n.fsm.LogStart(), time.Now(), rc, disks)
+		if applied := n.fsm.AppliedIndex(); p.UpTo > applied {
+			p.UpTo = applied
+		}
+		if p.UpTo == 0 || p.UpTo < n.fsm.LogStart() {
 			continue
 		}
-		data, err := fsm.Encode(&fsm.TruncatePrefix{UpTo: upTo})
-		if err != nil {
-			n.log.Error("encode truncate command", "error", err)
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-		_, err = n.apply(actx, data)
+		n.proposeTruncate(ctx, p)
+	}
+}
+
+func (n *Node) proposeTruncate(ctx context.Context, p retentionPlan) {
+	data, err := fsm.Encode(&fsm.TruncatePrefix{UpTo: p.UpTo, Reason: p.Reason})
+	if err != nil {
+		n.log.Error("encode truncate command", "error", err)
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	_, err = n.apply(actx, data)
+	cancel()
+	if err != nil {
+		n.log.Warn("retention proposal failed", "up-to", p.UpTo, "error", err)
+		return
+	}
+	kv := []any{"from-index", p.From, "up-to", p.UpTo, "segments", p.Segments, "bytes", p.Bytes, "reason", p.Reason}
+	if p.Unexpired {
+		n.log.Warn("retention released unexpired messages", kv...)
+		return
+	}
+	n.log.Info("retention released expired segments", kv...)
+}
+
+// groupDisks returns this node's disk use and that of every other node of
+// the group as it last reported it to a NameServer (followers heartbeat
+// their disk use with their status every RegisterInterval). The first
+// NameServer that answers within a second is used; reports older than
+// three heartbeats are ignored. A node no NameServer has heard from
+// recently is left out: the leader cannot protect a disk it cannot see
+// (see doc.go).
+func (n *Node) groupDisks(ctx context.Context, conns map[string]*wire.Conn) []nodeDisk {
+	out := []nodeDisk{{Node: n.cfg.NodeID, DiskUsage: n.diskUsage(true)}}
+	maxAge := 3 * max(n.cfg.RegisterInterval, time.Second)
+	for _, addr := range n.cfg.NameServers {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		ci, err := clusterInfo(cctx, conns, addr)
 		cancel()
 		if err != nil {
-			n.log.Warn("retention proposal failed", "up-to", upTo, "error", err)
+			n.log.Debug("no follower disk use from namesrv", "namesrv", addr, "error", err)
 			continue
 		}
-		n.log.Info("retention truncated log prefix", "up-to", upTo)
+		for _, cn := range ci.Nodes {
+			if cn.Cluster != n.cfg.Cluster || cn.Group != n.cfg.Group || cn.NodeID == n.cfg.NodeID ||
+				cn.DiskTotal == 0 || time.Duration(cn.AgeMillis)*time.Millisecond > maxAge {
+				continue
+			}
+			out = append(out, nodeDisk{Node: cn.NodeID, DiskUsage: DiskUsage{FSUsed: cn.DiskUsed, FSTotal: cn.DiskTotal, DataBytes: cn.DataBytes}})
+		}
+		return out
 	}
+	return out
 }
 
-// retentionTarget returns the last index of the newest sealed segment that
-// retention releases (0 for none). Segments go oldest first, and only while
-// one of the rules holds for the oldest remaining segment.
-func retentionTarget(segs []raftlog.SegmentInfo, now time.Time, rc RetentionConfig, usage float64) uint64 {
-	var total int64
-	for _, s := range segs {
-		total += s.Bytes
+func clusterInfo(ctx context.Context, conns map[string]*wire.Conn, addr string) (*wire.ClusterInfo, error) {
+	c := conns[addr]
+	if c != nil && c.Err() != nil {
+		c.Close()
+		c = nil
 	}
-	var upTo uint64
-	for _, s := range segs {
-		if !s.Sealed {
-			break
+	if c == nil {
+		var err error
+		if c, err = wire.Dial(ctx, addr, 0); err != nil {
+			delete(conns, addr)
+			return nil, err
 		}
-		expired := rc.MaxAge > 0 && !s.LastAppendedAt.IsZero() && now.Sub(s.LastAppendedAt) > rc.MaxAge
-		overSize := rc.MaxBytes > 0 && total > rc.MaxBytes
-		overDisk := rc.DiskUsageRatio > 0 && usage > rc.DiskUsageRatio
-		if !expired && !overSize && !overDisk {
-			break
-		}
-		upTo = s.Last
-		total -= s.Bytes
-		if overDisk && !expired && !overSize {
-			// Free one segment per check when only the disk is full: the
-			// next check sees the new usage.
-			break
-		}
+		conns[addr] = c
 	}
-	return upTo
+	var ci wire.ClusterInfo
+	if err := c.Call(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
+		return nil, err
+	}
+	return &ci, nil
 }
 
-// diskUsage is the used fraction of the file system holding DataDir.
-func (n *Node) diskUsage() float64 {
+// diskCache holds the last measurement of this node's disk use; walking
+// DataDir costs a stat per file, so status calls reuse it for a while.
+type diskCache struct {
+	mu  sync.Mutex
+	at  time.Time
+	use DiskUsage
+}
+
+// diskCacheTTL bounds the age of a cached disk measurement served to
+// status calls (heartbeats run every second).
+const diskCacheTTL = 5 * time.Second
+
+// diskUsage measures this node's disk use, or returns a measurement
+// younger than diskCacheTTL (or the retention check interval, if shorter)
+// unless fresh is set.
+func (n *Node) diskUsage(fresh bool) DiskUsage {
+	n.disk.mu.Lock()
+	defer n.disk.mu.Unlock()
+	ttl := diskCacheTTL
+	if ci := n.cfg.Retention.CheckInterval; ci > 0 {
+		ttl = min(ttl, ci)
+	}
+	if !fresh && !n.disk.at.IsZero() && time.Since(n.disk.at) < ttl {
+		return n.disk.use
+	}
+	use, err := n.cfg.diskStat(n.cfg.DataDir)
+	if err != nil {
+		n.log.Debug("measure disk use", "error", err)
+	}
+	n.disk.use, n.disk.at = use, time.Now()
+	return use
+}
+
+// statDisk measures the file system holding dir (statfs; blocks reserved
+// for root count as used, as df does) and the bytes allocated to the files
+// under dir (sparse, preallocated consume-queue files count only what they
+// hold).
+func statDisk(dir string) (DiskUsage, error) {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(n.cfg.DataDir, &st); err != nil || st.Blocks == 0 {
-		return 0
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return DiskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	return 1 - float64(st.Bavail)/float64(st.Blocks)
+	bs := uint64(st.Bsize)
+	u := DiskUsage{FSTotal: st.Blocks * bs}
+	u.FSUsed = u.FSTotal - st.Bavail*bs
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // a file removed during the walk
+		}
+		info, ierr := d.Info()
+		if ierr != nil || !info.Mode().IsRegular() {
+			return nil
+		}
+		if s, ok := info.Sys().(*syscall.Stat_t); ok {
+			u.DataBytes += s.Blocks * 512
+		} else {
+			u.DataBytes += info.Size()
+		}
+		return nil
+	})
+	return u, err
 }
 
 // runMaintenance runs on every node: it syncs consume-queue files and
@@ -101,23 +320,42 @@ func (n *Node) runMaintenance() {
 		if err := n.fsm.Sync(); err != nil {
 			n.log.Error("sync consume queues", "error", err)
 		}
-		start := n.fsm.LogStart()
-		if start <= 1 {
-			continue
-		}
-		floor := start - 1
-		if n.store.AllowedPrefix() < floor {
-			if err := n.raft.Snapshot().Error(); err != nil {
-				n.log.Debug("snapshot before purge", "error", err)
-			}
-		}
-		res, err := n.store.Purge(floor)
-		if err != nil {
-			n.log.Error("purge log segments", "error", err)
-			continue
-		}
-		if res.Segments > 0 {
-			n.log.Info("purged log segments", "segments", res.Segments, "bytes", res.Bytes, "first-index", res.FirstIndex)
+		n.purgeReleased()
+	}
+}
+
+// purgeReleased deletes the segments below the fsm's log start, logs the
+// deletion at warn with the rule that released it and records it for node
+// status.
+func (n *Node) purgeReleased() {
+	start := n.fsm.LogStart()
+	if start <= 1 {
+		return
+	}
+	floor := start - 1
+	if n.store.AllowedPrefix() < floor {
+		if err := n.raft.Snapshot().Error(); err != nil {
+			n.log.Debug("snapshot before purge", "error", err)
 		}
 	}
+	before, _ := n.store.FirstIndex()
+	res, err := n.store.Purge(floor)
+	if err != nil {
+		n.log.Error("purge log segments", "error", err)
+		return
+	}
+	if res.Segments == 0 {
+		return
+	}
+	rec := &PurgeRecord{At: time.Now(), Reason: n.fsm.TruncateReason(), Segments: res.Segments, Bytes: res.Bytes,
+		FromIndex: before, ToIndex: floor}
+	if res.FirstIndex > 0 {
+		rec.ToIndex = res.FirstIndex - 1
+	}
+	if rec.Reason == "" {
+		rec.Reason = "released before this node last started (reasons are not kept across restarts)"
+	}
+	n.lastPurge.Store(rec)
+	n.log.Warn("purged log segments", "segments", rec.Segments, "bytes", rec.Bytes,
+		"from-index", rec.FromIndex, "to-index", rec.ToIndex, "reason", rec.Reason)
 }

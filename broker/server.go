@@ -425,5 +425,15 @@ func (n *Node) nodeStatus() *wire.NodeStatus {
 		RaftAddr: string(n.trans.LocalAddr()), Role: role, Serving: st.Serving, LeaderID: st.LeaderID,
 		Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 		FirstIndex: st.FirstIndex, LastIndex: st.LastIndex, LogBytes: st.LogBytes,
+		DiskUsed: st.Disk.FSUsed, DiskTotal: st.Disk.FSTotal, DataBytes: st.Disk.DataBytes,
+		LastPurge: purgeStatus(st.LastPurge),
 	}
+}
+
+func purgeStatus(p *PurgeRecord) *wire.PurgeStatus {
+	if p == nil {
+		return nil
+	}
+	return &wire.PurgeStatus{AtMillis: p.At.UnixMilli(), Reason: p.Reason, Segments: p.Segments, Bytes: p.Bytes,
+		FromIndex: p.FromIndex, ToIndex: p.ToIndex}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rmq-dev/rmq/internal/msgpackguard"
 )
 
 // CommandType is the first byte of every raft Log.Data the FSM applies.
@@ -121,10 +123,12 @@ type DeleteGroup struct {
 }
 
 // TruncatePrefix is the replicated retention decision: raft entries with
-// index <= UpTo are gone. Apply result: nil (an UpTo below the current
-// log start is a no-op).
+// index <= UpTo are gone. Reason says which retention rule released them
+// (for logs and node status; Apply does not interpret it). Apply result:
+// nil (an UpTo below the current log start is a no-op).
 type TruncatePrefix struct {
-	UpTo uint64 `msgpack:"upto"`
+	UpTo   uint64 `msgpack:"upto"`
+	Reason string `msgpack:"reason,omitempty"`
 }
 
 func (MessageBatch) Type() CommandType   { return CmdMessageBatch }
@@ -303,7 +307,7 @@ func Decode(data []byte) (Command, error) {
 	if ver != controlVersion {
 		return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
 	}
-	if err := msgpack.Unmarshal(data[2:], cmd); err != nil {
+	if err := msgpackguard.Unmarshal(data[2:], cmd); err != nil {
 		return nil, fmt.Errorf("%w: type %d: %v", ErrCorrupt, typ, err)
 	}
 	return derefCommand(cmd), nil

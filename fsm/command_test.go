@@ -32,6 +32,7 @@ func sampleCommands() []Command {
 		CommitOffsets{Group: "g1", Offsets: []OffsetEntry{}},
 		DeleteGroup{Group: "g1"},
 		TruncatePrefix{UpTo: 123456789},
+		TruncatePrefix{UpTo: 7, Reason: "disk ratio: n1 at 91.0%"},
 		CommitOffsets{Group: "g2", Offsets: []OffsetEntry{{Topic: "orders", Offset: 7}}, Reset: true},
 		RegisterNode{ID: "n0", Addr: "127.0.0.1:10911"},
 		LockQueues{Group: "g1", ClientID: "c1", Queues: []QueueRef{{Topic: "orders", QueueID: 3}}, Now: 1700000000000, Lease: 60000},

@@ -84,7 +84,10 @@
 // Fields added after the first release (reset epochs, nodes, locks) are
 // optional, so the version byte stays 1 and older snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
-// discards everything, loads the state, opens each queue's files and checks
+// reads the whole state (at most MaxSnapshotSize) and decodes it, like every
+// msgpack command body, through internal/msgpackguard, which refuses any
+// declared length larger than the bytes present (msgpack preallocates what a
+// header declares). It then discards everything, loads the state, opens each queue's files and checks
 // the units at min and next-1. Missing or short queues (a new or wiped node)
 // are rebuilt by scanning the retained raft log through Config.Log
 // (LogReader): a message of entry i maps to queue (T, q) iff T's ID equals

@@ -60,6 +60,7 @@ type FSM struct {
 	nodes       map[string]string // broker node ID -> client address
 	applied     uint64
 	logStart    uint64
+	truncReason string // Reason of the TruncatePrefix that set logStart; not snapshotted
 	store       cqStore
 	closed      bool
 
@@ -96,6 +97,7 @@ func (f *FSM) resetState() {
 	f.nodes = map[string]string{}
 	f.locks = map[string]map[queueKey]lockState{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
+	f.truncReason = ""
 }
 
 // Apply applies one committed raft entry. See ApplyBatch.
@@ -246,6 +248,9 @@ func (f *FSM) applyControl(index uint64, cmd Command) error {
 		f.nodes[c.ID] = c.Addr
 		return nil
 	case *TruncatePrefix:
+		if c.UpTo >= f.logStart {
+			f.truncReason = c.Reason
+		}
 		f.truncatePrefix(c.UpTo)
 		return nil
 	case *UnlockQueues:

@@ -26,6 +26,15 @@ func (f *FSM) LogStart() uint64 {
 	return f.logStart
 }
 
+// TruncateReason is the Reason of the TruncatePrefix that last moved
+// LogStart on this replica ("" if none since start-up or the last Restore:
+// it is a diagnostic, not part of snapshots).
+func (f *FSM) TruncateReason() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.truncReason
+}
+
 // Topic returns a copy of the named topic's configuration.
 func (f *FSM) Topic(name string) (Topic, bool) {
 	f.mu.RLock()

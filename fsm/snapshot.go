@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/rmq-dev/rmq/internal/msgpackguard"
 )
 
 // snapshotVersion is the first byte of a persisted snapshot. Fields added
@@ -22,6 +24,11 @@ import (
 // before them (or without such state) is unchanged and still restores;
 // the version changes only for an incompatible layout.
 const snapshotVersion = 1
+
+// MaxSnapshotSize bounds a persisted snapshot (version byte + msgpack
+// state). The state is O(topics x queues + offsets): a million queues with
+// offsets for a hundred groups is a few hundred MiB.
+const MaxSnapshotSize = 1 << 30
 
 type snapState struct {
 	Applied     uint64            `msgpack:"applied"`
@@ -142,17 +149,25 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	return nil
 }
 
+// readSnapshot reads the whole state before decoding it, so the guarded
+// decode can compare every declared length with the bytes really there: a
+// snapshot claiming four billion topics is refused, not allocated.
 func readSnapshot(r io.Reader) (*snapState, error) {
-	br := bufio.NewReader(r)
-	v, err := br.ReadByte()
+	b, err := io.ReadAll(io.LimitReader(r, MaxSnapshotSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot: %w", err)
 	}
-	if v != snapshotVersion {
-		return nil, fmt.Errorf("%w: %d", ErrSnapshotVersion, v)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("read snapshot: %w", io.ErrUnexpectedEOF)
+	}
+	if len(b) > MaxSnapshotSize {
+		return nil, fmt.Errorf("%w: snapshot larger than %d bytes", ErrCorrupt, MaxSnapshotSize)
+	}
+	if b[0] != snapshotVersion {
+		return nil, fmt.Errorf("%w: %d", ErrSnapshotVersion, b[0])
 	}
 	var st snapState
-	if err := msgpack.NewDecoder(br).Decode(&st); err != nil {
+	if err := msgpackguard.Unmarshal(b[1:], &st); err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
 	}
 	for _, t := range st.Topics {

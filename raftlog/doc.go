@@ -89,7 +89,11 @@
 // Store's locks. Crash before the marker or before the snapshot commit: the
 // staging dir is discarded on open. Marker present and snapshot committed:
 // NewSnapshotStore rolls the swap forward (Open does so itself once the live
-// dir was renamed away). FSM state must not begin with "RMQSHIP1".
+// dir was renamed away). FSM state must not begin with "RMQSHIP1". Declared
+// lengths are checked before they are used: stateLen <= MaxStateSize (on
+// both ends), first >= 1, last <= meta.Index, logBytes between one record
+// header and MaxRecordSize per entry, each record within logBytes
+// (ErrBadShipLength); the sink buffers at most one record.
 //
 // # Concurrency
 //

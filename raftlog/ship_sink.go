@@ -148,6 +148,9 @@ func (k *shipSink) header() error {
 	k.pend = k.pend[:0]
 	if k.phase == phaseStateLen {
 		k.stateLen = le.Uint64(b)
+		if k.stateLen > MaxStateSize {
+			return fmt.Errorf("%w: state of %d bytes exceeds %d", ErrBadShipLength, k.stateLen, MaxStateSize)
+		}
 		k.phase = phaseState
 		if k.stateLen == 0 {
 			k.phase = phaseLogHeader
@@ -155,8 +158,8 @@ func (k *shipSink) header() error {
 		return nil
 	}
 	k.first, k.last, k.logLeft = le.Uint64(b), le.Uint64(b[8:]), le.Uint64(b[16:])
-	if k.last+1 < k.first || k.last > k.index {
-		return fmt.Errorf("raftlog: shipped log range [%d, %d] does not fit snapshot %d", k.first, k.last, k.index)
+	if err := checkShipRange(k.first, k.last, k.logLeft, k.index); err != nil {
+		return err
 	}
 	staged, err := k.store.openStaging()
 	if err != nil {

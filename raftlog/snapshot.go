@@ -17,6 +17,35 @@ const shipMagic = "RMQSHIP1"
 
 const shipLogHeader = 24 // u64 first | u64 last | u64 logBytes
 
+// MaxStateSize bounds the FSM state a shipped stream may declare. The
+// state is small (fsm.MaxSnapshotSize is the same bound); a larger
+// stateLen is corruption, refused before anything is written.
+const MaxStateSize = 1 << 30
+
+// ErrBadShipLength is returned for a shipped stream whose header declares
+// a length it cannot hold.
+var ErrBadShipLength = errors.New("raftlog: bad length in shipped snapshot")
+
+// checkShipRange checks a shipped log header: a range of entries that
+// raft can hold (first >= 1, last <= snapIndex) and a byte count each
+// record of which has at least a record header and at most MaxRecordSize.
+func checkShipRange(first, last, logBytes, snapIndex uint64) error {
+	if last+1 < first || last > snapIndex || first == 0 {
+		return fmt.Errorf("%w: log range [%d, %d] does not fit snapshot %d", ErrBadShipLength, first, last, snapIndex)
+	}
+	n := last + 1 - first // <= snapIndex, so the products below cannot overflow for sane indexes
+	if n == 0 {
+		if logBytes != 0 {
+			return fmt.Errorf("%w: empty log range with %d log bytes", ErrBadShipLength, logBytes)
+		}
+		return nil
+	}
+	if logBytes/recHeader < n || logBytes/MaxRecordSize > n {
+		return fmt.Errorf("%w: %d log bytes cannot hold entries [%d, %d]", ErrBadShipLength, logBytes, first, last)
+	}
+	return nil
+}
+
 // SnapshotStore is a raft.SnapshotStore that ships the retained log inside
 // every snapshot it serves and installs a shipped log when it receives one.
 // Local snapshots hold only FSM state, in a raft.FileSnapshotStore.
@@ -231,8 +260,11 @@ func SnapshotState(rc io.ReadCloser) (io.ReadCloser, error) {
 	if _, err := io.ReadFull(rc, hdr[8:]); err != nil {
 		return nil, fmt.Errorf("raftlog: read snapshot header: %w", err)
 	}
-	size := int64(binary.LittleEndian.Uint64(hdr[8:]))
-	return readCloser{&exactReader{r: rc, n: size}, rc}, nil
+	size := binary.LittleEndian.Uint64(hdr[8:])
+	if size > MaxStateSize {
+		return nil, fmt.Errorf("%w: state of %d bytes exceeds %d", ErrBadShipLength, size, MaxStateSize)
+	}
+	return readCloser{&exactReader{r: rc, n: int64(size)}, rc}, nil
 }
 
 type readCloser struct {

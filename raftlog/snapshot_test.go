@@ -2,12 +2,14 @@ package raftlog
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -255,4 +257,154 @@ func TestInterruptedInstall(t *testing.T) {
 			}
 		})
 	}
+}
+
+// smallShipStream returns the shipped stream of a snapshot at index 15 of a
+// store holding entries 1..20 (a seed small enough to mutate quickly).
+func smallShipStream(tb testing.TB) []byte {
+	tb.Helper()
+	cfg := testConfig(tb, tb.TempDir())
+	cfg.Logger = hclog.NewNullLogger()
+	a, err := Open(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.StoreLogs(mkLogs(1, 20, 1, 40)); err != nil {
+		tb.Fatal(err)
+	}
+	snaps, err := NewSnapshotStore(tb.TempDir(), 1, a, hclog.NewNullLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sink, err := snaps.Create(raft.SnapshotVersionMax, 15, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := sink.Write([]byte("state")); err != nil {
+		tb.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	_, rc, err := snaps.Open(sink.ID())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rc.Close()
+	stream, err := io.ReadAll(rc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return stream
+}
+
+// shipHeader builds the start of a shipped stream: magic | stateLen |
+// state | first | last | logBytes.
+func shipHeader(stateLen uint64, state []byte, first, last, logBytes uint64) []byte {
+	b := append([]byte(shipMagic), binary.LittleEndian.AppendUint64(nil, stateLen)...)
+	b = append(b, state...)
+	for _, v := range []uint64{first, last, logBytes} {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	return b
+}
+
+func TestShippedSnapshotRejectsBadLengths(t *testing.T) {
+	tests := []struct {
+		name   string
+		stream []byte
+	}{
+		{"state of 4 EiB", shipHeader(1<<62, nil, 0, 0, 0)[:16]},
+		{"400 entries in 100 bytes", shipHeader(1, []byte("s"), 1, 400, 100)},
+		{"one entry of 2 GiB", shipHeader(1, []byte("s"), 5, 5, 2<<30)},
+		{"empty range with log bytes", shipHeader(1, []byte("s"), 6, 5, 64)},
+		{"entry zero", shipHeader(1, []byte("s"), 0, 3, 400)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := openStore(t, testConfig(t, t.TempDir()))
+			snaps, err := NewSnapshotStore(t.TempDir(), 1, b, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink, err := snaps.Create(raft.SnapshotVersionMax, snapIndex, 1, raft.Configuration{}, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sink.Write(tc.stream); !errors.Is(err, ErrBadShipLength) {
+				t.Fatalf("Write of the header got %v, want ErrBadShipLength", err)
+			}
+			if err := sink.Close(); err == nil {
+				t.Fatal("Close got nil, want an error")
+			}
+			if _, err := os.Stat(b.stagingDir()); !os.IsNotExist(err) {
+				t.Fatalf("staging dir left behind: %v", err)
+			}
+		})
+	}
+	// The reading side refuses the same oversized state.
+	rc := io.NopCloser(bytes.NewReader(shipHeader(1<<62, nil, 0, 0, 0)[:16]))
+	if _, err := SnapshotState(rc); !errors.Is(err, ErrBadShipLength) {
+		t.Fatalf("SnapshotState got %v, want ErrBadShipLength", err)
+	}
+}
+
+// FuzzSnapshotStream feeds arbitrary streams to the sink a follower
+// installs shipped snapshots with. It must never panic or stage more than
+// it was given, and whatever it installs must be a readable log inside
+// the snapshot's range.
+func FuzzSnapshotStream(f *testing.F) {
+	stream := smallShipStream(f)
+	f.Add(stream)
+	f.Add(stream[:len(stream)/2])
+	f.Add([]byte("plain fsm state"))
+	f.Add(shipHeader(1, []byte("s"), 1, 15, 100))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Logger, cfg.FS = hclog.NewNullLogger(), noSyncFS{OSFS()}
+		b, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		snaps, err := NewSnapshotStore(t.TempDir(), 1, b, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink, err := snaps.Create(raft.SnapshotVersionMax, 15, 1, raft.Configuration{}, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := data; len(p) > 0; {
+			n := min(len(p), 97) // odd chunks split every header and record
+			if _, err := sink.Write(p[:n]); err != nil {
+				break
+			}
+			p = p[n:]
+		}
+		if err := sink.Close(); err != nil {
+			if b.DiskBytes() != 0 {
+				t.Fatalf("failed install left %d log bytes", b.DiskBytes())
+			}
+			return
+		}
+		if b.DiskBytes() > int64(len(data)) {
+			t.Fatalf("installed %d log bytes from a %d-byte stream", b.DiskBytes(), len(data))
+		}
+		first, _ := b.FirstIndex()
+		last, _ := b.LastIndex()
+		if first == 0 {
+			return // plain state or an empty shipped range
+		}
+		if first > last || last > 15 {
+			t.Fatalf("installed range [%d, %d] outside snapshot 15", first, last)
+		}
+		for i := first; i <= last; i++ {
+			var l raft.Log
+			if err := b.GetLog(i, &l); err != nil || l.Index != i {
+				t.Fatalf("entry %d after install: got index %d, %v", i, l.Index, err)
+			}
+		}
+	})
 }

@@ -1,5 +1,6 @@
 // Package wire is rmq's network protocol, shared by the client, the broker
-// and the NameServer. It imports only the standard library and msgpack.
+// and the NameServer. It imports only the standard library, msgpack and
+// internal/msgpackguard (the length-checked decode it shares with fsm).
 //
 // A connection carries length-prefixed frames in both directions (see
 // Frame for the byte layout). Every request has a 64-bit ID chosen by the

@@ -248,6 +248,24 @@ type NodeStatus struct {
 	FirstIndex   uint64 `msgpack:"fi"`
 	LastIndex    uint64 `msgpack:"li"`
 	LogBytes     int64  `msgpack:"lb"`
+	// Disk use of the node, for retention (fields added later: omitted
+	// when unknown, ignored by older decoders).
+	DiskUsed  uint64 `msgpack:"du,omitempty"` // bytes used on the data dir's file system
+	DiskTotal uint64 `msgpack:"dt,omitempty"` // that file system's size
+	DataBytes int64  `msgpack:"db,omitempty"` // bytes of rmq's own files
+	// LastPurge is the last deletion of log segments on this node.
+	LastPurge *PurgeStatus `msgpack:"lp,omitempty"`
+}
+
+// PurgeStatus is one deletion of log segments and the retention rules
+// that released them.
+type PurgeStatus struct {
+	AtMillis  int64  `msgpack:"at"` // unix ms
+	Reason    string `msgpack:"r"`
+	Segments  int    `msgpack:"s"`
+	Bytes     int64  `msgpack:"b"`
+	FromIndex uint64 `msgpack:"f"`
+	ToIndex   uint64 `msgpack:"t"`
 }
 
 // TransferRequest moves leadership to To (or the best follower if empty).

@@ -26,6 +26,8 @@
 //	rmq group reset-offset GROUP --topic T --to RFC3339|earliest|now|10m
 //	rmq cluster status             per broker group and node: role, term, commit and
 //	                               applied index, lag behind the leader, address
+//	rmq node status --addr A       one node: Raft indexes, log and data bytes, disk
+//	                               use, and its last log purge with the reason
 //
 // The load generators, rmq bench produce|consume|e2e, create the topic
 // (default "bench", --queues 8) when missing and report, per client and

@@ -194,8 +194,16 @@ func nodeCommand() *cli.Command {
 type nodeStatusView wire.NodeStatus
 
 func (v nodeStatusView) table(w io.Writer) {
-	row(w, "NODE", "GROUP", "ROLE", "SERVING", "TERM", "COMMIT", "APPLIED", "FIRST", "LAST", "LOG BYTES", "ADDRESS")
-	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, v.CommitIndex, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.Addr)
+	disk := "-"
+	if v.DiskTotal > 0 {
+		disk = fmt.Sprintf("%.1f%%", 100*float64(v.DiskUsed)/float64(v.DiskTotal))
+	}
+	row(w, "NODE", "GROUP", "ROLE", "SERVING", "TERM", "COMMIT", "APPLIED", "FIRST", "LAST", "LOG BYTES", "DATA BYTES", "DISK", "ADDRESS")
+	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, v.CommitIndex, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.DataBytes, disk, v.Addr)
+	if p := v.LastPurge; p != nil {
+		fmt.Fprintf(w, "last purge: %s: %d segments, %d bytes, entries %d-%d: %s\n", timeCell(time.UnixMilli(p.AtMillis)),
+			p.Segments, p.Bytes, p.FromIndex, p.ToIndex, textCell(p.Reason))
+	}
 }
 
 func nodeStatus(c *cli.Context) error {

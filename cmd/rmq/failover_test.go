@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"text/tabwriter"
 	"time"
 
 	"github.com/rmq-dev/rmq/client/wire"
@@ -122,4 +123,20 @@ func freeAddrCLI(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+func TestNodeStatusTableShowsDiskAndLastPurge(t *testing.T) {
+	st := wire.NodeStatus{NodeID: "n1", Group: "broker-a", Role: "follower", DiskUsed: 84 << 30, DiskTotal: 100 << 30, DataBytes: 15 << 30,
+		LastPurge: &wire.PurgeStatus{AtMillis: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC).UnixMilli(), Reason: "disk ratio: n2's file system is 90.0% full, force-clean ratio 85.0%",
+			Segments: 5, Bytes: 5 << 30, FromIndex: 1, ToIndex: 500}}
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	nodeStatusView(st).table(tw)
+	tw.Flush()
+	for _, want := range []string{"DISK", "84.0%", "16106127360",
+		"last purge: 2026-12-01T09:00:00.000Z: 5 segments, 5368709120 bytes, entries 1-500: disk ratio: n2's file system is 90.0% full"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
 }

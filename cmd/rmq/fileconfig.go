@@ -29,22 +29,25 @@ type fileConfig struct {
 	Bootstrap     bool     `toml:"bootstrap"`
 	NameServers   []string `toml:"namesrv"`
 
-	Flush              string  `toml:"flush"`
-	FlushInterval      string  `toml:"flush_interval"`
-	SegmentSize        string  `toml:"segment_size"`
-	HeartbeatTimeout   string  `toml:"heartbeat_timeout"`
-	ElectionTimeout    string  `toml:"election_timeout"`
-	LeaderLeaseTimeout string  `toml:"leader_lease_timeout"`
-	SnapshotInterval   string  `toml:"snapshot_interval"`
-	SnapshotThreshold  uint64  `toml:"snapshot_threshold"`
-	MaxMessageSize     string  `toml:"max_message_size"`
-	MaxBatchBytes      string  `toml:"max_batch_bytes"`
-	AutoCreateTopics   *bool   `toml:"auto_create_topics"`
-	RegisterInterval   string  `toml:"register_interval"`
-	MemberTimeout      string  `toml:"member_timeout"`
-	RetentionMaxAge    string  `toml:"retention_max_age"`
-	RetentionMaxBytes  string  `toml:"retention_max_bytes"`
-	RetentionDiskRatio float64 `toml:"retention_disk_ratio"`
+	Flush              string `toml:"flush"`
+	FlushInterval      string `toml:"flush_interval"`
+	SegmentSize        string `toml:"segment_size"`
+	HeartbeatTimeout   string `toml:"heartbeat_timeout"`
+	ElectionTimeout    string `toml:"election_timeout"`
+	LeaderLeaseTimeout string `toml:"leader_lease_timeout"`
+	SnapshotInterval   string `toml:"snapshot_interval"`
+	SnapshotThreshold  uint64 `toml:"snapshot_threshold"`
+	MaxMessageSize     string `toml:"max_message_size"`
+	MaxBatchBytes      string `toml:"max_batch_bytes"`
+	AutoCreateTopics   *bool  `toml:"auto_create_topics"`
+	RegisterInterval   string `toml:"register_interval"`
+	MemberTimeout      string `toml:"member_timeout"`
+	// Retention knobs; "off" (or -1) turns each off, empty takes the default.
+	RetentionMaxAge        string `toml:"retention_max_age"`        // duration
+	RetentionMaxDiskBytes  string `toml:"retention_max_disk_bytes"` // size
+	RetentionMaxBytes      string `toml:"retention_max_bytes"`      // old name of retention_max_disk_bytes
+	RetentionDiskRatio     any    `toml:"retention_disk_ratio"`     // 0.85, "85%"
+	RetentionCheckInterval string `toml:"retention_check_interval"` // duration
 }
 
 func defaultFileConfig() fileConfig {
@@ -106,9 +109,14 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		{"register_interval", fc.RegisterInterval, &cfg.RegisterInterval},
 		{"member_timeout", fc.MemberTimeout, &cfg.MemberTimeout},
 		{"retention_max_age", fc.RetentionMaxAge, &cfg.Retention.MaxAge},
+		{"retention_check_interval", fc.RetentionCheckInterval, &cfg.Retention.CheckInterval},
 	}
 	for _, d := range durations {
 		if d.in == "" {
+			continue
+		}
+		if strings.HasPrefix(d.name, "retention_") && isOff(d.in) {
+			*d.out = -1
 			continue
 		}
 		v, err := time.ParseDuration(d.in)
@@ -117,16 +125,23 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		}
 		*d.out = v
 	}
+	if fc.RetentionMaxDiskBytes != "" && fc.RetentionMaxBytes != "" {
+		bad("retention_max_bytes is the old name of retention_max_disk_bytes: set only one")
+	}
 	sizes := []struct {
 		name string
 		in   string
 		out  *int64
 	}{
 		{"segment_size", fc.SegmentSize, &cfg.SegmentSize},
-		{"retention_max_bytes", fc.RetentionMaxBytes, &cfg.Retention.MaxBytes},
+		{"retention_max_disk_bytes", fc.RetentionMaxDiskBytes + fc.RetentionMaxBytes, &cfg.Retention.MaxDiskBytes},
 	}
 	for _, s := range sizes {
 		if s.in == "" {
+			continue
+		}
+		if strings.HasPrefix(s.name, "retention_") && isOff(s.in) {
+			*s.out = -1
 			continue
 		}
 		v, err := parseSize(s.in)
@@ -155,13 +170,59 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 	if fc.AutoCreateTopics != nil {
 		cfg.DisableAutoCreate = !*fc.AutoCreateTopics
 	}
-	if fc.RetentionDiskRatio != 0 {
-		cfg.Retention.DiskUsageRatio = fc.RetentionDiskRatio
+	if fc.RetentionDiskRatio != nil {
+		r, err := parseRatio(fc.RetentionDiskRatio)
+		if err != nil {
+			bad("retention_disk_ratio: %v", err)
+		}
+		if r != 0 {
+			cfg.Retention.ForceDiskRatio = r
+		}
 	}
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("broker config: %s", strings.Join(errs, "; "))
 	}
 	return cfg, nil
+}
+
+// isOff reports whether a retention setting says "off" (or -1).
+func isOff(s string) bool {
+	s = strings.TrimSpace(s)
+	return strings.EqualFold(s, "off") || s == "-1"
+}
+
+// parseRatio parses a fraction of the disk: 0.85, "0.85", "85%", or "off"
+// / -1 (returned as -1). 0 means the default.
+func parseRatio(v any) (float64, error) {
+	var r float64
+	switch x := v.(type) {
+	case float64:
+		r = x
+	case int64:
+		r = float64(x)
+	case string:
+		s := strings.TrimSpace(x)
+		if isOff(s) {
+			return -1, nil
+		}
+		pct := strings.HasSuffix(s, "%")
+		f, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q: want a fraction like 0.85, a percentage like \"85%%\", or \"off\"", x)
+		}
+		if r = f; pct {
+			r = f / 100
+		}
+	default:
+		return 0, fmt.Errorf("%v: want a fraction like 0.85, a percentage like \"85%%\", or \"off\"", v)
+	}
+	if r == -1 {
+		return -1, nil
+	}
+	if r < 0 || r > 1 {
+		return 0, fmt.Errorf("%v is not in (0, 1]; use \"off\" to turn it off", v)
+	}
+	return r, nil
 }
 
 // parseSize parses "1048576", "512KiB", "64MiB", "1GiB" (also KB/MB/GB as

@@ -66,6 +66,10 @@ func brokerCommand() *cli.Command {
 			&cli.BoolFlag{Name: "bootstrap", Usage: "create the group's initial configuration if this node has no state"},
 			&cli.StringFlag{Name: "flush", Usage: "CommitLog flush mode: sync or async (default sync)"},
 			&cli.StringFlag{Name: "namesrv", Usage: "NameServer address(es) to register with, comma-separated (also accepted before the command)"},
+			&cli.StringFlag{Name: "retention-max-age", Usage: `delete sealed segments older than this (default 72h; "off")`},
+			&cli.StringFlag{Name: "retention-max-disk-bytes", Usage: `budget for rmq's files under --data, e.g. 100GiB (default: none; "off")`},
+			&cli.StringFlag{Name: "retention-disk-ratio", Usage: `file-system fullness that deletes unexpired segments (default 0.85; "off")`},
+			&cli.StringFlag{Name: "retention-check-interval", Usage: `how often the leader applies retention (default 10s; "off" disables retention)`},
 			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -108,6 +112,15 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 	set("raft", &fc.RaftListen)
 	set("raft-advertise", &fc.RaftAdvertise)
 	set("flush", &fc.Flush)
+	set("retention-max-age", &fc.RetentionMaxAge)
+	set("retention-max-disk-bytes", &fc.RetentionMaxDiskBytes)
+	if c.IsSet("retention-max-disk-bytes") {
+		fc.RetentionMaxBytes = "" // the flag overrides the file's old name too
+	}
+	set("retention-check-interval", &fc.RetentionCheckInterval)
+	if c.IsSet("retention-disk-ratio") {
+		fc.RetentionDiskRatio = c.String("retention-disk-ratio")
+	}
 	if c.IsSet("peers") {
 		fc.Peers = splitList(c.String("peers"))
 	}

@@ -1,0 +1,90 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// claim4e9 is a msgpack array32 header declaring 4e9 elements.
+var claim4e9 = []byte{0xdd, 0xee, 0x6b, 0x28, 0x00}
+
+// allocated returns the bytes fn allocated.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestHugeDeclaredLengthsRefused: a command or snapshot whose msgpack
+// claims four billion entries is refused as corrupt without allocating
+// for them (msgpack v5.4.1 would preallocate the declared slice).
+func TestHugeDeclaredLengthsRefused(t *testing.T) {
+	const maxAlloc = 1 << 20
+	// CommitOffsets{Group: "g", Offsets: <4e9 entries>}
+	cmd := append([]byte{byte(CmdCommitOffsets), controlVersion, 0x82, 0xa5, 'g', 'r', 'o', 'u', 'p', 0xa1, 'g',
+		0xa7, 'o', 'f', 'f', 's', 'e', 't', 's'}, claim4e9...)
+	var err error
+	if n := allocated(func() { _, err = Decode(cmd) }); n > maxAlloc {
+		t.Errorf("Decode allocated %d bytes, want <= %d", n, maxAlloc)
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Decode got %v, want ErrCorrupt", err)
+	}
+	h := newHarness(t, 4)
+	var res any
+	if n := allocated(func() { res = h.applyLog(raft.LogCommand, cmd) }); n > maxAlloc {
+		t.Errorf("Apply allocated %d bytes, want <= %d", n, maxAlloc)
+	}
+	if rerr, ok := res.(error); !ok || !errors.Is(rerr, ErrCorrupt) {
+		t.Errorf("Apply got %v, want ErrCorrupt", res)
+	}
+	// version | {topics: <4e9 topics>}
+	snap := append([]byte{snapshotVersion, 0x81, 0xa6, 't', 'o', 'p', 'i', 'c', 's'}, claim4e9...)
+	if n := allocated(func() { err = restore(t, h.f, snap) }); n > maxAlloc {
+		t.Errorf("Restore allocated %d bytes, want <= %d", n, maxAlloc)
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Restore got %v, want ErrCorrupt", err)
+	}
+}
+
+// FuzzRestoreSnapshot restores arbitrary snapshots, seeded from real ones.
+// Restore must never panic; a snapshot it accepts must snapshot back to
+// a state that restores to the same bytes.
+func FuzzRestoreSnapshot(f *testing.F) {
+	h := newHarness(f, 4)
+	f.Add(snapshotBytes(f, h.f)) // empty state
+	h.mustCmd(CreateTopic{Name: "x", Queues: 2})
+	h.send(1, msg("x", 1, 0, "a"), msg("x", 1, 1, "b"))
+	h.mustCmd(CommitOffsets{Group: "g", Offsets: []OffsetEntry{{Topic: "x", QueueID: 1, Offset: 1}}})
+	f.Add(snapshotBytes(f, h.f))
+	randomLog(h, 40)
+	f.Add(snapshotBytes(f, h.f))
+	f.Add(append([]byte{snapshotVersion, 0x81, 0xa6, 't', 'o', 'p', 'i', 'c', 's'}, claim4e9...))
+	cfg := DefaultConfig()
+	cfg.Dir, cfg.UnitsPerFile, cfg.Log, cfg.Logger = f.TempDir(), 4, h.log, hclog.NewNullLogger() // f's logger may not be used inside the target
+	target, err := New(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { target.Close() })
+	f.Fuzz(func(t *testing.T, snap []byte) {
+		if err := target.Restore(nopCloser{bytes.NewReader(snap)}); err != nil {
+			return
+		}
+		again := snapshotBytes(t, target)
+		if err := target.Restore(nopCloser{bytes.NewReader(again)}); err != nil {
+			t.Fatalf("restore of a re-snapshot: %v", err)
+		}
+		if third := snapshotBytes(t, target); !bytes.Equal(third, again) {
+			t.Fatalf("re-snapshot changed after restore:\n%x\n%x", again, third)
+		}
+	})
+}
