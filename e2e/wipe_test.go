@@ -88,6 +88,7 @@ func TestWipeNodesRestartWithBootstrap(t *testing.T) {
 	// runs alone for 2s (five election timeouts). Neither may lead
 	// meanwhile: two empty logs are a new group without the history.
 	conns := map[string]*wire.Conn{}
+	defer closeConns(conns)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
 		for _, id := range []string{l, f} {
 			if st, err := nodeStatus(context.Background(), conns, id, c.nodes[id].client); err == nil && isLeader(st) {
@@ -96,9 +97,7 @@ func TestWipeNodesRestartWithBootstrap(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // sampling period
 	}
-	for _, cn := range conns {
-		cn.Close()
-	}
+	closeConns(conns)
 	c.start(s)
 	c.leaderID(30 * time.Second)
 	bg.waitMore(t, 50, 60*time.Second)
@@ -120,10 +119,19 @@ func (c *procCluster) other(a, b string) string {
 // waitAnswer waits until node id answers a status request.
 func (c *procCluster) waitAnswer(id string, timeout time.Duration) {
 	c.t.Helper()
+	conns := map[string]*wire.Conn{}
+	defer closeConns(conns)
 	Eventually(c.t, timeout, func() error {
-		_, err := nodeStatus(context.Background(), map[string]*wire.Conn{}, id, c.nodes[id].client)
+		_, err := nodeStatus(context.Background(), conns, id, c.nodes[id].client)
 		return err
 	})
+}
+
+func closeConns(conns map[string]*wire.Conn) {
+	for id, cn := range conns {
+		cn.Close()
+		delete(conns, id)
+	}
 }
 
 // sender sends messages one after another in the background, retrying
@@ -273,18 +281,21 @@ func watchLeaders(t *testing.T, c *procCluster) *leaderWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &leaderWatch{cancel: cancel, done: make(chan struct{}), leaders: map[uint64]string{}}
 	go w.run(ctx, c) // stopped by stop
-	t.Cleanup(w.stop)
+	t.Cleanup(func() {
+		w.stop()
+		if t.Failed() {
+			w.mu.Lock()
+			t.Logf("terms with two leaders: %v", w.conflicts)
+			w.mu.Unlock()
+		}
+	})
 	return w
 }
 
 func (w *leaderWatch) run(ctx context.Context, c *procCluster) {
 	defer close(w.done)
 	conns := map[string]*wire.Conn{}
-	defer func() {
-		for _, cn := range conns {
-			cn.Close()
-		}
-	}()
+	defer closeConns(conns)
 	for ctx.Err() == nil {
 		for _, id := range c.ids {
 			st, err := nodeStatus(ctx, conns, id, c.nodes[id].client)
