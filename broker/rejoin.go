@@ -199,7 +199,7 @@ func (g *voteGuard) intercept(rpc raft.RPC) bool {
 	case *raft.RequestVoteRequest:
 		if !g.allowsVote(req.Term) {
 			g.log.Info("vote guard refused a vote", "candidate", string(req.ID), "term", req.Term, "floor", g.floor())
-			rpc.Respond(&raft.RequestVoteResponse{RPCHeader: g.header(), Term: req.Term}, nil)
+			rpc.Respond(&raft.RequestVoteResponse{RPCHeader: g.header(), Term: max(req.Term, g.term())}, nil)
 			return true
 		}
 	case *raft.RequestPreVoteRequest:
