@@ -49,10 +49,11 @@
 //     file uses the raw transport.
 //
 // Why the floor bounds past votes: in its earlier life the node voted in
-// some terms up to T; the candidate it voted for had persisted T as its
-// term first, so that peer still answers >= T, unless it lost its disk as
-// well, and then that candidacy is gone with it. Hence all peers, not a
-// majority, must answer: a permanently dead peer blocks a wiped node's
+// some terms up to T. The candidate it voted for had persisted T as its
+// term first, as has every node that took anything from a leader of T,
+// so any peer that still holds a trace of term T answers >= T; if none
+// does, a second vote in T contradicts nothing that still exists. Hence
+// all peers, not a majority, must answer: a permanently dead peer blocks a wiped node's
 // votes until it is removed from the configuration (membership change is
 // not implemented yet), and blocks the bootstrap of a brand-new group
 // until every node has started once. A node restarted again before the
