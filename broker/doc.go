@@ -39,7 +39,7 @@
 //     means the group exists: no bootstrap, a warning, and the node
 //     rejoins as a replica; the leader ships it the log in a snapshot;
 //  4. the guard refuses votes in terms <= floor, and also this node's own
-//     candidacy there: its outgoing pre-vote and vote requests (answered
+//     candidacy there (its self-vote is a vote too): its outgoing pre-vote and vote requests (answered
 //     with the floor as newer term, so Raft moves past it) and leadership
 //     transfers (TimeoutNow) while Raft's term + 1 <= floor. Appends,
 //     snapshots and heartbeats pass, so the node replicates and counts
@@ -50,16 +50,18 @@
 //
 // Why the floor bounds past votes: in its earlier life the node voted in
 // some terms up to T. The candidate it voted for had persisted T as its
-// term first, as has every node that took anything from a leader of T,
-// so any peer that still holds a trace of term T answers >= T; if none
-// does, a second vote in T contradicts nothing that still exists. Hence
-// all peers, not a majority, must answer: a permanently dead peer blocks a wiped node's
-// votes until it is removed from the configuration (membership change is
-// not implemented yet), and blocks the bootstrap of a brand-new group
-// until every node has started once. A node restarted again before the
-// probe finished finds {pending} and probes again; Bootstrap with no
+// term first, as has every node that took anything from a leader of T, so
+// any peer that still holds a trace of term T answers >= T; if none does, a
+// second vote in T contradicts nothing that still exists. Hence all peers,
+// not a majority, must answer: a permanently dead peer blocks a wiped
+// node's votes until it is removed from the configuration (membership
+// change is not implemented yet), and blocks the bootstrap of a brand-new
+// group until every node has started once. A node restarted again before
+// the probe finished finds {pending} and probes again; Bootstrap with no
 // Peers is refused by Validate, and without Peers the guard cannot bound
-// anything (it warns and votes).
+// anything (it warns and votes). Raft state arriving from a leader does not
+// end the probe early: it rules out bootstrapping (raft refuses then) but
+// says nothing about the floor.
 //
 // A new server identity for the wiped node was the alternative; it was not
 // chosen because with two of three nodes wiped the old IDs still form a
