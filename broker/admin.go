@@ -180,17 +180,29 @@ type Status struct {
 
 // Status reports this node's Raft and storage state.
 func (n *Node) Status() Status {
+	// Term is read before and after State and leader, so a node that
+	// reports itself leader was leader in the term it reports (raft
+	// changes the state before the term when a leader steps down).
+	term, state := n.raft.CurrentTerm(), n.raft.State()
 	addr, id := n.raft.LeaderWithID()
+	for i := 0; i < 3; i++ {
+		t := n.raft.CurrentTerm()
+		if t == term {
+			break
+		}
+		term, state = t, n.raft.State()
+		addr, id = n.raft.LeaderWithID()
+	}
 	first, _ := n.store.FirstIndex()
 	last, _ := n.store.LastIndex()
 	return Status{
 		NodeID:       n.cfg.NodeID,
 		Group:        n.cfg.Group,
-		State:        n.raft.State().String(),
-		Serving:      n.serving.Load() && n.raft.State() == raft.Leader,
+		State:        state.String(),
+		Serving:      n.serving.Load() && state == raft.Leader,
 		LeaderID:     string(id),
 		LeaderAddr:   string(addr),
-		Term:         n.raft.CurrentTerm(),
+		Term:         term,
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.raft.AppliedIndex(),
 		StateIndex:   n.fsm.AppliedIndex(),

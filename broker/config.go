@@ -74,11 +74,16 @@ type Config struct {
 	// RaftListener, if set, is used instead of binding RaftBind (tests
 	// pre-bind 127.0.0.1:0 so peers know every address up front).
 	RaftListener net.Listener
-	// Peers is the full initial voter set, this node included. Used only
-	// when Bootstrap is true and the node has no Raft state yet.
+	// Peers is the group's voter set, this node included. A node that
+	// starts without Raft state asks every peer for its term before it
+	// votes (see "Bootstrap and rejoin" in doc.go), and Bootstrap uses it
+	// as the initial configuration.
 	Peers []Peer
-	// Bootstrap writes the initial configuration on a node without state.
-	// Setting it on every node of a new group with identical Peers is safe.
+	// Bootstrap allows this node to create a brand-new group: it writes
+	// the initial configuration only if it has no Raft state and every
+	// peer answered that it has none either (term 0). Safe to set on every
+	// start of every node with identical Peers; a node whose data was
+	// wiped rejoins the existing group instead.
 	Bootstrap bool
 
 	// ClientListen is the address clients connect to. Empty (and no
@@ -249,10 +254,10 @@ func (c Config) Validate() error {
 	if c.RaftBind == "" && c.RaftListener == nil {
 		bad("RaftBind (or RaftListener) is required")
 	}
-	if c.Bootstrap {
-		if len(c.Peers) == 0 {
-			bad("Bootstrap needs Peers")
-		}
+	if c.Bootstrap && len(c.Peers) == 0 {
+		bad("Bootstrap needs Peers")
+	}
+	if len(c.Peers) > 0 {
 		seen := map[string]bool{}
 		self := false
 		for _, p := range c.Peers {

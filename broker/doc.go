@@ -16,7 +16,60 @@
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb
 // for term and vote, and the fsm; it builds a TCP transport and starts
-// raft. Bootstrap writes the initial voter set on a node without state.
+// raft (never with raft.BootstrapCluster: see below).
+//
+// # Bootstrap and rejoin
+//
+// Raft's safety needs every server to vote at most once per term, which
+// it keeps in raft-stable.db. A node whose data directory was replaced has
+// lost that record, so it must neither bootstrap again nor vote in a term
+// it may have voted in. A node that starts without Raft state therefore:
+//
+//  1. writes vote-guard.json {pending} (fsynced) and starts Raft behind a
+//     vote guard (rejoin.go) that refuses every vote while pending;
+//  2. asks every other peer in Peers for its current term with a term-0
+//     pre-vote request, retrying until all have answered (the missing ones
+//     are logged every 5s). A pre-vote changes nothing on the receiver,
+//     and Raft answers it in every state, configured or not, with its
+//     current term; peers with a leader log that they rejected it;
+//  3. floor = the highest answer, recorded in vote-guard.json. If every
+//     answer was 0 the group is brand new, and a node with Bootstrap
+//     writes the full voter set (every node of a new group does the same
+//     with identical Peers, the usual hashicorp pattern). Any answer > 0
+//     means the group exists: no bootstrap, a warning, and the node
+//     rejoins as a replica; the leader ships it the log in a snapshot;
+//  4. the guard refuses votes in terms <= floor, and also this node's own
+//     candidacy there (its self-vote is a vote too): its outgoing pre-vote and vote requests (answered
+//     with the floor as newer term, so Raft moves past it) and leadership
+//     transfers (TimeoutNow) while Raft's term + 1 <= floor. Appends,
+//     snapshots and heartbeats pass, so the node replicates and counts
+//     towards commit at once. Once Raft's own persisted term exceeds the
+//     floor, Raft keeps one vote per term by itself: the file is removed
+//     and the guard passes everything. A node with state and no guard
+//     file uses the raw transport.
+//
+// Why the floor bounds past votes: in its earlier life the node voted in
+// some terms up to T. The candidate it voted for had persisted T as its
+// term first, as has every node that took anything from a leader of T, so
+// any peer that still holds a trace of term T answers >= T; if none does, a
+// second vote in T contradicts nothing that still exists. Hence all peers,
+// not a majority, must answer: a permanently dead peer blocks a wiped
+// node's votes until it is removed from the configuration (membership
+// change is not implemented yet), and blocks the bootstrap of a brand-new
+// group until every node has started once. A node restarted again before
+// the probe finished finds {pending} and probes again; Bootstrap with no
+// Peers is refused by Validate, and without Peers the guard cannot bound
+// anything (it warns and votes). Raft state arriving from a leader does not
+// end the probe early: it rules out bootstrapping (raft refuses then) but
+// says nothing about the floor.
+//
+// A new server identity for the wiped node was the alternative; it was not
+// chosen because with two of three nodes wiped the old IDs still form a
+// majority of the configuration, which then needs membership tooling to
+// recover, whereas with the guard the survivor wins votes at floor+1 and
+// rebuilds both. Entries that only the two wiped nodes held are lost;
+// nothing can recover them. Bootstrap is therefore safe to pass on every
+// start (docker-compose.yml and rmq dev do).
 //
 // # Writes
 //
@@ -95,15 +148,18 @@
 //
 // # Goroutines and locks
 //
-// New starts four goroutines, all stopped by Close/Abort through stopCh and
-// waited for with wg: the batcher (sole owner of the BatchEncoder), the
+// New starts four goroutines (five on a node with a vote guard: the
+// rejoin prober, which ends once the guard is off), all stopped by
+// Close/Abort through stopCh and waited for with wg: the batcher (sole owner of the BatchEncoder), the
 // completer (resolves proposed entries in order), the leadership watcher
 // (starts one leaderSession goroutine per term of leadership, cancelled
 // when leadership ends; the session runs the retention service and starts
 // the lock janitor, which ends with it), and the maintenance loop. apply and transfer start one short goroutine per call
 // that ends when raft resolves the future (raft resolves every future on
-// commit, loss of leadership or shutdown). leaderMu orders setting serving
+// commit, loss of leadership or shutdown). The vote guard owns one
+// goroutine that moves RPCs from the transport to Raft; it stops when Raft
+// shuts down or closeStores closes the transport. leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The
-// notifier's mutex and the disk cache's (held while measuring DataDir) are
-// leaf locks.
+// notifier's mutex, the vote guard's and the disk cache's (held while
+// measuring DataDir) are leaf locks.
 package broker

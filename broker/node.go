@@ -30,6 +30,7 @@ type Node struct {
 	stable *raftboltdb.BoltStore
 	fsm    *fsm.FSM
 	trans  *raft.NetworkTransport
+	guard  *voteGuard // non-nil while a node that started without state must not vote; rejoin.go
 	raft   *raft.Raft
 
 	// serving is true while this node is leader and has applied everything
@@ -90,6 +91,10 @@ func New(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go n.runRegistration()
 	}
+	if n.guard != nil {
+		n.wg.Add(1)
+		go n.runRejoin()
+	}
 	return n, nil
 }
 
@@ -136,14 +141,25 @@ func (n *Node) open() error {
 			return fmt.Errorf("broker: client listen %s: %w", n.cfg.ClientListen, err)
 		}
 	}
-	rcfg := n.raftConfig()
-	if n.cfg.Bootstrap {
-		if err := n.bootstrap(rcfg); err != nil {
-			return err
-		}
+	// Raft always starts without bootstrapping; a node without state
+	// learns its peers' terms first (runRejoin) and bootstraps only a
+	// brand-new group. See "Bootstrap and rejoin" in doc.go.
+	has, err := raft.HasExistingState(n.store, n.stable, n.snaps)
+	if err != nil {
+		return fmt.Errorf("broker: check raft state: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rcfg, restoreAdapter{n.fsm}, n.store, n.stable, n.snaps, n.trans); err != nil {
+	var trans raft.Transport = n.trans
+	if n.guard, err = openVoteGuard(n.cfg.DataDir, has, n.trans, raft.ServerID(n.cfg.NodeID), n.log.Named("vote-guard")); err != nil {
+		return err
+	}
+	if n.guard != nil {
+		trans = n.guard
+	}
+	if n.raft, err = raft.NewRaft(n.raftConfig(), restoreAdapter{n.fsm}, n.store, n.stable, n.snaps, trans); err != nil {
 		return fmt.Errorf("broker: start raft: %w", err)
+	}
+	if n.guard != nil {
+		n.guard.start(n.raft.CurrentTerm)
 	}
 	return nil
 }
@@ -189,27 +205,6 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		Timeout: 10 * time.Second,
 		Logger:  n.log.Named("raft-net"),
 	}), nil
-}
-
-func (n *Node) bootstrap(rcfg *raft.Config) error {
-	has, err := raft.HasExistingState(n.store, n.stable, n.snaps)
-	if err != nil {
-		return fmt.Errorf("broker: check raft state: %w", err)
-	}
-	if has {
-		return nil
-	}
-	var conf raft.Configuration
-	for _, p := range n.cfg.Peers {
-		conf.Servers = append(conf.Servers, raft.Server{
-			Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr),
-		})
-	}
-	if err := raft.BootstrapCluster(rcfg, n.store, n.stable, n.snaps, n.trans, conf); err != nil {
-		return fmt.Errorf("broker: bootstrap: %w", err)
-	}
-	n.log.Info("bootstrapped group", "peers", len(conf.Servers))
-	return nil
 }
 
 // Close shuts the node down gracefully: a leader first hands leadership to
@@ -270,6 +265,9 @@ func (n *Node) closeStores() error {
 	var errs []error
 	if n.clientLn != nil {
 		n.clientLn.Close() // normally closed by the server already
+	}
+	if n.guard != nil {
+		errs = append(errs, n.guard.Close())
 	}
 	if n.trans != nil {
 		errs = append(errs, n.trans.Close())

@@ -453,6 +453,14 @@ func TestClusterStatus(t *testing.T) {
 		if len(st) != 1 || len(st[0].Nodes) != 3 || st[0].Leader == "" {
 			return fmt.Errorf("cluster status %+v: want one group, 3 nodes and a leader", st)
 		}
+		// A follower of a new group that did not bootstrap itself is at
+		// term 0 until the first election; its registration may be one
+		// heartbeat older than that.
+		for _, n := range st[0].Nodes {
+			if n.Term == 0 {
+				return fmt.Errorf("node %s registered term 0", n.Node)
+			}
+		}
 		return nil
 	})
 	leaders := 0
