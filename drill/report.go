@@ -24,6 +24,10 @@ type Report struct {
 	// included): a client's view of write unavailability.
 	Pauses      []time.Duration `json:"pauses_ns"`
 	Redelivered uint64          `json:"redelivered"`
+	// Resends counts sends the producer resent to a newer leader while an
+	// earlier attempt was unanswered, and retries after an outcome was
+	// unknown: each may have stored a copy (see Duplicates).
+	Resends uint64 `json:"resends"`
 }
 
 // DisruptionReport is one marked disruption and how long writes paused:
@@ -32,6 +36,11 @@ type DisruptionReport struct {
 	Name        string        `json:"name"`
 	At          time.Time     `json:"at"`
 	Unavailable time.Duration `json:"unavailable_ns"` // -1 if no send issued after it was acknowledged
+	// LongestPause is the longest gap between acknowledgements (any
+	// producer) that ends after this disruption and begins before the
+	// next one: the write pause it caused. 0 if none exceeded
+	// PauseThreshold.
+	LongestPause time.Duration `json:"longest_pause_ns"`
 }
 
 func (w *Workload) report() Report {
@@ -56,6 +65,12 @@ func (w *Workload) report() Report {
 		if t, ok := w.firstAfter[i]; ok {
 			dr.Unavailable = t.Sub(d.at)
 			downs = append(downs, dr.Unavailable)
+		}
+		for _, p := range w.pauses {
+			ends := p.from.Add(p.d)
+			if ends.After(d.at) && (i+1 == len(w.disruptions) || p.from.Before(w.disruptions[i+1].at)) {
+				dr.LongestPause = max(dr.LongestPause, p.d)
+			}
 		}
 		r.Disruptions = append(r.Disruptions, dr)
 	}
@@ -82,7 +97,7 @@ func (r Report) Print(out io.Writer) {
 		if d.Unavailable >= 0 {
 			u = d.Unavailable.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(out, "change %-2d %-28s writes paused %s\n", i+1, d.Name, u)
+		fmt.Fprintf(out, "change %-2d %-28s writes paused %s (longest gap %s)\n", i+1, d.Name, u, d.LongestPause.Round(time.Millisecond))
 	}
 	if len(r.Disruptions) > 0 {
 		fmt.Fprintf(out, "unavailability p50 %s, max %s\n", r.UnavailableP50.Round(time.Millisecond), r.UnavailableMax.Round(time.Millisecond))
