@@ -26,7 +26,7 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 		return nil, err
 	}
 	a := &Admin{cfg: cfg, log: cfg.Logger.Named("admin"), pool: newPool()}
-	a.router = newRouter(cfg.NameServers, a.pool, a.log)
+	a.router = newRouter(cfg.NameServers, a.pool, a.log, 0)
 	return a, nil
 }
 

@@ -37,9 +37,8 @@ type DisruptionReport struct {
 	At          time.Time     `json:"at"`
 	Unavailable time.Duration `json:"unavailable_ns"` // -1 if no send issued after it was acknowledged
 	// LongestPause is the longest gap between acknowledgements (any
-	// producer) that ends after this disruption and begins before the
-	// next one: the write pause it caused. 0 if none exceeded
-	// PauseThreshold.
+	// producer) that ends after this disruption and not after the next
+	// one: the write pause it caused. 0 if none exceeded PauseThreshold.
 	LongestPause time.Duration `json:"longest_pause_ns"`
 }
 
@@ -67,8 +66,10 @@ func (w *Workload) report() Report {
 			downs = append(downs, dr.Unavailable)
 		}
 		for _, p := range w.pauses {
+			// A pause belongs to the disruption it ended after (the one it
+			// straddles, as its last ack came before the mark).
 			ends := p.from.Add(p.d)
-			if ends.After(d.at) && (i+1 == len(w.disruptions) || p.from.Before(w.disruptions[i+1].at)) {
+			if ends.After(d.at) && (i+1 == len(w.disruptions) || !ends.After(w.disruptions[i+1].at)) {
 				dr.LongestPause = max(dr.LongestPause, p.d)
 			}
 		}
@@ -82,13 +83,14 @@ func (w *Workload) report() Report {
 		r.Pauses = append(r.Pauses, p.d)
 	}
 	r.Redelivered = w.cons.Stats().Redelivered
+	r.Resends = w.prod.Stats().Resends
 	return r
 }
 
 // Print writes the report as a short table.
 func (r Report) Print(out io.Writer) {
-	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\norder errors  %d\n",
-		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, len(r.OrderErrors))
+	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\nresends       %d\norder errors  %d\n",
+		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, r.Resends, len(r.OrderErrors))
 	for _, e := range r.OrderErrors {
 		fmt.Fprintf(out, "  %s\n", e)
 	}
