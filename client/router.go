@@ -112,27 +112,55 @@ func newRouter(namesrvs []string, p *pool, log hclog.Logger, attemptTimeout time
 	}
 }
 
-// nsCall sends one request to the first NameServer that answers.
+// nsCall sends one request to the first NameServer that answers it
+// usefully. NameServers share nothing: one just restarted knows no broker
+// until the next heartbeats, so an empty answer (TopicNotFound, a cluster
+// with no node) is not final while another NameServer may know better;
+// nsCall asks each in turn and returns an empty answer only when every
+// reachable one gave it.
 func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	r.mu.Lock()
 	start := r.nsNext
 	r.mu.Unlock()
-	var lastErr error
+	var lastErr, emptyErr error
+	empty := false
 	for i := range r.namesrvs {
 		idx := (start + i) % len(r.namesrvs)
 		err := r.pool.call(ctx, r.namesrvs[idx], code, req, resp)
-		if err == nil || !isTransport(err) {
+		switch {
+		case err == nil && !emptyAnswer(resp):
+			r.mu.Lock()
+			r.nsNext = idx
+			r.mu.Unlock()
+			return nil
+		case err == nil || errors.Is(err, ErrTopicNotFound):
+			if !empty {
+				empty, emptyErr = true, err
+			}
+			r.log.Debug("namesrv knows nothing, asking the next", "namesrv", r.namesrvs[idx], "code", code)
+		case !isTransport(err):
 			r.mu.Lock()
 			r.nsNext = idx
 			r.mu.Unlock()
 			return err
+		default:
+			lastErr = err
 		}
-		lastErr = err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+	if empty {
+		return emptyErr // resp holds the empty answer, if it was one
+	}
 	return fmt.Errorf("client: no NameServer reachable: %w", lastErr)
+}
+
+// emptyAnswer reports whether a successful NameServer answer knows no
+// broker at all (a just-restarted NameServer).
+func emptyAnswer(resp any) bool {
+	ci, ok := resp.(*wire.ClusterInfo)
+	return ok && len(ci.Nodes) == 0
 }
 
 // route returns topic's route, from cache when younger than maxAge. With
