@@ -63,7 +63,9 @@
 // completer (resolves proposed entries in order), the leadership watcher
 // (starts one leaderSession goroutine per term of leadership, cancelled
 // when leadership ends; the session runs the retention service), and the
-// maintenance loop. apply and transfer start one short goroutine per call
+// maintenance loop. With NameServers configured a fifth, the
+// registration loop, runs one goroutine per NameServer so that one that
+// does not answer delays no other (register.go). apply and transfer start one short goroutine per call
 // that ends when raft resolves the future (raft resolves every future on
 // commit, loss of leadership or shutdown). leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The

@@ -347,6 +347,7 @@ type NodeStatus struct {
 // GroupStatus is one broker group's Raft state.
 type GroupStatus struct {
 	Group        string
+	Cluster      string // the cluster its nodes registered with
 	Leader       string // node id, "" if none
 	Term         uint64
 	CommitIndex  uint64
@@ -368,7 +369,7 @@ func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
 	for _, n := range ci.Nodes {
 		gs := byGroup[n.Group]
 		if gs == nil {
-			gs = &GroupStatus{Group: n.Group}
+			gs = &GroupStatus{Group: n.Group, Cluster: n.Cluster}
 			byGroup[n.Group] = gs
 			order = append(order, n.Group)
 		}
