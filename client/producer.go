@@ -162,7 +162,7 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 		return false
 	}
 	now := time.Now()
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, now), ctx: ctx, deadline: now.Add(p.cfg.SendTimeout)}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, now), ctx: ctx, deadline: now.Add(p.cfg.SendTimeout), group: q.Group}
 	if dl, ok := ctx.Deadline(); ok && dl.Before(it.deadline) {
 		it.deadline = dl
 	}
