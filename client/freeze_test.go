@@ -192,13 +192,14 @@ func TestFrozenLeaderWaitedForWhileStillLeading(t *testing.T) {
 // the frozen node stays frozen throughout.
 func TestFrozenLeaderReplacedSendsAndCommitsGoOn(t *testing.T) {
 	c, fz := frozenCluster(t)
-	createTopic(t, c, "frozen", 2)
+	createTopic(t, c, "frozen", 1)
 	p := newProducer(t, c, func(cfg *client.ProducerConfig) {
 		cfg.SendTimeout, cfg.AttemptTimeout = 5*time.Second, 300*time.Millisecond
 	})
 	cons := newConsumer(t, c, "frozen-g", map[string]string{"frozen": "*"}, func(cfg *client.ConsumerConfig) {
 		cfg.AttemptTimeout = 300 * time.Millisecond
 		cfg.CommitInterval = time.Hour // commits only when asked
+		cfg.LongPollWait = 10 * time.Second
 	})
 	ctx := ctxT(t, 60*time.Second)
 	for i := 0; i < 4; i++ {
@@ -261,6 +262,24 @@ func TestFrozenLeaderReplacedSendsAndCommitsGoOn(t *testing.T) {
 	if err := <-commitErr; err != nil {
 		t.Errorf("commit while %s is frozen and no longer leads: %v", leader, err)
 	}
+	// Pulls held by the frozen node (long poll 10s + 5s slack) must move
+	// to the new leader: the message sent after the freeze arrives
+	// within 6s.
+	pctx, pcancel := context.WithTimeout(ctx, 6*time.Second)
+	for found := false; !found; {
+		b, err := cons.Poll(pctx)
+		if err != nil {
+			t.Errorf("poll for the message sent while %s was frozen: %v", leader, err)
+			break
+		}
+		for _, m := range b.Messages() {
+			found = found || string(m.Body) == "sync"
+		}
+		if err := cons.Commit(pctx, b); err != nil {
+			t.Errorf("commit: %v", err)
+		}
+	}
+	pcancel()
 	waited := make(chan struct{})
 	go func() { wg.Wait(); close(waited) }() // ends when every callback ran once
 	select {
