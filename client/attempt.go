@@ -178,13 +178,21 @@ func (r *router) findLeader(ctx context.Context, group string) (string, error) {
 
 // leaderMoved asks the NameServer for group's leader (bounded by one
 // attempt timeout) after a request to addr went unanswered, and reports
-// whether a different node now leads.
+// whether a different node now leads. If so addr is suspect: probes skip
+// it and a NameServer still naming it at an older term is not believed,
+// until it answers again (a NotLeader hint naming it, or a newer term).
 func (r *router) leaderMoved(ctx context.Context, group, addr string) bool {
 	cctx, cancel := context.WithTimeout(ctx, r.attemptTimeout)
 	defer cancel()
 	_ = r.refreshLeaders(cctx)
-	l := r.knownLeader(group)
-	return l != "" && l != addr
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.groups[group]
+	if st == nil || st.leader == "" || st.leader == addr {
+		return false
+	}
+	st.failed, st.failedTerm = addr, st.term
+	return true
 }
 
 // callResp allocates a fresh response of resp's type for one attempt, so
