@@ -36,7 +36,8 @@ type ProducerConfig struct {
 	// store a duplicate, counted in ProducerStats.Resends). If it names
 	// the same node the client keeps waiting. About the brokers' election
 	// timeout plus the NameServer's update; default 1s
-	// (DefaultAttemptTimeout). Must be shorter than SendTimeout.
+	// (DefaultAttemptTimeout), or half of a shorter SendTimeout. Must be
+	// shorter than SendTimeout.
 	AttemptTimeout time.Duration
 	// MaxMessageSize bounds a message body in bytes. Default 4 MiB.
 	MaxMessageSize int64
@@ -68,8 +69,8 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 3 * time.Second
 	}
-	if c.AttemptTimeout == 0 {
-		c.AttemptTimeout = DefaultAttemptTimeout
+	if c.AttemptTimeout == 0 && c.SendTimeout > 0 {
+		c.AttemptTimeout = min(DefaultAttemptTimeout, c.SendTimeout/2)
 	}
 	if c.Retries == 0 {
 		c.Retries = 2

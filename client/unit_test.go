@@ -265,6 +265,9 @@ func TestAttemptTimeoutValidate(t *testing.T) {
 	if d := DefaultProducerConfig(); d.AttemptTimeout != DefaultAttemptTimeout {
 		t.Errorf("default AttemptTimeout %v, want %v", d.AttemptTimeout, DefaultAttemptTimeout)
 	}
+	if d := (ProducerConfig{SendTimeout: 300 * time.Millisecond}).withDefaults(); d.AttemptTimeout != 150*time.Millisecond {
+		t.Errorf("default AttemptTimeout with a 300ms SendTimeout: %v, want 150ms", d.AttemptTimeout)
+	}
 	_, err := NewConsumer(ConsumerConfig{NameServers: ns, Group: "g", Subscriptions: map[string]string{"t": "*"}, AttemptTimeout: -time.Second})
 	if err == nil || !strings.Contains(err.Error(), "durations must not be negative") {
 		t.Errorf("consumer with a negative AttemptTimeout: got %v", err)
