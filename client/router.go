@@ -439,15 +439,6 @@ func budgetErr(ctxErr, last error) error {
 	return fmt.Errorf("%w (last error: %w)", ctxErr, last)
 }
 
-// withLeader is leaderCall for an attempt that returns no value. attempt
-// may run concurrently with itself (see leaderCall).
-func (r *router) withLeader(ctx context.Context, group string, maxMaybe int, attempt func(ctx context.Context, addr string) error) error {
-	_, err := leaderCall(ctx, r, group, maxMaybe, func(ctx context.Context, addr string) (struct{}, error) {
-		return struct{}{}, attempt(ctx, addr)
-	})
-	return err
-}
-
 // callLeader is leaderCall for a plain request/response; each attempt
 // decodes into its own value and the winner's is copied into resp.
 func (r *router) callLeader(ctx context.Context, group string, maxMaybe int, code uint16, req, resp any) error {
