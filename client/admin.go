@@ -33,6 +33,7 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 // Close closes the Admin's connections. Idempotent.
 func (a *Admin) Close() error {
 	a.pool.close()
+	a.router.wait()
 	return nil
 }
 

@@ -47,20 +47,20 @@ type attemptResult[T any] struct {
 // the same node it keeps waiting and asks again every tenth of it. The
 // first success wins and is returned exactly once; the others are
 // cancelled and their late answers dropped. A resend may store a copy the
-// frozen leader had already replicated; r.resends counts them. Every
-// attempt goroutine has ended when leaderCall returns. attempt must not
-// write state shared with other attempts: it returns its value instead.
+// frozen leader had already replicated; r.resends counts them. attempt
+// must not write state shared with other attempts: it returns its value
+// instead. leaderCall does not wait for the cancelled attempts (one may
+// sit in a write to a frozen node's full socket, which no context cuts);
+// they belong to the router, whose owner waits for them after closing
+// the pool (router.wait).
 func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe int, attempt func(ctx context.Context, addr string) (T, error)) (T, error) {
 	var zero T
 	actx, cancel := context.WithCancel(ctx)
-	results := make(chan attemptResult[T], maxPending) // one slot per pending attempt: sends never block
+	// cancel ends the attempts still pending when the call returns; each
+	// has a slot in results, so their sends never block.
+	defer cancel()
+	results := make(chan attemptResult[T], maxPending)
 	pending := 0
-	defer func() {
-		cancel()
-		for ; pending > 0; pending-- {
-			<-results
-		}
-	}()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -85,7 +85,11 @@ func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe in
 				seq++
 				cur, curAddr = seq, addr
 				pending++
-				go func(seq int, addr string) { // ends with its attempt (bounded by actx)
+				if !r.track() {
+					return zero, ErrClosed
+				}
+				go func(seq int, addr string) { // ends with its attempt (bounded by actx); see router.wait
+					defer r.attempts.Done()
 					v, err := attempt(actx, addr)
 					results <- attemptResult[T]{v: v, err: err, seq: seq}
 				}(seq, addr)

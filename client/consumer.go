@@ -312,6 +312,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 	c.cancelBase()
 	c.queueWG.Wait()
 	c.pool.close()
+	c.router.wait()
 	return err
 }
 

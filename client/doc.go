@@ -79,9 +79,10 @@
 //
 // # Goroutines
 //
-// Every leader call runs each attempt on a goroutine of its own, ended
-// (cancelled once another attempt won) and waited for before the call
-// returns; a pull runs beside a watcher the same way. Concurrent
+// Every leader call runs each attempt on a goroutine of its own; those
+// still pending when the call returns are cancelled, and Close waits for
+// them after closing the connections (one may sit in a write to a frozen
+// node). A pull runs beside a watcher that it waits for. Concurrent
 // NameServer cluster look-ups of one client share one request.
 // Producer: one batcher per leader address (started on first use). A
 // SendAsync whose route and leader are cached goes straight into the

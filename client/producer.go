@@ -303,6 +303,7 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.cancel()
 	p.wg.Wait()
 	p.pool.close()
+	p.router.wait()
 	return err
 }
 

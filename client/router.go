@@ -40,6 +40,12 @@ type router struct {
 	// resends counts attempts made while an earlier attempt's outcome was
 	// unknown (unanswered, timed out, lost): each may store a duplicate.
 	resends atomic.Uint64
+	// attempts tracks leaderCall's attempt goroutines, which may outlive
+	// their call (see leaderCall); wait waits for them. amu orders track
+	// before wait: no attempt starts once waiting began.
+	attempts sync.WaitGroup
+	amu      sync.Mutex
+	waiting  bool
 
 	mu           sync.Mutex
 	nsNext       int
@@ -161,6 +167,26 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 func emptyAnswer(resp any) bool {
 	ci, ok := resp.(*wire.ClusterInfo)
 	return ok && len(ci.Nodes) == 0
+}
+
+// track counts a new attempt goroutine; false once wait was called.
+func (r *router) track() bool {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	if r.waiting {
+		return false
+	}
+	r.attempts.Add(1)
+	return true
+}
+
+// wait waits for every attempt goroutine; call it after the pool closed
+// (which ends attempts blocked on a connection). Later calls get ErrClosed.
+func (r *router) wait() {
+	r.amu.Lock()
+	r.waiting = true
+	r.amu.Unlock()
+	r.attempts.Wait()
 }
 
 // route returns topic's route, from cache when younger than maxAge. With
