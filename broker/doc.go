@@ -154,7 +154,10 @@
 // completer (resolves proposed entries in order), the leadership watcher
 // (starts one leaderSession goroutine per term of leadership, cancelled
 // when leadership ends; the session runs the retention service and starts
-// the lock janitor, which ends with it), and the maintenance loop. apply and transfer start one short goroutine per call
+// the lock janitor, which ends with it), and the maintenance loop. With
+// NameServers configured the registration loop also runs, with one
+// goroutine per NameServer so that one that does not answer delays no
+// other (register.go). apply and transfer start one short goroutine per call
 // that ends when raft resolves the future (raft resolves every future on
 // commit, loss of leadership or shutdown). The vote guard owns one
 // goroutine that moves RPCs from the transport to Raft; it stops when Raft

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmq-dev/rmq/client/wire"
@@ -30,25 +32,75 @@ func (n *Node) pokeRegistration() {
 
 // runRegistration registers this node with every NameServer on start, on
 // every role or topic change, and every RegisterInterval; it unregisters
-// on shutdown. A NameServer that is down is retried on the next tick.
+// on shutdown. Each NameServer has its own goroutine (registerLoop), so a
+// slow or black-holed one delays only its own registrations: the live
+// ones hear of a new leader at once and never expire a healthy node
+// because another NameServer does not answer. A NameServer that is down
+// is retried on the next tick.
 func (n *Node) runRegistration() {
 	defer n.wg.Done()
-	conns := map[string]*wire.Conn{}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	var latest atomic.Pointer[wire.RegisterBrokerRequest]
+	running, cancel := context.WithCancel(context.Background())
+	kicks := make([]chan struct{}, len(n.cfg.NameServers))
+	var wg sync.WaitGroup
+	for i, addr := range n.cfg.NameServers {
+		kicks[i] = make(chan struct{}, 1) // "register the latest now"; a pending kick is enough
+		wg.Add(1)
+		go func() { // stopped by stopCh, waited for below
+			defer wg.Done()
+			n.registerLoop(running, addr, kicks[i], &latest)
+		}()
+	}
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait
 	t := time.NewTicker(n.cfg.RegisterInterval)
 	defer t.Stop()
 	for {
-		n.registerAll(conns, wire.CodeRegisterBroker, n.registration())
+		latest.Store(n.registration())
+		for _, k := range kicks {
+			select {
+			case k <- struct{}{}:
+			default:
+			}
+		}
 		select {
 		case <-n.stopCh:
-			n.registerAll(conns, wire.CodeUnregisterBroker, &wire.UnregisterBrokerRequest{Group: n.cfg.Group, NodeID: n.cfg.NodeID})
 			return
 		case <-t.C:
 		case <-n.registerNow:
+		}
+	}
+}
+
+// registerLoop registers the latest registration with addr on every kick
+// and unregisters when the node stops. The NameServer expires a node
+// after a few missed heartbeats, so one registration may take at most
+// max(RegisterInterval, 1s): a later kick then sends a fresher one.
+// running ends when the node stops, cutting a registration in progress.
+func (n *Node) registerLoop(running context.Context, addr string, kick <-chan struct{}, latest *atomic.Pointer[wire.RegisterBrokerRequest]) {
+	var conn *wire.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for {
+		select {
+		case <-n.stopCh:
+			ctx, done := context.WithTimeout(context.Background(), max(n.cfg.RegisterInterval, time.Second))
+			err := n.registerOne(ctx, &conn, addr, wire.CodeUnregisterBroker, &wire.UnregisterBrokerRequest{Group: n.cfg.Group, NodeID: n.cfg.NodeID})
+			done()
+			if err != nil {
+				n.log.Debug("namesrv unregistration failed", "namesrv", addr, "error", err)
+			}
+			return
+		case <-kick:
+		}
+		ctx, done := context.WithTimeout(running, max(n.cfg.RegisterInterval, time.Second))
+		err := n.registerOne(ctx, &conn, addr, wire.CodeRegisterBroker, latest.Load())
+		done()
+		if err != nil {
+			n.log.Debug("namesrv registration failed", "namesrv", addr, "error", err)
 		}
 	}
 }
@@ -61,30 +113,20 @@ func (n *Node) registration() *wire.RegisterBrokerRequest {
 	}
 }
 
-func (n *Node) registerAll(conns map[string]*wire.Conn, code uint16, req any) {
-	for _, addr := range n.cfg.NameServers {
-		ctx, cancel := context.WithTimeout(context.Background(), max(n.cfg.RegisterInterval, time.Second))
-		err := n.registerOne(ctx, conns, addr, code, req)
-		cancel()
-		if err != nil {
-			n.log.Debug("namesrv registration failed", "namesrv", addr, "error", err)
-		}
-	}
-}
-
-func (n *Node) registerOne(ctx context.Context, conns map[string]*wire.Conn, addr string, code uint16, req any) error {
-	c := conns[addr]
+// registerOne sends one request to addr on *conn, dialing it first if it
+// is missing or dead.
+func (n *Node) registerOne(ctx context.Context, conn **wire.Conn, addr string, code uint16, req any) error {
+	c := *conn
 	if c != nil && c.Err() != nil {
 		c.Close()
-		c = nil
+		c, *conn = nil, nil
 	}
 	if c == nil {
 		var err error
 		if c, err = wire.Dial(ctx, addr, 0); err != nil {
-			delete(conns, addr)
 			return err
 		}
-		conns[addr] = c
+		*conn = c
 	}
 	return c.Call(ctx, code, req, nil)
 }

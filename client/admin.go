@@ -26,13 +26,14 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 		return nil, err
 	}
 	a := &Admin{cfg: cfg, log: cfg.Logger.Named("admin"), pool: newPool()}
-	a.router = newRouter(cfg.NameServers, a.pool, a.log)
+	a.router = newRouter(cfg.NameServers, a.pool, a.log, 0)
 	return a, nil
 }
 
 // Close closes the Admin's connections. Idempotent.
 func (a *Admin) Close() error {
 	a.pool.close()
+	a.router.wait()
 	return nil
 }
 
@@ -347,6 +348,7 @@ type NodeStatus struct {
 // GroupStatus is one broker group's Raft state.
 type GroupStatus struct {
 	Group        string
+	Cluster      string // the cluster its nodes registered with
 	Leader       string // node id, "" if none
 	Term         uint64
 	CommitIndex  uint64
@@ -368,7 +370,7 @@ func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
 	for _, n := range ci.Nodes {
 		gs := byGroup[n.Group]
 		if gs == nil {
-			gs = &GroupStatus{Group: n.Group}
+			gs = &GroupStatus{Group: n.Group, Cluster: n.Cluster}
 			byGroup[n.Group] = gs
 			order = append(order, n.Group)
 		}

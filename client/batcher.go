@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rmq-dev/rmq/client/wire"
@@ -24,12 +25,19 @@ type sendItem struct {
 	// must not block. ctx is that sender's context.
 	cb  func(sendOutcome)
 	ctx context.Context
+	// group is a callback item's broker group, and finished makes its
+	// first outcome the only one: the batcher may hand an item whose
+	// leader went unanswered to the slow path before the late answer.
+	group    string
+	finished atomic.Bool
 }
 
-// finish hands an item its outcome.
+// finish hands an item its outcome (a callback item only its first).
 func (it *sendItem) finish(out sendOutcome) {
 	if it.cb != nil {
-		it.cb(out)
+		if it.finished.CompareAndSwap(false, true) {
+			it.cb(out)
+		}
 		return
 	}
 	it.done <- out
@@ -177,7 +185,7 @@ func (b *batcher) flush(items []*sendItem) {
 	ctx, cancel := context.WithTimeout(b.p.base, wait)
 	defer cancel()
 	var resp wire.SendResponse
-	err := b.p.pool.call(ctx, b.addr, wire.CodeSend, req, &resp)
+	err := b.call(ctx, req, &resp, items)
 	if err == nil && len(resp.Results) != len(items) {
 		err = &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(items))}
 	}
@@ -199,5 +207,89 @@ func (b *batcher) flush(items []*sendItem) {
 			continue
 		}
 		it.finish(sendOutcome{res: r})
+	}
+}
+
+// call sends req to the batcher's node and waits for the answer. Sync
+// sends notice an unanswered leader in their own leaderCall; callback
+// items (the SendAsync fast path) have none, so while they wait here
+// call checks every AttemptTimeout whether the NameServer names another
+// leader for their group. If so they go to the slow path, which resends
+// them there, and their late outcome from this request is dropped
+// (sendItem.finish); callback items still queued for this node follow.
+// call keeps waiting for the answer either way: sync items want it.
+func (b *batcher) call(ctx context.Context, req wire.SendRequest, resp *wire.SendResponse, items []*sendItem) error {
+	pending := 0
+	for _, it := range items {
+		if it.cb != nil {
+			pending++
+		}
+	}
+	if pending == 0 {
+		return b.p.pool.call(ctx, b.addr, wire.CodeSend, req, resp)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.p.pool.call(ctx, b.addr, wire.CodeSend, req, resp) }() // waited for below
+	r := b.p.router
+	t := time.NewTimer(r.attemptTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+		moved := map[string]bool{}
+		for _, it := range items {
+			if it.cb == nil || it.finished.Load() {
+				continue
+			}
+			m, ok := moved[it.group]
+			if !ok {
+				m = it.group != "" && r.leaderMoved(ctx, it.group, b.addr)
+				moved[it.group] = m
+			}
+			if m {
+				r.resends.Add(1)
+				it.finish(sendOutcome{err: b.unanswered()})
+				pending--
+			}
+		}
+		for g, m := range moved {
+			if m {
+				b.handOffQueued(g)
+			}
+		}
+		if pending == 0 {
+			return <-done
+		}
+		t.Reset(max(r.attemptTimeout/10, minRecheck))
+	}
+}
+
+// unanswered is the outcome of a callback item handed to the slow path
+// because its leader did not answer: retriable, possibly stored.
+func (b *batcher) unanswered() error {
+	return &Error{Code: wire.CodeTimeout, Retriable: true,
+		Message: "no answer from " + b.addr + " within the attempt timeout; resent to the newer leader"}
+}
+
+// handOffQueued moves the callback items of group still queued here to
+// the slow path (they were never sent: no duplicate).
+func (b *batcher) handOffQueued(group string) {
+	b.mu.Lock()
+	var out []*sendItem
+	keep := b.queue[:0]
+	for _, it := range b.queue {
+		if it.cb != nil && it.group == group {
+			out = append(out, it)
+		} else {
+			keep = append(keep, it)
+		}
+	}
+	b.queue = keep
+	b.mu.Unlock()
+	for _, it := range out {
+		it.finish(sendOutcome{err: b.unanswered()})
 	}
 }

@@ -25,9 +25,20 @@ type ProducerConfig struct {
 	// Retries is how many more real attempts a Send may make after one
 	// that may have reached the broker (timeout, lost connection,
 	// indeterminate outcome). Attempts refused before storing anything
-	// (not leader, connection refused) are not counted. Default 2;
+	// (not leader, connection refused) are not counted, nor resends after
+	// AttemptTimeout (the unanswered attempt stays pending). Default 2;
 	// negative means 0.
 	Retries int
+	// AttemptTimeout is how long one request to a leader may go
+	// unanswered before the client asks the NameServer again: if it names
+	// a newer leader the send goes there too and the first answer wins
+	// (the frozen leader can no longer commit on its own; a resend may
+	// store a duplicate, counted in ProducerStats.Resends). If it names
+	// the same node the client keeps waiting. About the brokers' election
+	// timeout plus the NameServer's update; default 1s
+	// (DefaultAttemptTimeout), or half of a shorter SendTimeout. Must be
+	// shorter than SendTimeout.
+	AttemptTimeout time.Duration
 	// MaxMessageSize bounds a message body in bytes. Default 4 MiB.
 	MaxMessageSize int64
 	// AutoCreateQueues is the queue count of topics created by a first
@@ -57,6 +68,9 @@ func DefaultProducerConfig() ProducerConfig {
 func (c ProducerConfig) withDefaults() ProducerConfig {
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 3 * time.Second
+	}
+	if c.AttemptTimeout == 0 && c.SendTimeout > 0 {
+		c.AttemptTimeout = min(DefaultAttemptTimeout, c.SendTimeout/2)
 	}
 	if c.Retries == 0 {
 		c.Retries = 2
@@ -95,6 +109,11 @@ func (c ProducerConfig) Validate() error {
 	errs = append(errs, validateNameServers(c.NameServers))
 	if c.SendTimeout < 0 {
 		errs = append(errs, fmt.Errorf("SendTimeout %v is negative", c.SendTimeout))
+	}
+	if c.AttemptTimeout < 0 {
+		errs = append(errs, fmt.Errorf("AttemptTimeout %v is negative", c.AttemptTimeout))
+	} else if c.AttemptTimeout > 0 && c.SendTimeout > 0 && c.AttemptTimeout >= c.SendTimeout {
+		errs = append(errs, fmt.Errorf("AttemptTimeout %v must be shorter than SendTimeout %v", c.AttemptTimeout, c.SendTimeout))
 	}
 	if c.MaxMessageSize < 0 || c.MaxMessageSize > 64<<20 {
 		errs = append(errs, fmt.Errorf("MaxMessageSize %d outside [1, %d]", c.MaxMessageSize, 64<<20))
@@ -164,6 +183,12 @@ type ConsumerConfig struct {
 	HeartbeatInterval time.Duration
 	// CommitInterval is the offset commit period. Default 1s.
 	CommitInterval time.Duration
+	// AttemptTimeout is how long a heartbeat, queue lock or offset
+	// request to a broker leader may go unanswered before the consumer
+	// asks the NameServer again and, if it names a newer leader, sends
+	// there too (first answer wins); a pull is abandoned once another
+	// node is known to lead. Default 1s (DefaultAttemptTimeout).
+	AttemptTimeout time.Duration
 	// RetryBackoff is the local redelivery delay after ConsumeRetryLater.
 	// Default 1s (RocketMQ suspendCurrentQueueTimeMillis).
 	RetryBackoff time.Duration
@@ -191,6 +216,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second
+	}
+	if c.AttemptTimeout == 0 {
+		c.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if c.ClientID == "" {
 		c.ClientID = defaultClientID()
@@ -239,7 +267,7 @@ func (c ConsumerConfig) Validate() error {
 	if c.PullBatch < 0 || c.PullBatch > 1024 {
 		errs = append(errs, fmt.Errorf("PullBatch %d outside [1, 1024]", c.PullBatch))
 	}
-	if c.LongPollWait < 0 || c.HeartbeatInterval < 0 || c.CommitInterval < 0 || c.RetryBackoff < 0 {
+	if c.LongPollWait < 0 || c.HeartbeatInterval < 0 || c.CommitInterval < 0 || c.RetryBackoff < 0 || c.AttemptTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if strings.ContainsAny(c.ClientID, " \n") {

@@ -89,7 +89,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	for t, e := range cfg.Subscriptions {
 		c.subs[t], _ = ParseTagExpression(e) // validated
 	}
-	c.router = newRouter(cfg.NameServers, c.pool, c.log)
+	c.router = newRouter(cfg.NameServers, c.pool, c.log, cfg.AttemptTimeout)
 	if cfg.Mode == Broadcasting {
 		lo, err := loadLocalOffsets(cfg.OffsetDir, cfg.Group)
 		if err != nil {
@@ -312,6 +312,7 @@ func (c *Consumer) Close(ctx context.Context) error {
 	c.cancelBase()
 	c.queueWG.Wait()
 	c.pool.close()
+	c.router.wait()
 	return err
 }
 

@@ -15,7 +15,17 @@
 // re-reads the NameServer with a 10-50ms backoff; only attempts that may
 // have reached a leader (timeout, lost connection, indeterminate) count
 // against Retries. Retrying those can store a duplicate with the same MsgID:
-// delivery is at least once. SendAsync/Flush, SendOneway (no answer, no
+// delivery is at least once. A leader that stops answering without closing
+// its connections (GC pause, VM freeze, black-holed link) costs about as
+// much as a crash: once a request has gone unanswered for AttemptTimeout
+// (1s) the client asks the NameServer again and, if a newer leader is
+// named, sends the same request there while the first stays pending; the
+// first answer wins and is reported once. If the same node is still named
+// it keeps waiting, asking again every tenth of AttemptTimeout. A frozen
+// leader cannot commit on its own, but a resend may store a copy it had
+// already replicated: ProducerStats.Resends counts such attempts. Consumer
+// heartbeats, locks and offset commits do the same, and a pull is dropped
+// once another node is known to lead. SendAsync/Flush, SendOneway (no answer, no
 // retry) and SendBatch (one topic, one queue, one request) complete the set.
 // Concurrent sends to one leader are coalesced: a goroutine per leader
 // address takes whatever queued while the previous SendRequest was in
@@ -73,6 +83,11 @@
 //
 // # Goroutines
 //
+// Every leader call runs each attempt on a goroutine of its own; those
+// still pending when the call returns are cancelled, and Close waits for
+// them after closing the connections (one may sit in a write to a frozen
+// node). A pull runs beside a watcher that it waits for. Concurrent
+// NameServer cluster look-ups of one client share one request.
 // Producer: one batcher per leader address (started on first use). A
 // SendAsync whose route and leader are cached goes straight into the
 // batcher, which runs its callback (keep callbacks short); only a
@@ -91,4 +106,12 @@
 // matches them against the sentinels (ErrNotLeader, ErrTopicNotFound, ...)
 // by code. Context errors pass through; a budget that runs out returns the
 // context error wrapping the last failure.
+//
+// # NameServers
+//
+// NameServers share nothing; the client asks one (the last that answered)
+// and moves to the next on a connection failure. An empty answer (topic
+// not found, no broker registered) is not final either: a NameServer just
+// restarted knows nothing until the brokers' next heartbeats, so the
+// client asks the others and returns it only if all reachable ones agree.
 package client

@@ -60,7 +60,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		asyncSem: make(chan struct{}, cfg.MaxInflightAsync),
 	}
 	close(p.idle)
-	p.router = newRouter(cfg.NameServers, p.pool, log)
+	p.router = newRouter(cfg.NameServers, p.pool, log, cfg.AttemptTimeout)
 	p.base, p.cancel = context.WithCancel(context.Background())
 	return p, nil
 }
@@ -162,7 +162,7 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 		return false
 	}
 	now := time.Now()
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, now), ctx: ctx, deadline: now.Add(p.cfg.SendTimeout)}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, now), ctx: ctx, deadline: now.Add(p.cfg.SendTimeout), group: q.Group}
 	if dl, ok := ctx.Deadline(); ok && dl.Before(it.deadline) {
 		it.deadline = dl
 	}
@@ -262,17 +262,17 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 	if auto {
 		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
 	}
-	var resp wire.SendResponse
-	err = p.router.withLeader(ctx, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) error {
+	resp, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResponse, error) {
+		req := req // attempts may overlap (see leaderCall): each has its own copy
 		req.TimeoutMillis = remainingMillis(ctx)
-		resp = wire.SendResponse{}
+		var resp wire.SendResponse
 		if err := p.pool.call(ctx, addr, wire.CodeSend, req, &resp); err != nil {
-			return err
+			return resp, err
 		}
 		if len(resp.Results) != len(req.Messages) {
-			return &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(req.Messages))}
+			return resp, &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(req.Messages))}
 		}
-		return nil
+		return resp, nil
 	})
 	if err != nil {
 		return nil, err
@@ -303,7 +303,23 @@ func (p *Producer) Close(ctx context.Context) error {
 	p.cancel()
 	p.wg.Wait()
 	p.pool.close()
+	p.router.wait()
 	return err
+}
+
+// ProducerStats are counters since NewProducer.
+type ProducerStats struct {
+	// Resends counts attempts made while an earlier attempt of the same
+	// send had an unknown outcome: resent to a newer leader after
+	// AttemptTimeout without an answer, or retried after a timeout, a
+	// lost connection or an indeterminate answer. Each may have stored a
+	// duplicate (same MsgID).
+	Resends uint64
+}
+
+// Stats returns the producer's counters.
+func (p *Producer) Stats() ProducerStats {
+	return ProducerStats{Resends: p.router.resends.Load()}
 }
 
 func (p *Producer) isClosed() bool {
@@ -371,20 +387,16 @@ func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendRe
 	if err != nil {
 		return SendResult{}, err
 	}
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, time.Now()), auto: auto, done: make(chan sendOutcome, 1)}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, time.Now()), auto: auto}
 	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
-	var res wire.SendResult
-	err = p.router.withLeader(ctx, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) error {
+	res, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResult, error) {
 		b, err := p.batcher(addr)
 		if err != nil {
-			return err
+			return wire.SendResult{}, err
 		}
-		out, err := b.submit(ctx, it)
-		if err != nil {
-			return err
-		}
-		res = out
-		return nil
+		// Attempts may overlap (see leaderCall): each queues its own item,
+		// which its batcher skips once the attempt was abandoned.
+		return b.submit(ctx, &sendItem{msg: it.msg, size: it.size, auto: it.auto, ctx: ctx, done: make(chan sendOutcome, 1)})
 	})
 	if err != nil {
 		return SendResult{}, err

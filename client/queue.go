@@ -425,13 +425,44 @@ func (c *Consumer) pull(ctx context.Context, q Queue, f TagExpression, off uint6
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.LongPollWait+pullSlack)
 	defer cancel()
 	var resp wire.PullResponse
-	err := c.pool.call(cctx, addr, wire.CodePull, req, &resp)
+	err := c.watchedCall(cctx, q.Group, addr, func(ctx context.Context) error {
+		return c.pool.call(ctx, addr, wire.CodePull, req, &resp)
+	})
 	if err != nil && ctx.Err() == nil {
 		if isTransport(err) || cctx.Err() != nil {
 			c.router.noteFailed(q.Group, addr, true)
 		}
 	}
 	return resp, err
+}
+
+// errLeaderMoved ends a pull to a node that no longer leads its group.
+var errLeaderMoved = &Error{Code: wire.CodeNotLeader, Retriable: true, Message: "pull abandoned: another node leads now"}
+
+// watchedCall runs call (a long poll to addr) and abandons it once the
+// router knows another node leads group, so a frozen leader does not hold
+// the queue for the whole long-poll wait: the heartbeat (or a producer in
+// the same process) finds the newer leader within an attempt timeout.
+// The router's state is checked every AttemptTimeout; no request is made.
+func (c *Consumer) watchedCall(ctx context.Context, group, addr string, call func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- call(ctx) }() // ends with call; waited for below
+	t := time.NewTicker(c.cfg.AttemptTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			if l := c.router.knownLeader(group); l != "" && l != addr {
+				cancel()
+				<-done
+				return errLeaderMoved
+			}
+		}
+	}
 }
 
 // startOffset is where q starts: the group's committed offset, else

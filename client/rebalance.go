@@ -94,14 +94,18 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	var resets []string
 	for g, topics := range groupTopics {
 		sort.Strings(topics)
-		var resp wire.HeartbeatResponse
-		var addr string
-		err := c.router.withLeader(ctx, g, 0, func(ctx context.Context, a string) error {
-			addr = a
-			return c.pool.call(ctx, a, wire.CodeHeartbeat, wire.HeartbeatRequest{
+		type answer struct {
+			addr string
+			resp wire.HeartbeatResponse
+		}
+		ans, err := leaderCall(ctx, c.router, g, 0, func(ctx context.Context, a string) (answer, error) {
+			out := answer{addr: a}
+			err := c.pool.call(ctx, a, wire.CodeHeartbeat, wire.HeartbeatRequest{
 				Group: c.cfg.Group, ClientID: c.cfg.ClientID, Mode: c.cfg.Mode.String(), Topics: topics,
-			}, &resp)
+			}, &out.resp)
+			return out, err
 		})
+		addr, resp := ans.addr, ans.resp
 		c.mu.Lock()
 		if err != nil {
 			c.hbLeader[g] = ""

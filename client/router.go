@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -33,12 +34,25 @@ type router struct {
 	namesrvs []string
 	pool     *pool
 	log      hclog.Logger
+	// attemptTimeout is how long a request to a leader may go unanswered
+	// before leaderCall looks the leader up again (see leaderCall).
+	attemptTimeout time.Duration
+	// resends counts attempts made while an earlier attempt's outcome was
+	// unknown (unanswered, timed out, lost): each may store a duplicate.
+	resends atomic.Uint64
+	// attempts tracks leaderCall's attempt goroutines, which may outlive
+	// their call (see leaderCall); wait waits for them. amu orders track
+	// before wait: no attempt starts once waiting began.
+	attempts sync.WaitGroup
+	amu      sync.Mutex
+	waiting  bool
 
 	mu           sync.Mutex
 	nsNext       int
 	topics       map[string]*topicRoute
 	groups       map[string]*groupState
 	clusterFetch time.Time
+	clusterCall  chan struct{} // non-nil while a cluster look-up is in flight; closed when done
 }
 
 type topicRoute struct {
@@ -90,37 +104,89 @@ type groupState struct {
 	failedTerm uint64
 }
 
-func newRouter(namesrvs []string, p *pool, log hclog.Logger) *router {
+func newRouter(namesrvs []string, p *pool, log hclog.Logger, attemptTimeout time.Duration) *router {
+	if attemptTimeout <= 0 {
+		attemptTimeout = DefaultAttemptTimeout
+	}
 	return &router{
-		namesrvs: namesrvs,
-		pool:     p,
-		log:      log,
-		topics:   make(map[string]*topicRoute),
-		groups:   make(map[string]*groupState),
+		namesrvs:       namesrvs,
+		pool:           p,
+		log:            log,
+		attemptTimeout: attemptTimeout,
+		topics:         make(map[string]*topicRoute),
+		groups:         make(map[string]*groupState),
 	}
 }
 
-// nsCall sends one request to the first NameServer that answers.
+// nsCall sends one request to the first NameServer that answers it
+// usefully. NameServers share nothing: one just restarted knows no broker
+// until the next heartbeats, so an empty answer (TopicNotFound, a cluster
+// with no node) is not final while another NameServer may know better;
+// nsCall asks each in turn and returns an empty answer only when every
+// reachable one gave it.
 func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	r.mu.Lock()
 	start := r.nsNext
 	r.mu.Unlock()
-	var lastErr error
+	var lastErr, emptyErr error
+	empty := false
 	for i := range r.namesrvs {
 		idx := (start + i) % len(r.namesrvs)
 		err := r.pool.call(ctx, r.namesrvs[idx], code, req, resp)
-		if err == nil || !isTransport(err) {
+		switch {
+		case err == nil && !emptyAnswer(resp):
+			r.mu.Lock()
+			r.nsNext = idx
+			r.mu.Unlock()
+			return nil
+		case err == nil || errors.Is(err, ErrTopicNotFound):
+			if !empty {
+				empty, emptyErr = true, err
+			}
+			r.log.Debug("namesrv knows nothing, asking the next", "namesrv", r.namesrvs[idx], "code", code)
+		case !isTransport(err):
 			r.mu.Lock()
 			r.nsNext = idx
 			r.mu.Unlock()
 			return err
+		default:
+			lastErr = err
 		}
-		lastErr = err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+	if empty {
+		return emptyErr // resp holds the empty answer, if it was one
+	}
 	return fmt.Errorf("client: no NameServer reachable: %w", lastErr)
+}
+
+// emptyAnswer reports whether a successful NameServer answer knows no
+// broker at all (a just-restarted NameServer).
+func emptyAnswer(resp any) bool {
+	ci, ok := resp.(*wire.ClusterInfo)
+	return ok && len(ci.Nodes) == 0
+}
+
+// track counts a new attempt goroutine; false once wait was called.
+func (r *router) track() bool {
+	r.amu.Lock()
+	defer r.amu.Unlock()
+	if r.waiting {
+		return false
+	}
+	r.attempts.Add(1)
+	return true
+}
+
+// wait waits for every attempt goroutine; call it after the pool closed
+// (which ends attempts blocked on a connection). Later calls get ErrClosed.
+func (r *router) wait() {
+	r.amu.Lock()
+	r.waiting = true
+	r.amu.Unlock()
+	r.attempts.Wait()
 }
 
 // route returns topic's route, from cache when younger than maxAge. With
@@ -232,14 +298,36 @@ func mergeAddrs(old, add []string) []string {
 
 // refreshLeaders asks the NameServer for the cluster's nodes and learns
 // every group's leader (highest-term non-stale node with role leader).
+//
+// Concurrent callers share one look-up: a caller arriving while one is in
+// flight waits for its answer instead of returning with what it knew, so
+// every producer goroutine that found its leader unanswered sees the
+// NameServer's latest view.
 func (r *router) refreshLeaders(ctx context.Context) error {
 	r.mu.Lock()
+	if ch := r.clusterCall; ch != nil {
+		r.mu.Unlock()
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if time.Since(r.clusterFetch) < clusterMinInterval {
 		r.mu.Unlock()
 		return nil
 	}
 	r.clusterFetch = time.Now()
+	ch := make(chan struct{})
+	r.clusterCall = ch
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.clusterCall = nil
+		r.mu.Unlock()
+		close(ch)
+	}()
 	var ci wire.ClusterInfo
 	if err := r.nsCall(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
 		return err
@@ -351,14 +439,17 @@ type backoff struct{ d, max time.Duration }
 
 func newBackoff() *backoff { return &backoff{d: 10 * time.Millisecond, max: 50 * time.Millisecond} }
 
+// next returns the current delay and doubles it (up to max).
+func (b *backoff) next() time.Duration {
+	d := b.d
+	b.d = min(b.d*2, b.max)
+	return d
+}
+
 // wait sleeps for the current delay (or until ctx ends) and doubles it.
 func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.d)
+	t := time.NewTimer(b.next())
 	defer t.Stop()
-	b.d *= 2
-	if b.d > b.max {
-		b.d = b.max
-	}
 	select {
 	case <-t.C:
 		return true
@@ -374,82 +465,17 @@ func budgetErr(ctxErr, last error) error {
 	return fmt.Errorf("%w (last error: %w)", ctxErr, last)
 }
 
-// withLeader runs attempt against group's leader until it succeeds, ctx
-// ends, a non-retriable error comes back, or more than maxMaybe attempts
-// failed in a way that may have taken effect (timeouts, indeterminate
-// writes, connections lost mid-request). Failures where nothing happened
-// (connection refused, not leader, leader not ready) are retried for free
-// with a short backoff and leader rediscovery: a failover is invisible to
-// the caller as long as ctx lasts.
-func (r *router) withLeader(ctx context.Context, group string, maxMaybe int, attempt func(ctx context.Context, addr string) error) error {
-	var lastErr error
-	maybe, redirects := 0, 0
-	bo := newBackoff()
-	for {
-		if err := ctx.Err(); err != nil {
-			return budgetErr(err, lastErr)
-		}
-		addr := r.leaderAddr(group)
-		if addr == "" {
-			if err := r.refreshLeaders(ctx); err != nil && lastErr == nil {
-				lastErr = err
-			}
-			if addr = r.leaderAddr(group); addr == "" {
-				if lastErr == nil {
-					lastErr = fmt.Errorf("%w: group %s", ErrNoLeader, group)
-				}
-				if !bo.wait(ctx) {
-					return budgetErr(ctx.Err(), lastErr)
-				}
-				continue
-			}
-		}
-		err := attempt(ctx, addr)
-		if err == nil {
-			return nil
-		}
-		lastErr = err
-		switch classify(err) {
-		case failFatal:
-			if ctx.Err() != nil {
-				return budgetErr(ctx.Err(), nil)
-			}
-			return err
-		case failRedirect:
-			var e *Error
-			errors.As(err, &e)
-			if e.LeaderHint != "" && e.LeaderHint != addr && redirects < 3 {
-				redirects++
-				r.setLeader(group, e.LeaderHint)
-				continue
-			}
-			redirects = 0
-			r.noteFailed(group, addr, false)
-		case failNotSent:
-			r.noteFailed(group, addr, isTransport(err))
-		case failMaybe:
-			maybe++
-			if maybe > maxMaybe {
-				return err
-			}
-			if isTransport(err) {
-				r.noteFailed(group, addr, true)
-			}
-		}
-		if !bo.wait(ctx) {
-			return budgetErr(ctx.Err(), lastErr)
-		}
-		if r.leaderAddr(group) == "" || classify(err) == failRedirect {
-			_ = r.refreshLeaders(ctx)
-		}
-	}
-}
-
-// callLeader is withLeader for a plain request/response.
+// callLeader is leaderCall for a plain request/response; each attempt
+// decodes into its own value and the winner's is copied into resp.
 func (r *router) callLeader(ctx context.Context, group string, maxMaybe int, code uint16, req, resp any) error {
-	return r.withLeader(ctx, group, maxMaybe, func(ctx context.Context, addr string) error {
-		return r.pool.call(ctx, addr, code, req, resp)
+	won, err := leaderCall(ctx, r, group, maxMaybe, func(ctx context.Context, addr string) (any, error) {
+		v := callResp(resp)
+		return v, r.pool.call(ctx, addr, code, req, v)
 	})
+	if err == nil {
+		setResp(resp, won)
+	}
+	return err
 }
 
 // groupsOf lists the broker groups of the cluster (from the NameServer).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rmq-dev/rmq/client/wire"
@@ -248,5 +249,40 @@ func TestValidateMessage(t *testing.T) {
 				t.Fatalf("got %v, want code %d", err, tc.code)
 			}
 		})
+	}
+}
+
+func TestAttemptTimeoutValidate(t *testing.T) {
+	ns := []string{"h:1"}
+	for _, tc := range []struct {
+		name          string
+		attempt, send time.Duration
+		want          string // "" for valid
+	}{
+		{"defaults", 0, 0, ""},
+		{"shorter than the budget", 500 * time.Millisecond, 2 * time.Second, ""},
+		{"as long as the budget", 3 * time.Second, 3 * time.Second, "AttemptTimeout 3s must be shorter than SendTimeout 3s"},
+		{"longer than the default budget", 5 * time.Second, 0, "AttemptTimeout 5s must be shorter than SendTimeout 3s"},
+		{"negative", -time.Second, 0, "AttemptTimeout -1s is negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewProducer(ProducerConfig{NameServers: ns, AttemptTimeout: tc.attempt, SendTimeout: tc.send})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if d := DefaultProducerConfig(); d.AttemptTimeout != DefaultAttemptTimeout {
+		t.Errorf("default AttemptTimeout %v, want %v", d.AttemptTimeout, DefaultAttemptTimeout)
+	}
+	if d := (ProducerConfig{SendTimeout: 300 * time.Millisecond}).withDefaults(); d.AttemptTimeout != 150*time.Millisecond {
+		t.Errorf("default AttemptTimeout with a 300ms SendTimeout: %v, want 150ms", d.AttemptTimeout)
+	}
+	_, err := NewConsumer(ConsumerConfig{NameServers: ns, Group: "g", Subscriptions: map[string]string{"t": "*"}, AttemptTimeout: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "durations must not be negative") {
+		t.Errorf("consumer with a negative AttemptTimeout: got %v", err)
 	}
 }

@@ -24,6 +24,10 @@ type Report struct {
 	// included): a client's view of write unavailability.
 	Pauses      []time.Duration `json:"pauses_ns"`
 	Redelivered uint64          `json:"redelivered"`
+	// Resends counts sends the producer resent to a newer leader while an
+	// earlier attempt was unanswered, and retries after an outcome was
+	// unknown: each may have stored a copy (see Duplicates).
+	Resends uint64 `json:"resends"`
 }
 
 // DisruptionReport is one marked disruption and how long writes paused:
@@ -32,6 +36,10 @@ type DisruptionReport struct {
 	Name        string        `json:"name"`
 	At          time.Time     `json:"at"`
 	Unavailable time.Duration `json:"unavailable_ns"` // -1 if no send issued after it was acknowledged
+	// LongestPause is the longest gap between acknowledgements (any
+	// producer) that ends after this disruption and not after the next
+	// one: the write pause it caused. 0 if none exceeded PauseThreshold.
+	LongestPause time.Duration `json:"longest_pause_ns"`
 }
 
 func (w *Workload) report() Report {
@@ -57,6 +65,14 @@ func (w *Workload) report() Report {
 			dr.Unavailable = t.Sub(d.at)
 			downs = append(downs, dr.Unavailable)
 		}
+		for _, p := range w.pauses {
+			// A pause belongs to the disruption it ended after (the one it
+			// straddles, as its last ack came before the mark).
+			ends := p.from.Add(p.d)
+			if ends.After(d.at) && (i+1 == len(w.disruptions) || !ends.After(w.disruptions[i+1].at)) {
+				dr.LongestPause = max(dr.LongestPause, p.d)
+			}
+		}
 		r.Disruptions = append(r.Disruptions, dr)
 	}
 	if len(downs) > 0 {
@@ -67,13 +83,14 @@ func (w *Workload) report() Report {
 		r.Pauses = append(r.Pauses, p.d)
 	}
 	r.Redelivered = w.cons.Stats().Redelivered
+	r.Resends = w.prod.Stats().Resends
 	return r
 }
 
 // Print writes the report as a short table.
 func (r Report) Print(out io.Writer) {
-	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\norder errors  %d\n",
-		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, len(r.OrderErrors))
+	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\nresends       %d\norder errors  %d\n",
+		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, r.Resends, len(r.OrderErrors))
 	for _, e := range r.OrderErrors {
 		fmt.Fprintf(out, "  %s\n", e)
 	}
@@ -82,7 +99,7 @@ func (r Report) Print(out io.Writer) {
 		if d.Unavailable >= 0 {
 			u = d.Unavailable.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(out, "change %-2d %-28s writes paused %s\n", i+1, d.Name, u)
+		fmt.Fprintf(out, "change %-2d %-28s writes paused %s (longest gap %s)\n", i+1, d.Name, u, d.LongestPause.Round(time.Millisecond))
 	}
 	if len(r.Disruptions) > 0 {
 		fmt.Fprintf(out, "unavailability p50 %s, max %s\n", r.UnavailableP50.Round(time.Millisecond), r.UnavailableMax.Round(time.Millisecond))

@@ -67,6 +67,10 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel, c.nsDone = cancel, make(chan error, 1)
 	go func() { c.nsDone <- ns.Run(ctx) }() // ends with cancel in cleanup
+	// The first TempDir registers the removal of every data dir; doing it
+	// before t.Cleanup(shutdown) makes it run after the nodes stopped
+	// (cleanups run last first), not while they still write.
+	_ = t.TempDir()
 	t.Cleanup(c.shutdown)
 
 	var peers []broker.Peer

@@ -10,7 +10,7 @@
 //	CodeRegisterBroker   RegisterBrokerRequest   -> Empty
 //	CodeUnregisterBroker UnregisterBrokerRequest -> Empty
 //	CodeGetRoute         RouteRequest            -> RouteInfo
-//	CodeGetCluster       Empty                   -> ClusterInfo
+//	CodeGetCluster       ClusterRequest (Empty)  -> ClusterInfo
 //
 // The registry is one map, guarded by one mutex:
 //
@@ -47,6 +47,17 @@
 // the sweeper only makes expiry (and its log line) timely when idle.
 // Registrations, changes of role/term/address, leader changes and
 // removals are logged at Info; repeated heartbeats at Trace.
+//
+// Clusters: every registration names the cluster (broker Config.Cluster,
+// RocketMQ's clusterName) its group belongs to, and a group belongs to one
+// cluster. A node naming another cluster than the group's other live
+// nodes is refused with CodeInvalidArgument, so two clusters sharing a
+// NameServer and a group name are never merged into one group (whose
+// leader would be picked across two Raft groups); a group whose only node
+// re-registers with a new name moves. RouteRequest.Cluster and
+// ClusterRequest.Cluster limit an answer to one cluster (empty: all);
+// routes carry each group's cluster and ClusterInfo.Clusters lists each
+// cluster's groups, as RocketMQ's GET_BROKER_CLUSTER_INFO does.
 //
 // Routes list every group whose topic table holds the topic, sorted by
 // name, with its leader (nil if none) and the other routable nodes as

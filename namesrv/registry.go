@@ -41,11 +41,12 @@ type node struct {
 // group is one broker group. leader, topics and term are derived from
 // nodes by recompute after every change.
 type group struct {
-	name   string
-	nodes  map[string]*node
-	leader *node                     // nil while no valid claim exists
-	topics map[string]wire.TopicInfo // shared with the node it came from
-	term   uint64                    // leader's term, or the highest reported
+	name    string
+	cluster string // the ClusterName its nodes registered with (all the same)
+	nodes   map[string]*node
+	leader  *node                     // nil while no valid claim exists
+	topics  map[string]wire.TopicInfo // shared with the node it came from
+	term    uint64                    // leader's term, or the highest reported
 }
 
 // registry is the NameServer's whole state. Every method takes the time
@@ -77,6 +78,7 @@ func validateRegistration(req *wire.RegisterBrokerRequest) error {
 			bad("%s is longer than %d bytes", what, maxNameLen)
 		}
 	}
+	checkName("cluster", st.Cluster)
 	checkName("group", st.Group)
 	checkName("node id", st.NodeID)
 	switch strings.ToLower(st.Role) {
@@ -103,8 +105,11 @@ func validateRegistration(req *wire.RegisterBrokerRequest) error {
 }
 
 // register records a registration that arrived on conn at now. The
-// request must have passed validateRegistration.
-func (r *registry) register(req *wire.RegisterBrokerRequest, conn *wire.ServerConn, now time.Time) {
+// request must have passed validateRegistration. A group belongs to one
+// cluster: a node naming another cluster than the group's other live
+// nodes is refused (CodeInvalidArgument) rather than merged into a group
+// of a different Raft cluster that happens to share the name.
+func (r *registry) register(req *wire.RegisterBrokerRequest, conn *wire.ServerConn, now time.Time) error {
 	st := req.Node
 	st.Role = strings.ToLower(st.Role)
 	hb := time.Duration(req.HeartbeatMillis) * time.Millisecond
@@ -119,18 +124,28 @@ func (r *registry) register(req *wire.RegisterBrokerRequest, conn *wire.ServerCo
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked(now)
-	r.seq++
 	g := r.groups[st.Group]
+	if g != nil && g.cluster != st.Cluster {
+		for id, n := range g.nodes {
+			if id != st.NodeID {
+				return wire.Errorf(wire.CodeInvalidArgument,
+					"register broker: group %q belongs to cluster %q (node %q), not %q", st.Group, g.cluster, n.status.NodeID, st.Cluster)
+			}
+		}
+		r.log.Info("broker group moved to another cluster", "group", st.Group, "from", g.cluster, "to", st.Cluster)
+	}
+	r.seq++
 	if g == nil {
 		g = &group{name: st.Group, nodes: make(map[string]*node)}
 		r.groups[st.Group] = g
 	}
+	g.cluster = st.Cluster
 	n := &node{status: st, topics: topics, seen: now, seq: r.seq, ttl: max(r.minExpiry, r.factor*hb), conn: conn}
 	old := g.nodes[st.NodeID]
 	g.nodes[st.NodeID] = n
 	switch {
 	case old == nil:
-		r.log.Info("broker node registered", "group", st.Group, "node", st.NodeID, "role", st.Role,
+		r.log.Info("broker node registered", "cluster", st.Cluster, "group", st.Group, "node", st.NodeID, "role", st.Role,
 			"term", st.Term, "addr", st.Addr, "topics", len(topics))
 	case old.status.Role != st.Role || old.status.Term != st.Term || old.status.Addr != st.Addr:
 		r.log.Info("broker node changed", "group", st.Group, "node", st.NodeID, "role", st.Role,
@@ -139,6 +154,7 @@ func (r *registry) register(req *wire.RegisterBrokerRequest, conn *wire.ServerCo
 		r.log.Trace("broker node heartbeat", "group", st.Group, "node", st.NodeID, "term", st.Term)
 	}
 	r.recomputeLocked(g)
+	return nil
 }
 
 // unregister removes a node at once; an unknown node is not an error.
@@ -159,7 +175,7 @@ func (r *registry) unregister(groupName, nodeID string, now time.Time) {
 func (r *registry) connClosed(conn *wire.ServerConn) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, g := range r.sortedGroupsLocked() {
+	for _, g := range r.sortedGroupsLocked("") {
 		for _, id := range sortedIDs(g) {
 			if g.nodes[id].conn == conn {
 				r.log.Info("broker node connection closed", "group", g.name, "node", id)
@@ -253,7 +269,7 @@ func (r *registry) route(req *wire.RouteRequest, now time.Time) (*wire.RouteInfo
 	defer r.mu.Unlock()
 	r.expireLocked(now)
 	info := &wire.RouteInfo{Topic: req.Topic, Groups: []wire.GroupRoute{}}
-	groups := r.sortedGroupsLocked()
+	groups := r.sortedGroupsLocked(req.Cluster)
 	for _, g := range groups {
 		if t, ok := g.topics[req.Topic]; ok {
 			info.Groups = append(info.Groups, groupRoute(g, t.Queues, t.Perm))
@@ -267,6 +283,9 @@ func (r *registry) route(req *wire.RouteRequest, now time.Time) (*wire.RouteInfo
 		}
 	}
 	if len(info.Groups) == 0 {
+		if req.Cluster != "" {
+			return nil, wire.Errorf(wire.CodeTopicNotFound, "topic %q has no route in cluster %q", req.Topic, req.Cluster)
+		}
 		return nil, wire.Errorf(wire.CodeTopicNotFound, "topic %q has no route", req.Topic)
 	}
 	return info, nil
@@ -275,7 +294,7 @@ func (r *registry) route(req *wire.RouteRequest, now time.Time) (*wire.RouteInfo
 // groupRoute is g's entry in a route: its leader, and every other live
 // node that is not a stale leader as a follower.
 func groupRoute(g *group, queues uint32, perm uint8) wire.GroupRoute {
-	gr := wire.GroupRoute{Group: g.name, Queues: queues, Perm: perm, Term: g.term}
+	gr := wire.GroupRoute{Group: g.name, Cluster: g.cluster, Queues: queues, Perm: perm, Term: g.term}
 	if g.leader != nil {
 		gr.Leader = &wire.NodeRoute{NodeID: g.leader.status.NodeID, Addr: g.leader.status.Addr}
 	}
@@ -287,13 +306,15 @@ func groupRoute(g *group, queues uint32, perm uint8) wire.GroupRoute {
 	return gr
 }
 
-// cluster answers a cluster query: every live node by group then id.
-func (r *registry) cluster(now time.Time) *wire.ClusterInfo {
+// cluster answers a cluster query: every live node of the cluster (every
+// cluster if empty) by group then id, and each cluster's groups.
+func (r *registry) cluster(cluster string, now time.Time) *wire.ClusterInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.expireLocked(now)
-	info := &wire.ClusterInfo{Nodes: []wire.ClusterNode{}}
-	for _, g := range r.sortedGroupsLocked() {
+	info := &wire.ClusterInfo{Nodes: []wire.ClusterNode{}, Clusters: map[string][]string{}}
+	for _, g := range r.sortedGroupsLocked(cluster) {
+		info.Clusters[g.cluster] = append(info.Clusters[g.cluster], g.name)
 		for _, id := range sortedIDs(g) {
 			n := g.nodes[id]
 			info.Nodes = append(info.Nodes, wire.ClusterNode{
@@ -318,10 +339,14 @@ func (r *registry) nodeCount() int {
 	return n
 }
 
-func (r *registry) sortedGroupsLocked() []*group {
+// sortedGroupsLocked lists the groups of cluster ("" for every cluster)
+// by name.
+func (r *registry) sortedGroupsLocked(cluster string) []*group {
 	gs := make([]*group, 0, len(r.groups))
 	for _, g := range r.groups {
-		gs = append(gs, g)
+		if cluster == "" || g.cluster == cluster {
+			gs = append(gs, g)
+		}
 	}
 	slices.SortFunc(gs, func(a, b *group) int { return cmp.Compare(a.name, b.name) })
 	return gs

@@ -95,7 +95,9 @@ func TestLeaderSelection(t *testing.T) {
 					if err := validateRegistration(s.reg); err != nil {
 						t.Fatal(err)
 					}
-					r.register(s.reg, conn, now)
+					if err := r.register(s.reg, conn, now); err != nil {
+						t.Fatal(err)
+					}
 				} else {
 					r.unregister("g", s.unregister, now)
 				}
@@ -112,7 +114,7 @@ func TestLeaderSelection(t *testing.T) {
 			for _, f := range gr.Followers {
 				got.Routed = append(got.Routed, f.NodeID)
 			}
-			for _, n := range r.cluster(now).Nodes {
+			for _, n := range r.cluster("", now).Nodes {
 				if n.StaleLeader {
 					got.Stale = append(got.Stale, n.NodeID)
 				}
@@ -176,7 +178,9 @@ func TestExpiryTime(t *testing.T) {
 			start := time.Unix(1_700_000_000, 0)
 			req := regReq(status("g", "n0", "leader", 1), topic("t", 1))
 			req.HeartbeatMillis = tc.heartbeat
-			r.register(req, new(wire.ServerConn), start)
+			if err := r.register(req, new(wire.ServerConn), start); err != nil {
+				t.Fatal(err)
+			}
 			r.expire(start.Add(tc.alive))
 			if got := r.nodeCount(); got != 1 {
 				t.Fatalf("after %s: got %d nodes, want 1", tc.alive, got)
@@ -194,9 +198,11 @@ func TestClusterSortedWithAge(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	c := new(wire.ServerConn)
 	for _, st := range []wire.NodeStatus{status("b", "n1", "leader", 1), status("a", "n2", "follower", 1), status("a", "n0", "leader", 1)} {
-		r.register(regReq(st), c, now)
+		if err := r.register(regReq(st), c, now); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ci := r.cluster(now.Add(250 * time.Millisecond))
+	ci := r.cluster("", now.Add(250*time.Millisecond))
 	var got []string
 	for _, n := range ci.Nodes {
 		got = append(got, n.Group+"/"+n.NodeID)

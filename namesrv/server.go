@@ -120,7 +120,9 @@ func (s *Server) handle(_ context.Context, r *wire.Request) (any, error) {
 		if err := validateRegistration(&req); err != nil {
 			return nil, err
 		}
-		s.reg.register(&req, r.Conn, s.cfg.Now())
+		if err := s.reg.register(&req, r.Conn, s.cfg.Now()); err != nil {
+			return nil, err
+		}
 		return wire.Empty{}, nil
 	case wire.CodeUnregisterBroker:
 		var req wire.UnregisterBrokerRequest
@@ -142,13 +144,13 @@ func (s *Server) handle(_ context.Context, r *wire.Request) (any, error) {
 		}
 		return s.reg.route(&req, s.cfg.Now())
 	case wire.CodeGetCluster:
-		if len(r.Body) > 0 { // an absent body is as good as Empty
-			var req wire.Empty
+		var req wire.ClusterRequest
+		if len(r.Body) > 0 { // an absent body is as good as an empty one
 			if err := r.Decode(&req); err != nil {
 				return nil, err
 			}
 		}
-		return s.reg.cluster(s.cfg.Now()), nil
+		return s.reg.cluster(req.Cluster, s.cfg.Now()), nil
 	default:
 		return nil, wire.Errorf(wire.CodeUnknownRequest, "request code %d is not served by the NameServer", r.Code)
 	}

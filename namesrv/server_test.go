@@ -34,7 +34,7 @@ func TestRegisterRouteAndFailover(t *testing.T) {
 	register(t, n2, regReq(status("ga", "n2", "follower", 1), orders))
 
 	want := wire.RouteInfo{Topic: "orders", Groups: []wire.GroupRoute{{
-		Group: "ga", Queues: 4, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0")),
+		Group: "ga", Cluster: "c1", Queues: 4, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0")),
 		Followers: []wire.NodeRoute{nodeRoute("ga", "n1"), nodeRoute("ga", "n2")},
 	}}}
 	if diff := cmp.Diff(want, mustRoute(t, q, "orders")); diff != "" {
@@ -228,8 +228,8 @@ func TestTwoGroupsHoldingATopic(t *testing.T) {
 	register(t, c, regReq(status("gc", "n0", "leader", 1), topic("other", 1)))
 
 	want := wire.RouteInfo{Topic: "orders", Groups: []wire.GroupRoute{
-		{Group: "ga", Queues: 4, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0"))},
-		{Group: "gb", Queues: 8, Perm: 6, Term: 3, Leader: ptr(nodeRoute("gb", "n0")),
+		{Group: "ga", Cluster: "c1", Queues: 4, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0"))},
+		{Group: "gb", Cluster: "c1", Queues: 8, Perm: 6, Term: 3, Leader: ptr(nodeRoute("gb", "n0")),
 			Followers: []wire.NodeRoute{nodeRoute("gb", "n1")}},
 	}}
 	if diff := cmp.Diff(want, mustRoute(t, c, "orders")); diff != "" {
@@ -258,7 +258,7 @@ func TestDefaultRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := wire.RouteInfo{Topic: "fresh", Groups: []wire.GroupRoute{{
-		Group: "ga", Queues: 0, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0")),
+		Group: "ga", Cluster: "c1", Queues: 0, Perm: 6, Term: 1, Leader: ptr(nodeRoute("ga", "n0")),
 		Followers: []wire.NodeRoute{nodeRoute("ga", "n1")},
 	}}}
 	if diff := cmp.Diff(want, ri); diff != "" {

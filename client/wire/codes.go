@@ -27,5 +27,5 @@ const (
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty
 	CodeUnregisterBroker uint16 = 101 // UnregisterBrokerRequest -> Empty
 	CodeGetRoute         uint16 = 102 // RouteRequest -> RouteInfo
-	CodeGetCluster       uint16 = 103 // Empty -> ClusterInfo
+	CodeGetCluster       uint16 = 103 // ClusterRequest (or Empty) -> ClusterInfo
 )

@@ -294,6 +294,9 @@ type UnregisterBrokerRequest struct {
 type RouteRequest struct {
 	Topic   string `msgpack:"t"`
 	Default bool   `msgpack:"d,omitempty"`
+	// Cluster, if set, limits the answer to groups of that cluster (the
+	// ClusterName their nodes registered with); empty means every cluster.
+	Cluster string `msgpack:"cl,omitempty"`
 }
 
 // NodeRoute is one node of a group in a route.
@@ -305,6 +308,7 @@ type NodeRoute struct {
 // GroupRoute is one broker group serving a topic.
 type GroupRoute struct {
 	Group     string      `msgpack:"g"`
+	Cluster   string      `msgpack:"cl,omitempty"` // the cluster the group registered with
 	Queues    uint32      `msgpack:"q"`
 	Perm      uint8       `msgpack:"p"`
 	Leader    *NodeRoute  `msgpack:"l,omitempty"` // nil while no leader is known
@@ -318,10 +322,19 @@ type RouteInfo struct {
 	Groups []GroupRoute `msgpack:"g"`
 }
 
-// ClusterInfo answers CodeGetCluster: every registered node, sorted by
-// group then node ID, with the time since its last heartbeat.
+// ClusterRequest asks for the registered nodes (CodeGetCluster). An empty
+// body is the same as an empty Cluster: every cluster.
+type ClusterRequest struct {
+	Cluster string `msgpack:"cl,omitempty"`
+}
+
+// ClusterInfo answers CodeGetCluster: every registered node (of the asked
+// cluster), sorted by group then node ID, with the time since its last
+// heartbeat, and the broker groups of each cluster (RocketMQ's
+// clusterAddrTable), each list sorted.
 type ClusterInfo struct {
-	Nodes []ClusterNode `msgpack:"n"`
+	Nodes    []ClusterNode       `msgpack:"n"`
+	Clusters map[string][]string `msgpack:"cs,omitempty"`
 }
 
 // ClusterNode is a registered node as the NameServer last heard it.

@@ -1,0 +1,116 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rmq-dev/rmq/broker"
+	"github.com/rmq-dev/rmq/client"
+	"github.com/rmq-dev/rmq/e2e"
+	"github.com/rmq-dev/rmq/namesrv"
+)
+
+// runNamesrv runs a NameServer on ln until the returned stop is called
+// (also at cleanup; stop is idempotent and waits for Run to return).
+func runNamesrv(t *testing.T, ln net.Listener) (stop func()) {
+	t.Helper()
+	cfg := namesrv.DefaultConfig()
+	cfg.Listener = ln
+	cfg.Logger = e2e.TestLogger(t).Named("namesrv-b")
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Run(ctx) }() // ends with cancel
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Logf("namesrv: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func listenOn(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	e2e.Eventually(t, 5*time.Second, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln
+}
+
+// TestNameServerRestartedEmpty: of two NameServers, the one a client asks
+// first was just restarted and knows no broker yet (the brokers heartbeat
+// once a minute here, so it stays empty). Its empty answers must not be
+// final: routes, sends and cluster status come from the other one.
+func TestNameServerRestartedEmpty(t *testing.T) {
+	lnB := listenOn(t, "127.0.0.1:0")
+	addrB := lnB.Addr().String()
+	stopB := runNamesrv(t, lnB)
+	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.NameServers = append(cfg.NameServers, addrB)
+		cfg.RegisterInterval = time.Minute
+	}})
+	createTopic(t, c, "ns-failover", 4)
+
+	onlyB, err := client.NewAdmin(client.AdminConfig{NameServers: []string{addrB}, Logger: e2e.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer onlyB.Close()
+	ctx := ctxT(t, 30*time.Second)
+	e2e.Eventually(t, 10*time.Second, func() error {
+		_, err := onlyB.TopicStatus(ctx, "ns-failover")
+		return err
+	})
+
+	// Restart B on the same address: it comes back empty.
+	stopB()
+	runNamesrv(t, listenOn(t, addrB))
+	e2e.Eventually(t, 5*time.Second, func() error { // the old connection to B may fail first
+		if _, err := onlyB.TopicStatus(ctx, "ns-failover"); !errors.Is(err, client.ErrTopicNotFound) {
+			return fmt.Errorf("restarted NameServer answered %v, want topic not found (it must be empty for this test)", err)
+		}
+		return nil
+	})
+
+	ns := []string{addrB, c.NamesrvAddr()} // the empty one first
+	p, err := client.NewProducer(client.ProducerConfig{NameServers: ns, AutoCreateQueues: -1, Logger: e2e.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := p.Send(sctx, &client.Message{Topic: "ns-failover", Body: []byte("x")}); err != nil {
+		t.Errorf("send with the restarted NameServer first: %v, want success from the other NameServer", err)
+	}
+
+	a, err := client.NewAdmin(client.AdminConfig{NameServers: ns, Logger: e2e.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	gs, err := a.ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 1 || len(gs[0].Nodes) != 3 {
+		t.Errorf("cluster status with the restarted NameServer first: got %d groups %+v, want 1 group of 3 nodes", len(gs), gs)
+	}
+}
