@@ -23,10 +23,15 @@
 // Only the leader accepts writes, and only after its Barrier: a new leader
 // first applies every entry committed in earlier terms, so its topic table
 // and queue offsets are complete. Followers answer *NotLeaderError with
-// the leader's ID and Raft address. Send validates messages against the
-// applied topic table and stamps each with the topic's ID; the batcher
-// packs all queued sends into one entry (adaptive group commit, no linger)
-// stamped with the leader's clock; Apply assigns offsets deterministically.
+// the leader's ID and Raft address. Send validates each message once, on
+// the request's goroutine, against the limits and the applied topic table
+// (each distinct topic looked up once) and stamps it with the topic's ID;
+// a message that fails (unknown or unwritable topic, too large, bad queue)
+// gets its own error in its SendResult and the rest of the request is
+// written, so coalesced sends never share another message's refusal. The
+// batcher packs all queued sends into one entry (adaptive group commit, no
+// linger) stamped with the leader's clock, encoding without a second check;
+// Apply assigns offsets deterministically.
 // A send whose entry was proposed but whose leader lost office returns
 // ErrIndeterminate: it may be committed, so a retry can duplicate
 // (at-least-once, as in RocketMQ).

@@ -162,23 +162,16 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 		defer cancel()
 	}
 	msgs := make([]*fsm.Message, len(req.Messages))
-	checked := "" // batches are usually of one topic: look each up once
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		if m.Topic != checked {
-			if _, ok := n.fsm.Topic(m.Topic); !ok {
-				if err := n.autoCreate(ctx, m.Topic, req.AutoCreateQueues); err != nil {
-					return nil, err
-				}
-			}
-			checked = m.Topic
-		}
 		msgs[i] = &fsm.Message{
 			Topic: m.Topic, QueueID: m.QueueID, Flag: m.Flag, BornTimestamp: m.BornTimestamp,
 			ID: m.ID, Tags: m.Tags, Keys: m.Keys, Properties: m.Properties, Body: m.Body,
 		}
 	}
-	results, err := n.Send(ctx, msgs)
+	// Per-message refusals (unknown or read-only topic, too large) come
+	// back in the results; the error is for the whole request.
+	results, err := n.send(ctx, msgs, req.AutoCreateQueues)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +187,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 }
 
 // autoCreate creates topic for a send that asked for it (RocketMQ's
-// autoCreateTopicEnable path), or reports it missing.
+// autoCreateTopicEnable path), or reports it missing (ErrTopicNotFound).
 func (n *Node) autoCreate(ctx context.Context, topic string, queues uint32) error {
 	if queues == 0 || n.cfg.DisableAutoCreate {
 		why := "the send did not ask for auto-creation"
