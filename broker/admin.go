@@ -41,7 +41,7 @@ func ValidateGroupName(name string) error {
 	return nil
 }
 
-// TopicSpec describes a topic to create or update.
+// TopicSpec describes a topic to create.
 type TopicSpec struct {
 	Name   string
 	Queues uint32 // default 8 (RocketMQ mqadmin updateTopic)
@@ -80,15 +80,48 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, erro
 	return t, nil
 }
 
-// UpdateTopic changes a topic's queue count (grow only) or permission.
-func (n *Node) UpdateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error) {
-	if err := spec.normalize(); err != nil {
+// TopicUpdate names the settings of a topic to change; a zero field keeps
+// the topic's current value (0 is never a valid queue count or perm).
+type TopicUpdate struct {
+	Name   string
+	Queues uint32 // new queue count, grow only; 0 keeps it
+	Perm   uint8  // new permission (2, 4 or 6); 0 keeps it
+}
+
+// UpdateTopic changes only the fields u sets and returns the topic as
+// applied. The queue count can only grow: RocketMQ shrinks a topic by
+// lowering writeQueueNums, draining, then lowering readQueueNums, but a
+// topic here has one queue count, and dropping queues would orphan their
+// messages and consumer offsets, so a smaller count is refused with
+// ErrInvalidArgument naming the current count.
+func (n *Node) UpdateTopic(ctx context.Context, u TopicUpdate) (fsm.Topic, error) {
+	if err := ValidateTopicName(u.Name); err != nil {
 		return fsm.Topic{}, err
 	}
-	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: spec.Name, Queues: spec.Queues, Perm: spec.Perm}); err != nil {
+	if u.Queues == 0 && u.Perm == 0 {
+		return fsm.Topic{}, fmt.Errorf("%w: update of topic %q changes nothing: give a queue count or a perm", ErrInvalidArgument, u.Name)
+	}
+	if u.Queues > fsm.MaxQueues {
+		return fsm.Topic{}, fmt.Errorf("%w: %d queues; at most %d", ErrInvalidArgument, u.Queues, fsm.MaxQueues)
+	}
+	if u.Perm&^(permRead|permWrite) != 0 {
+		return fsm.Topic{}, fmt.Errorf("%w: perm %d; use 2 (write), 4 (read) or 6", ErrInvalidArgument, u.Perm)
+	}
+	if err := n.checkWritable(); err != nil {
+		return fsm.Topic{}, err // before the look-up: a lagging follower may not know the topic
+	}
+	t, ok := n.fsm.Topic(u.Name)
+	if !ok {
+		return fsm.Topic{}, fmt.Errorf("%w: %q", ErrTopicNotFound, u.Name)
+	}
+	if u.Queues != 0 && u.Queues < t.Queues {
+		return fsm.Topic{}, fmt.Errorf("%w: topic %q has %d queues, asked for %d: queues can be added, not removed",
+			ErrInvalidArgument, u.Name, t.Queues, u.Queues)
+	}
+	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: u.Name, Queues: u.Queues, Perm: u.Perm}); err != nil {
 		return fsm.Topic{}, err
 	}
-	t, _ := n.fsm.Topic(spec.Name)
+	t, _ = n.fsm.Topic(u.Name)
 	return t, nil
 }
 

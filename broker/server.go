@@ -248,13 +248,11 @@ func (n *Node) handleCreateTopic(ctx context.Context, req *wire.TopicRequest) (a
 }
 
 func (n *Node) handleUpdateTopic(ctx context.Context, req *wire.TopicRequest) (any, error) {
-	if err := ValidateTopicName(req.Name); err != nil {
+	// On the wire Queues and Perm are 0 for "keep".
+	t, err := n.UpdateTopic(ctx, TopicUpdate{Name: req.Name, Queues: req.Queues, Perm: req.Perm})
+	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: req.Name, Queues: req.Queues, Perm: req.Perm}); err != nil {
-		return nil, err
-	}
-	t, _ := n.fsm.Topic(req.Name)
 	n.pokeRegistration()
 	return topicInfo(t), nil
 }
