@@ -121,6 +121,7 @@ func (n *Node) UpdateTopic(ctx context.Context, u TopicUpdate) (fsm.Topic, error
 	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: u.Name, Queues: u.Queues, Perm: u.Perm}); err != nil {
 		return fsm.Topic{}, err
 	}
+	n.notify.wakeTopic(u.Name) // long polls on this node re-check the perm now
 	t, _ = n.fsm.Topic(u.Name)
 	return t, nil
 }
@@ -130,7 +131,11 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
 	}
-	return n.applyCommand(ctx, &fsm.DeleteTopic{Name: name})
+	err := n.applyCommand(ctx, &fsm.DeleteTopic{Name: name})
+	if err == nil {
+		n.notify.wakeTopic(name) // long polls on this node answer "not found" now
+	}
+	return err
 }
 
 // CommitOffsets stores a consumer group's offsets through Raft, so they

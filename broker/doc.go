@@ -42,7 +42,11 @@
 // logical offset to (raft index, byte position, size) and the message is
 // read from the local CommitLog with one pread; neighbouring messages of
 // one entry are read together. A read with Wait long-polls on a per-queue
-// notifier woken by the fsm's OnAppend hook.
+// notifier woken by the fsm's OnAppend hook (and, on the node that applied
+// it, by a topic update or delete). Every pass of a read checks the
+// topic's read permission in the replicated topic table, so any replica
+// refuses a pull from a topic without PermRead (ErrNoPermission), long
+// polls included.
 //
 // # Failover timing
 //

@@ -83,6 +83,14 @@ func (n *Node) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 }
 
 func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
+	// Checked on every pass, so a long poll ends once the perm is revoked.
+	t, ok := n.fsm.Topic(req.Topic)
+	if !ok {
+		return ReadResult{}, fmt.Errorf("%w: %q", ErrTopicNotFound, req.Topic)
+	}
+	if t.Perm&permRead == 0 {
+		return ReadResult{}, fmt.Errorf("%w: topic %q is not readable (perm %d)", ErrNoPermission, req.Topic, t.Perm)
+	}
 	min, next, err := n.fsm.QueueRange(req.Topic, req.QueueID)
 	if err != nil {
 		return ReadResult{}, mapFSMError(err)
