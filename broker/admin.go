@@ -141,10 +141,33 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 // CommitOffsets stores a consumer group's offsets through Raft, so they
 // survive failover exactly (DLedger copied them every 10 s). epoch is the
 // group's reset epoch the committer knows; a commit older than the latest
-// reset fails with fsm.ErrStaleEpoch.
+// reset fails with fsm.ErrStaleEpoch. An offset above its queue's max
+// offset fails the whole commit with *OffsetIllegalError (nothing
+// stored): no consumer can have consumed past the end. Max itself means
+// "everything consumed" and is fine; below min is fine too (retention
+// overtook the group). Entries for unknown topics or queues are skipped,
+// as the fsm does.
 func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.OffsetEntry, epoch uint64) error {
 	if err := ValidateGroupName(group); err != nil {
 		return err
+	}
+	if err := n.checkWritable(); err != nil {
+		return err // the leader's table is the one that knows every queue's end
+	}
+	var bad *OffsetIllegalError
+	for _, o := range offsets {
+		min, next, err := n.fsm.QueueRange(o.Topic, o.QueueID)
+		if err != nil || o.Offset <= next {
+			continue
+		}
+		if bad == nil {
+			bad = &OffsetIllegalError{Topic: o.Topic, QueueID: o.QueueID, Offset: o.Offset, Min: min, Max: next}
+		} else {
+			bad.Others++
+		}
+	}
+	if bad != nil {
+		return bad
 	}
 	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets, Epoch: epoch})
 }

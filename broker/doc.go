@@ -46,7 +46,14 @@
 // it, by a topic update or delete). Every pass of a read checks the
 // topic's read permission in the replicated topic table, so any replica
 // refuses a pull from a topic without PermRead (ErrNoPermission), long
-// polls included.
+// polls included. A read below the queue's min offset, or above its max
+// offset on the serving leader, gets *OffsetMovedError with the valid
+// range [min, max] (RocketMQ PULL_OFFSET_MOVED); a follower answers a read
+// above its max like one at max (it waits), since it may lag the leader.
+// The serving leader has applied every committed entry (Barrier), so
+// nothing a consumer saw can lie beyond its max. For the same reason
+// CommitOffsets, on the leader, refuses an offset above its queue's max
+// with *OffsetIllegalError (nothing of that commit is stored).
 //
 // # Failover timing
 //

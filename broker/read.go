@@ -96,10 +96,12 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 		return ReadResult{}, mapFSMError(err)
 	}
 	res := ReadResult{NextOffset: req.Offset, MinOffset: min, MaxOffset: next}
-	if req.Offset < min {
-		return res, &OffsetMovedError{Requested: req.Offset, Min: min}
+	if req.Offset < min || req.Offset > next && n.checkWritable() == nil {
+		return res, &OffsetMovedError{Topic: req.Topic, QueueID: req.QueueID, Requested: req.Offset, Min: min, Max: next}
 	}
 	if req.Offset >= next {
+		// At next: wait for it. Above next on a follower: it may lag, so
+		// wait too; only the serving leader knows the queue's end.
 		return res, nil
 	}
 	want := req.MaxMessages

@@ -115,6 +115,7 @@ func (n *Node) wireError(err error) error {
 	body := wire.ErrorBody{Message: err.Error()}
 	var nl *NotLeaderError
 	var om *OffsetMovedError
+	var oi *OffsetIllegalError
 	switch {
 	case errors.As(err, &nl):
 		code = wire.CodeNotLeader
@@ -122,7 +123,9 @@ func (n *Node) wireError(err error) error {
 			body.Leader, _ = n.fsm.NodeAddr(nl.LeaderID)
 		}
 	case errors.As(err, &om):
-		code, body.MinOffset = wire.CodeOffsetMoved, om.Min
+		code, body.MinOffset, body.MaxOffset = wire.CodeOffsetMoved, om.Min, om.Max
+	case errors.As(err, &oi):
+		code, body.MinOffset, body.MaxOffset = wire.CodeOffsetIllegal, oi.Min, oi.Max
 	case errors.Is(err, ErrIndeterminate):
 		code = wire.CodeIndeterminate
 	case errors.Is(err, ErrLeaderNotReady):

@@ -80,6 +80,15 @@
 // replica when the leader is unknown); messages past the last commit may
 // be delivered again (MessageExt.Redelivered, ConsumerStats.Redelivered).
 //
+// A pull outside a queue's offsets gets ErrOffsetMoved with the valid
+// range (Error.MinOffset, Error.MaxOffset) and the queue continues at the
+// minimum if it was below it (retention), or where From says if above the
+// maximum (topic recreated): FromFirst the minimum, FromLast the maximum,
+// FromTimestamp the first message at or after it. The corrected position
+// is committed. A commit above a queue's max offset is refused with
+// ErrOffsetIllegal; the consumer then commits its other queues one by one
+// and restarts the refused queue from its committed offset.
+//
 // # Goroutines
 //
 // Producer: one batcher per leader address (started on first use). A
