@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -64,12 +65,26 @@ type inflightBatch struct {
 // ErrLeaderNotReady (retry), ErrInvalidArgument for an empty msgs, and
 // ErrIndeterminate (the messages may or may not be stored).
 func (n *Node) Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, error) {
-	return n.send(ctx, msgs, 0)
+	return n.send(ctx, msgs, autoCreate{})
 }
 
-// send is Send that first creates missing topics with autoQueues queues
-// when autoQueues > 0 (RocketMQ's autoCreateTopicEnable path).
-func (n *Node) send(ctx context.Context, msgs []*fsm.Message, autoQueues uint32) ([]SendResult, error) {
+// autoCreate is a send's request to create missing topics (RocketMQ's
+// autoCreateTopicEnable path): with queues > 0, create those of topics
+// (every missing one if topics is empty) with that many queues.
+type autoCreate struct {
+	queues uint32
+	topics []string
+}
+
+func (a autoCreate) queuesFor(topic string) uint32 {
+	if len(a.topics) == 0 || slices.Contains(a.topics, topic) {
+		return a.queues
+	}
+	return 0
+}
+
+// send is Send that first creates missing topics as auto asks.
+func (n *Node) send(ctx context.Context, msgs []*fsm.Message, auto autoCreate) ([]SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: no messages", ErrInvalidArgument)
 	}
@@ -77,7 +92,7 @@ func (n *Node) send(ctx context.Context, msgs []*fsm.Message, autoQueues uint32)
 		return nil, err
 	}
 	out := make([]SendResult, len(msgs))
-	valid, size, err := n.validateMessages(ctx, msgs, autoQueues, out)
+	valid, size, err := n.validateMessages(ctx, msgs, auto, out)
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +133,11 @@ func (n *Node) send(ctx context.Context, msgs []*fsm.Message, autoQueues uint32)
 }
 
 // validateMessages checks every message once, looking each distinct topic
-// up once (creating it first if autoQueues > 0), stamps TopicIDs, records
+// up once (creating it first if auto asks), stamps TopicIDs, records
 // refusals in out[i].Err and returns the messages that passed with their
 // encoded size. Its error is for the whole request (leadership lost while
 // auto-creating, ctx done).
-func (n *Node) validateMessages(ctx context.Context, msgs []*fsm.Message, autoQueues uint32, out []SendResult) ([]*fsm.Message, int, error) {
+func (n *Node) validateMessages(ctx context.Context, msgs []*fsm.Message, auto autoCreate, out []SendResult) ([]*fsm.Message, int, error) {
 	var (
 		lastName string
 		last     *topicCheck
@@ -137,7 +152,7 @@ func (n *Node) validateMessages(ctx context.Context, msgs []*fsm.Message, autoQu
 			tc = &topicCheck{}
 			t, ok := n.fsm.Topic(name)
 			if !ok {
-				tc.err = n.autoCreate(ctx, name, autoQueues)
+				tc.err = n.autoCreate(ctx, name, auto.queuesFor(name))
 				if requestLevel(tc.err) {
 					return nil, tc.err
 				}

@@ -91,6 +91,25 @@ func TestSendRefusesPerMessage(t *testing.T) {
 		t.Errorf("all-refused send: got code %d, want %d", r.ErrorCode, wire.CodeNoPermission)
 	}
 
+	// Auto-creation asked for one topic does not recreate another one.
+	resp, err = l.handleSend(ctx, &wire.SendRequest{
+		Messages:         []wire.Message{msg("fresh", 1, []byte("new")), msg("gone", 0, []byte("deleted"))},
+		AutoCreateQueues: 2, AutoTopics: []string{"fresh"},
+	})
+	if err != nil {
+		t.Fatalf("send with auto-creation: %v", err)
+	}
+	rs := resp.(*wire.SendResponse).Results
+	if rs[0].ErrorCode != wire.CodeOK || rs[1].ErrorCode != wire.CodeTopicNotFound {
+		t.Errorf("send with auto-creation of fresh: got codes %d, %d; want %d, %d", rs[0].ErrorCode, rs[1].ErrorCode, wire.CodeOK, wire.CodeTopicNotFound)
+	}
+	if ft, ok := l.Topic("fresh"); !ok || ft.Queues != 2 {
+		t.Errorf("topic fresh: got %+v, %v; want it auto-created with 2 queues", ft, ok)
+	}
+	if _, ok := l.Topic("gone"); ok {
+		t.Errorf("topic gone was recreated by another message's auto-creation")
+	}
+
 	// Go API: Send reports the refusal in the result, not the error.
 	res, err := l.Send(ctx, []*fsm.Message{{Topic: "ok", ID: []byte("1"), Body: []byte("d")}, {Topic: "ro", ID: []byte("2")}})
 	if err != nil || res[0].Err != nil || res[0].QueueOffset != 3 || res[1].Err == nil {

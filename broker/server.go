@@ -174,7 +174,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	}
 	// Per-message refusals (unknown or read-only topic, too large) come
 	// back in the results; the error is for the whole request.
-	results, err := n.send(ctx, msgs, req.AutoCreateQueues)
+	results, err := n.send(ctx, msgs, autoCreate{queues: req.AutoCreateQueues, topics: req.AutoTopics})
 	if err != nil {
 		return nil, err
 	}

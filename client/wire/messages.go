@@ -35,7 +35,12 @@ type SendRequest struct {
 	// AutoCreateQueues, if non-zero, creates missing topics with that many
 	// queues (when the broker allows auto-creation).
 	AutoCreateQueues uint32 `msgpack:"ac,omitempty"`
-	TimeoutMillis    int64  `msgpack:"to,omitempty"`
+	// AutoTopics, if set, limits auto-creation to these topics: the ones
+	// whose senders asked for it, so a coalesced message for a deleted
+	// topic does not recreate it. Empty (older clients): every missing
+	// topic of the request.
+	AutoTopics    []string `msgpack:"at,omitempty"`
+	TimeoutMillis int64    `msgpack:"to,omitempty"`
 }
 
 // SendResult is one message's outcome, in request order.
