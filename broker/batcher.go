@@ -65,7 +65,7 @@ type inflightBatch struct {
 // ErrLeaderNotReady (retry), ErrInvalidArgument for an empty msgs, and
 // ErrIndeterminate (the messages may or may not be stored).
 func (n *Node) Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, error) {
-	return n.send(ctx, msgs, autoCreate{})
+	return n.send(ctx, msgs, autoCreate{}, false)
 }
 
 // autoCreate is a send's request to create missing topics (RocketMQ's
@@ -83,8 +83,9 @@ func (a autoCreate) queuesFor(topic string) uint32 {
 	return 0
 }
 
-// send is Send that first creates missing topics as auto asks.
-func (n *Node) send(ctx context.Context, msgs []*fsm.Message, auto autoCreate) ([]SendResult, error) {
+// send is Send that first creates missing topics as auto asks. With
+// atomic, a refusal of any message fails the whole call, nothing written.
+func (n *Node) send(ctx context.Context, msgs []*fsm.Message, auto autoCreate, atomic bool) ([]SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: no messages", ErrInvalidArgument)
 	}
@@ -95,6 +96,13 @@ func (n *Node) send(ctx context.Context, msgs []*fsm.Message, auto autoCreate) (
 	valid, size, err := n.validateMessages(ctx, msgs, auto, out)
 	if err != nil {
 		return nil, err
+	}
+	if atomic && len(valid) < len(msgs) {
+		for i := range out {
+			if out[i].Err != nil {
+				return nil, fmt.Errorf("message %d of an all-or-nothing send: %w", i, out[i].Err)
+			}
+		}
 	}
 	if len(valid) == 0 {
 		return out, nil // every message was refused: nothing to propose

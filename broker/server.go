@@ -173,8 +173,9 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 		}
 	}
 	// Per-message refusals (unknown or read-only topic, too large) come
-	// back in the results; the error is for the whole request.
-	results, err := n.send(ctx, msgs, autoCreate{queues: req.AutoCreateQueues, topics: req.AutoTopics})
+	// back in the results, unless the request is atomic; the error is for
+	// the whole request.
+	results, err := n.send(ctx, msgs, autoCreate{queues: req.AutoCreateQueues, topics: req.AutoTopics}, req.Atomic)
 	if err != nil {
 		return nil, err
 	}

@@ -105,3 +105,28 @@ func TestCoalescedSendPerMessageErrors(t *testing.T) {
 		t.Errorf("healthy holds %d messages, want %d", stored, want)
 	}
 }
+
+// TestSendBatchAllOrNothing: SendBatch stays atomic although the broker
+// checks messages one by one: one message over the broker's size limit
+// fails the batch and none of it is stored.
+func TestSendBatchAllOrNothing(t *testing.T) {
+	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *brokerConfig) { cfg.MaxMessageSize = 1024 }})
+	createTopic(t, c, "atomic", 1)
+	p := newProducer(t, c, nil)
+	ctx := ctxT(t, 30*time.Second)
+	batch := []*client.Message{
+		{Topic: "atomic", Body: []byte("small")},
+		{Topic: "atomic", Body: make([]byte, 2000)},
+		{Topic: "atomic", Body: []byte("small too")},
+	}
+	if _, err := p.SendBatch(ctx, batch); !errors.Is(err, client.ErrMessageTooLarge) || !strings.Contains(err.Error(), "message 1") {
+		t.Errorf("SendBatch with an oversized message: got %v, want ErrMessageTooLarge naming message 1", err)
+	}
+	st, err := newAdmin(t, c).TopicStatus(ctx, "atomic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].MaxOffset != 0 {
+		t.Errorf("after the refused batch: %+v, want nothing stored", st)
+	}
+}

@@ -41,6 +41,10 @@ type SendRequest struct {
 	// topic of the request.
 	AutoTopics    []string `msgpack:"at,omitempty"`
 	TimeoutMillis int64    `msgpack:"to,omitempty"`
+	// Atomic asks for all messages or none: a refusal of any one fails
+	// the whole request (SendBatch). Otherwise each message that fails a
+	// check gets its own SendResult error and the rest are stored.
+	Atomic bool `msgpack:"aa,omitempty"`
 }
 
 // SendResult is one message's outcome, in request order.
