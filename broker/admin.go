@@ -41,7 +41,7 @@ func ValidateGroupName(name string) error {
 	return nil
 }
 
-// TopicSpec describes a topic to create or update.
+// TopicSpec describes a topic to create.
 type TopicSpec struct {
 	Name   string
 	Queues uint32 // default 8 (RocketMQ mqadmin updateTopic)
@@ -80,15 +80,49 @@ func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, erro
 	return t, nil
 }
 
-// UpdateTopic changes a topic's queue count (grow only) or permission.
-func (n *Node) UpdateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error) {
-	if err := spec.normalize(); err != nil {
+// TopicUpdate names the settings of a topic to change; a zero field keeps
+// the topic's current value (0 is never a valid queue count or perm).
+type TopicUpdate struct {
+	Name   string
+	Queues uint32 // new queue count, grow only; 0 keeps it
+	Perm   uint8  // new permission (2, 4 or 6); 0 keeps it
+}
+
+// UpdateTopic changes only the fields u sets and returns the topic as
+// applied. The queue count can only grow: RocketMQ shrinks a topic by
+// lowering writeQueueNums, draining, then lowering readQueueNums, but a
+// topic here has one queue count, and dropping queues would orphan their
+// messages and consumer offsets, so a smaller count is refused with
+// ErrInvalidArgument naming the current count.
+func (n *Node) UpdateTopic(ctx context.Context, u TopicUpdate) (fsm.Topic, error) {
+	if err := ValidateTopicName(u.Name); err != nil {
 		return fsm.Topic{}, err
 	}
-	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: spec.Name, Queues: spec.Queues, Perm: spec.Perm}); err != nil {
+	if u.Queues == 0 && u.Perm == 0 {
+		return fsm.Topic{}, fmt.Errorf("%w: update of topic %q changes nothing: give a queue count or a perm", ErrInvalidArgument, u.Name)
+	}
+	if u.Queues > fsm.MaxQueues {
+		return fsm.Topic{}, fmt.Errorf("%w: %d queues; at most %d", ErrInvalidArgument, u.Queues, fsm.MaxQueues)
+	}
+	if u.Perm&^(permRead|permWrite) != 0 {
+		return fsm.Topic{}, fmt.Errorf("%w: perm %d; use 2 (write), 4 (read) or 6", ErrInvalidArgument, u.Perm)
+	}
+	if err := n.checkWritable(); err != nil {
+		return fsm.Topic{}, err // before the look-up: a lagging follower may not know the topic
+	}
+	t, ok := n.fsm.Topic(u.Name)
+	if !ok {
+		return fsm.Topic{}, fmt.Errorf("%w: %q", ErrTopicNotFound, u.Name)
+	}
+	if u.Queues != 0 && u.Queues < t.Queues {
+		return fsm.Topic{}, fmt.Errorf("%w: topic %q has %d queues, asked for %d: queues can be added, not removed",
+			ErrInvalidArgument, u.Name, t.Queues, u.Queues)
+	}
+	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: u.Name, Queues: u.Queues, Perm: u.Perm}); err != nil {
 		return fsm.Topic{}, err
 	}
-	t, _ := n.fsm.Topic(spec.Name)
+	n.notify.wakeTopic(u.Name) // long polls on this node re-check the perm now
+	t, _ = n.fsm.Topic(u.Name)
 	return t, nil
 }
 
@@ -97,16 +131,43 @@ func (n *Node) DeleteTopic(ctx context.Context, name string) error {
 	if err := ValidateTopicName(name); err != nil {
 		return err
 	}
-	return n.applyCommand(ctx, &fsm.DeleteTopic{Name: name})
+	err := n.applyCommand(ctx, &fsm.DeleteTopic{Name: name})
+	if err == nil {
+		n.notify.wakeTopic(name) // long polls on this node answer "not found" now
+	}
+	return err
 }
 
 // CommitOffsets stores a consumer group's offsets through Raft, so they
 // survive failover exactly (DLedger copied them every 10 s). epoch is the
 // group's reset epoch the committer knows; a commit older than the latest
-// reset fails with fsm.ErrStaleEpoch.
+// reset fails with fsm.ErrStaleEpoch. An offset above its queue's max
+// offset fails the whole commit with *OffsetIllegalError (nothing
+// stored): no consumer can have consumed past the end. Max itself means
+// "everything consumed" and is fine; below min is fine too (retention
+// overtook the group). Entries for unknown topics or queues are skipped,
+// as the fsm does.
 func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.OffsetEntry, epoch uint64) error {
 	if err := ValidateGroupName(group); err != nil {
 		return err
+	}
+	if err := n.checkWritable(); err != nil {
+		return err // the leader's table is the one that knows every queue's end
+	}
+	var bad *OffsetIllegalError
+	for _, o := range offsets {
+		min, next, err := n.fsm.QueueRange(o.Topic, o.QueueID)
+		if err != nil || o.Offset <= next {
+			continue
+		}
+		if bad == nil {
+			bad = &OffsetIllegalError{Topic: o.Topic, QueueID: o.QueueID, Offset: o.Offset, Min: min, Max: next}
+		} else {
+			bad.Others++
+		}
+	}
+	if bad != nil {
+		return bad
 	}
 	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets, Epoch: epoch})
 }

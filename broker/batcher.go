@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -26,11 +27,16 @@ type SendResult struct {
 	QueueOffset uint64 // logical offset in (topic, queue), dense from 0
 	RaftIndex   uint64 // the CommitLog entry holding the message
 	StoreTime   int64  // leader time stamped into the entry, unix ms
-	Err         error  // non-nil if this message was rejected at apply
+	// Err is non-nil if this message alone was refused: by validation
+	// (ErrTopicNotFound, ErrNoPermission, ErrMessageTooLarge,
+	// ErrInvalidArgument; nothing of it written) or at apply (its topic
+	// was deleted or recreated meanwhile). The other messages of the Send
+	// are unaffected.
+	Err error
 }
 
 type sendReq struct {
-	msgs []*fsm.Message
+	msgs []*fsm.Message // validated: only these go into the entry
 	size int
 	done chan sendResult // buffered 1: the completer never blocks
 }
@@ -52,25 +58,56 @@ type inflightBatch struct {
 // committed by a quorum and applied on this leader. Concurrent Sends are
 // packed into one Raft entry. Send stamps each message's TopicID.
 //
-// Errors: *NotLeaderError (nothing written; retry on the leader),
-// ErrLeaderNotReady (retry), validation errors (nothing written), and
+// Each message is validated once, here, against the applied topic table
+// and the limits; a message that fails gets its own SendResult.Err and
+// the rest are written. The returned error covers the whole call:
+// *NotLeaderError (nothing written; retry on the leader),
+// ErrLeaderNotReady (retry), ErrInvalidArgument for an empty msgs, and
 // ErrIndeterminate (the messages may or may not be stored).
 func (n *Node) Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, error) {
+	return n.send(ctx, msgs, autoCreate{}, false)
+}
+
+// autoCreate is a send's request to create missing topics (RocketMQ's
+// autoCreateTopicEnable path): with queues > 0, create those of topics
+// (every missing one if topics is empty) with that many queues.
+type autoCreate struct {
+	queues uint32
+	topics []string
+}
+
+func (a autoCreate) queuesFor(topic string) uint32 {
+	if len(a.topics) == 0 || slices.Contains(a.topics, topic) {
+		return a.queues
+	}
+	return 0
+}
+
+// send is Send that first creates missing topics as auto asks. With
+// atomic, a refusal of any message fails the whole call, nothing written.
+func (n *Node) send(ctx context.Context, msgs []*fsm.Message, auto autoCreate, atomic bool) ([]SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: no messages", ErrInvalidArgument)
 	}
 	if err := n.checkWritable(); err != nil {
 		return nil, err
 	}
-	size := 0
-	for i, m := range msgs {
-		sz, err := n.validateMessage(m)
-		if err != nil {
-			return nil, fmt.Errorf("message %d: %w", i, err)
-		}
-		size += sz
+	out := make([]SendResult, len(msgs))
+	valid, size, err := n.validateMessages(ctx, msgs, auto, out)
+	if err != nil {
+		return nil, err
 	}
-	req := &sendReq{msgs: msgs, size: size, done: make(chan sendResult, 1)}
+	if atomic && len(valid) < len(msgs) {
+		for i := range out {
+			if out[i].Err != nil {
+				return nil, fmt.Errorf("message %d of an all-or-nothing send: %w", i, out[i].Err)
+			}
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil // every message was refused: nothing to propose
+	}
+	req := &sendReq{msgs: valid, size: size, done: make(chan sendResult, 1)}
 	select {
 	case n.sends <- req:
 	case <-ctx.Done():
@@ -87,41 +124,119 @@ func (n *Node) Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, err
 	if res.err != nil {
 		return nil, res.err
 	}
-	out := make([]SendResult, len(msgs))
-	for i, off := range res.offsets {
-		out[i] = SendResult{QueueID: msgs[i].QueueID, RaftIndex: res.index, StoreTime: res.storeTime}
-		if off < 0 {
-			out[i].Err = fmt.Errorf("%w: %q was deleted or recreated during the send", ErrTopicNotFound, msgs[i].Topic)
+	j := 0 // index into valid and res.offsets
+	for i, m := range msgs {
+		if out[i].Err != nil {
 			continue
 		}
-		out[i].QueueOffset = uint64(off)
+		out[i] = SendResult{QueueID: m.QueueID, RaftIndex: res.index, StoreTime: res.storeTime}
+		if off := res.offsets[j]; off >= 0 {
+			out[i].QueueOffset = uint64(off)
+		} else {
+			out[i].Err = fmt.Errorf("%w: %q was deleted or recreated during the send", ErrTopicNotFound, m.Topic)
+		}
+		j++
 	}
 	return out, nil
 }
 
-// validateMessage checks m against the topic and limits and stamps its
-// TopicID. It returns the encoded size.
-func (n *Node) validateMessage(m *fsm.Message) (int, error) {
-	if err := ValidateTopicName(m.Topic); err != nil {
-		return 0, err
+// validateMessages checks every message once, looking each distinct topic
+// up once (creating it first if auto asks), stamps TopicIDs, records
+// refusals in out[i].Err and returns the messages that passed with their
+// encoded size. Its error is for the whole request (leadership lost while
+// auto-creating, ctx done).
+func (n *Node) validateMessages(ctx context.Context, msgs []*fsm.Message, auto autoCreate, out []SendResult) ([]*fsm.Message, int, error) {
+	var (
+		lastName string
+		last     *topicCheck
+		seen     map[string]*topicCheck // only for requests of several topics
+	)
+	lookup := func(name string) (*topicCheck, error) {
+		if last != nil && name == lastName {
+			return last, nil
+		}
+		tc := seen[name]
+		if tc == nil {
+			tc = &topicCheck{}
+			t, ok := n.fsm.Topic(name)
+			if !ok {
+				tc.err = n.autoCreate(ctx, name, auto.queuesFor(name))
+				if requestLevel(tc.err) {
+					return nil, tc.err
+				}
+				if tc.err == nil {
+					if t, ok = n.fsm.Topic(name); !ok {
+						tc.err = fmt.Errorf("%w: %q was deleted right after auto-creation", ErrTopicNotFound, name)
+					}
+				}
+			}
+			tc.t = t
+			if last != nil {
+				if seen == nil {
+					seen = map[string]*topicCheck{lastName: last}
+				}
+				seen[name] = tc
+			}
+		}
+		lastName, last = name, tc
+		return tc, nil
 	}
+	valid := msgs[:0:0]
+	size := 0
+	for i, m := range msgs {
+		sz, err := n.validateMessage(m, lookup)
+		if err != nil {
+			if requestLevel(err) {
+				return nil, 0, err
+			}
+			out[i].QueueID, out[i].Err = m.QueueID, err
+			continue
+		}
+		valid = append(valid, m)
+		size += sz
+	}
+	return valid, size, nil
+}
+
+// topicCheck is one topic's look-up for a Send: the topic, or why its
+// messages are refused.
+type topicCheck struct {
+	t   fsm.Topic
+	err error
+}
+
+// requestLevel reports whether err met while checking one message is about
+// the whole request (this node can no longer take it), not that message.
+func requestLevel(err error) bool {
+	return err != nil && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeaderNotReady) ||
+		errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// validateMessage checks m against the limits and its topic (from lookup)
+// and stamps its TopicID. It returns the encoded size. It is the one check
+// of a message on the write path: the batcher encodes it unchecked.
+func (n *Node) validateMessage(m *fsm.Message, lookup func(string) (*topicCheck, error)) (int, error) {
 	if len(m.Body) > n.cfg.MaxMessageSize {
 		return 0, fmt.Errorf("%w: body is %d bytes, limit %d", ErrMessageTooLarge, len(m.Body), n.cfg.MaxMessageSize)
 	}
-	t, ok := n.fsm.Topic(m.Topic)
-	if !ok {
-		return 0, fmt.Errorf("%w: %q", ErrTopicNotFound, m.Topic)
+	if err := fsm.ValidateMessage(m); err != nil { // includes the topic name
+		return 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
+	tc, err := lookup(m.Topic)
+	if err != nil {
+		return 0, err
+	}
+	if tc.err != nil {
+		return 0, tc.err
+	}
+	t := tc.t
 	if t.Perm&permWrite == 0 {
-		return 0, fmt.Errorf("%w: topic %q is not writable", ErrNoPermission, m.Topic)
+		return 0, fmt.Errorf("%w: topic %q is not writable (perm %d)", ErrNoPermission, m.Topic, t.Perm)
 	}
 	if m.QueueID >= t.Queues {
 		return 0, fmt.Errorf("%w: queue %d of topic %q (it has %d)", ErrInvalidArgument, m.QueueID, m.Topic, t.Queues)
 	}
 	m.TopicID = t.ID
-	if err := fsm.ValidateMessage(m); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
-	}
 	return fsm.EncodedSize(m), nil
 }
 
@@ -178,10 +293,11 @@ func (n *Node) runBatcher() {
 	}
 }
 
-// encode adds all of r's messages to the entry or fails r alone.
+// encode adds all of r's messages to the entry or fails r alone. Send
+// validated them, so they are encoded without a second check.
 func (n *Node) encode(enc *fsm.BatchEncoder, b *inflightBatch, r *sendReq) {
 	for _, m := range r.msgs {
-		if err := enc.Add(m); err != nil {
+		if err := enc.AddChecked(m); err != nil {
 			// validateMessage accepted it, so this is a bug; the entry
 			// may now hold a partial request, so drop the whole entry.
 			n.log.Error("encoding a validated message failed", "error", err)

@@ -76,10 +76,15 @@
 // Only the leader accepts writes, and only after its Barrier: a new leader
 // first applies every entry committed in earlier terms, so its topic table
 // and queue offsets are complete. Followers answer *NotLeaderError with
-// the leader's ID and Raft address. Send validates messages against the
-// applied topic table and stamps each with the topic's ID; the batcher
-// packs all queued sends into one entry (adaptive group commit, no linger)
-// stamped with the leader's clock; Apply assigns offsets deterministically.
+// the leader's ID and Raft address. Send validates each message once, on
+// the request's goroutine, against the limits and the applied topic table
+// (each distinct topic looked up once) and stamps it with the topic's ID;
+// a message that fails (unknown or unwritable topic, too large, bad queue)
+// gets its own error in its SendResult and the rest of the request is
+// written, so coalesced sends never share another message's refusal. The
+// batcher packs all queued sends into one entry (adaptive group commit, no
+// linger) stamped with the leader's clock, encoding without a second check;
+// Apply assigns offsets deterministically.
 // A send whose entry was proposed but whose leader lost office returns
 // ErrIndeterminate: it may be committed, so a retry can duplicate
 // (at-least-once, as in RocketMQ).
@@ -90,7 +95,18 @@
 // logical offset to (raft index, byte position, size) and the message is
 // read from the local CommitLog with one pread; neighbouring messages of
 // one entry are read together. A read with Wait long-polls on a per-queue
-// notifier woken by the fsm's OnAppend hook.
+// notifier woken by the fsm's OnAppend hook (and, on the node that applied
+// it, by a topic update or delete). Every pass of a read checks the
+// topic's read permission in the replicated topic table, so any replica
+// refuses a pull from a topic without PermRead (ErrNoPermission), long
+// polls included. A read below the queue's min offset, or above its max
+// offset on the serving leader, gets *OffsetMovedError with the valid
+// range [min, max] (RocketMQ PULL_OFFSET_MOVED); a follower answers a read
+// above its max like one at max (it waits), since it may lag the leader.
+// The serving leader has applied every committed entry (Barrier), so
+// nothing a consumer saw can lie beyond its max. For the same reason
+// CommitOffsets, on the leader, refuses an offset above its queue's max
+// with *OffsetIllegalError (nothing of that commit is stored).
 //
 // # Failover timing
 //

@@ -26,9 +26,14 @@ var (
 	ErrMessageTooLarge = errors.New("broker: message too large")
 	// ErrNoPermission means the topic does not allow the operation.
 	ErrNoPermission = errors.New("broker: no permission")
-	// ErrOffsetMoved means the requested offset is below the queue's
-	// minimum (retention removed it); the error is an *OffsetMovedError.
+	// ErrOffsetMoved means a read asked for an offset outside the queue's
+	// range: below its minimum (retention removed it) or, on the leader,
+	// above its max offset. The error is an *OffsetMovedError carrying the
+	// valid range (RocketMQ PULL_OFFSET_MOVED).
 	ErrOffsetMoved = errors.New("broker: offset moved")
+	// ErrOffsetIllegal means a commit named an offset above the queue's max
+	// offset; the error is an *OffsetIllegalError (RocketMQ OFFSET_ILLEGAL).
+	ErrOffsetIllegal = errors.New("broker: offset illegal")
 	// ErrClosed means the node is shut down.
 	ErrClosed = errors.New("broker: closed")
 )
@@ -49,14 +54,43 @@ func (e *NotLeaderError) Error() string {
 // Is makes errors.Is(err, ErrNotLeader) true.
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 
-// OffsetMovedError is returned by reads below a queue's minimum offset.
+// OffsetMovedError is returned by reads outside a queue's offsets: below
+// Min, or above Max on the leader. Valid read offsets are Min to Max (a
+// read at Max waits for the next message).
 type OffsetMovedError struct {
-	Requested, Min uint64
+	Topic     string
+	QueueID   uint32
+	Requested uint64
+	Min, Max  uint64
 }
 
 func (e *OffsetMovedError) Error() string {
-	return fmt.Sprintf("broker: offset %d moved, queue starts at %d", e.Requested, e.Min)
+	return fmt.Sprintf("broker: offset %d of %s/%d is out of range: valid offsets are %d to %d",
+		e.Requested, e.Topic, e.QueueID, e.Min, e.Max)
 }
 
 // Is makes errors.Is(err, ErrOffsetMoved) true.
 func (e *OffsetMovedError) Is(target error) bool { return target == ErrOffsetMoved }
+
+// OffsetIllegalError is returned for a commit above a queue's max offset
+// (Max itself is legal: everything consumed). Others counts further
+// illegal entries of the same commit.
+type OffsetIllegalError struct {
+	Topic    string
+	QueueID  uint32
+	Offset   uint64
+	Min, Max uint64
+	Others   int
+}
+
+func (e *OffsetIllegalError) Error() string {
+	s := fmt.Sprintf("broker: commit offset %d of %s/%d is above the queue's max offset %d (valid offsets are %d to %d)",
+		e.Offset, e.Topic, e.QueueID, e.Max, e.Min, e.Max)
+	if e.Others > 0 {
+		s += fmt.Sprintf(", and %d more entries of the commit are", e.Others)
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrOffsetIllegal) true.
+func (e *OffsetIllegalError) Is(target error) bool { return target == ErrOffsetIllegal }

@@ -47,6 +47,19 @@ func (n *notifier) wake(_ uint32, topic string, queue uint32, _ uint64) {
 	n.mu.Unlock()
 }
 
+// wakeTopic wakes every reader waiting on a queue of topic, so long polls
+// re-check a topic whose permission changed or that was deleted.
+func (n *notifier) wakeTopic(topic string) {
+	n.mu.Lock()
+	for k, ch := range n.waiters {
+		if k.topic == topic {
+			close(ch)
+			delete(n.waiters, k)
+		}
+	}
+	n.mu.Unlock()
+}
+
 func (n *notifier) close() {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -83,15 +83,25 @@ func (n *Node) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 }
 
 func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
+	// Checked on every pass, so a long poll ends once the perm is revoked.
+	t, ok := n.fsm.Topic(req.Topic)
+	if !ok {
+		return ReadResult{}, fmt.Errorf("%w: %q", ErrTopicNotFound, req.Topic)
+	}
+	if t.Perm&permRead == 0 {
+		return ReadResult{}, fmt.Errorf("%w: topic %q is not readable (perm %d)", ErrNoPermission, req.Topic, t.Perm)
+	}
 	min, next, err := n.fsm.QueueRange(req.Topic, req.QueueID)
 	if err != nil {
 		return ReadResult{}, mapFSMError(err)
 	}
 	res := ReadResult{NextOffset: req.Offset, MinOffset: min, MaxOffset: next}
-	if req.Offset < min {
-		return res, &OffsetMovedError{Requested: req.Offset, Min: min}
+	if req.Offset < min || req.Offset > next && n.checkWritable() == nil {
+		return res, &OffsetMovedError{Topic: req.Topic, QueueID: req.QueueID, Requested: req.Offset, Min: min, Max: next}
 	}
 	if req.Offset >= next {
+		// At next: wait for it. Above next on a follower: it may lag, so
+		// wait too; only the serving leader knows the queue's end.
 		return res, nil
 	}
 	want := req.MaxMessages

@@ -113,6 +113,7 @@ func (n *Node) wireError(err error) error {
 	body := wire.ErrorBody{Message: err.Error()}
 	var nl *NotLeaderError
 	var om *OffsetMovedError
+	var oi *OffsetIllegalError
 	switch {
 	case errors.As(err, &nl):
 		code = wire.CodeNotLeader
@@ -120,7 +121,9 @@ func (n *Node) wireError(err error) error {
 			body.Leader, _ = n.fsm.NodeAddr(nl.LeaderID)
 		}
 	case errors.As(err, &om):
-		code, body.MinOffset = wire.CodeOffsetMoved, om.Min
+		code, body.MinOffset, body.MaxOffset = wire.CodeOffsetMoved, om.Min, om.Max
+	case errors.As(err, &oi):
+		code, body.MinOffset, body.MaxOffset = wire.CodeOffsetIllegal, oi.Min, oi.Max
 	case errors.Is(err, ErrIndeterminate):
 		code = wire.CodeIndeterminate
 	case errors.Is(err, ErrLeaderNotReady):
@@ -160,23 +163,17 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 		defer cancel()
 	}
 	msgs := make([]*fsm.Message, len(req.Messages))
-	checked := "" // batches are usually of one topic: look each up once
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		if m.Topic != checked {
-			if _, ok := n.fsm.Topic(m.Topic); !ok {
-				if err := n.autoCreate(ctx, m.Topic, req.AutoCreateQueues); err != nil {
-					return nil, err
-				}
-			}
-			checked = m.Topic
-		}
 		msgs[i] = &fsm.Message{
 			Topic: m.Topic, QueueID: m.QueueID, Flag: m.Flag, BornTimestamp: m.BornTimestamp,
 			ID: m.ID, Tags: m.Tags, Keys: m.Keys, Properties: m.Properties, Body: m.Body,
 		}
 	}
-	results, err := n.Send(ctx, msgs)
+	// Per-message refusals (unknown or read-only topic, too large) come
+	// back in the results, unless the request is atomic; the error is for
+	// the whole request.
+	results, err := n.send(ctx, msgs, autoCreate{queues: req.AutoCreateQueues, topics: req.AutoTopics}, req.Atomic)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +189,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 }
 
 // autoCreate creates topic for a send that asked for it (RocketMQ's
-// autoCreateTopicEnable path), or reports it missing.
+// autoCreateTopicEnable path), or reports it missing (ErrTopicNotFound).
 func (n *Node) autoCreate(ctx context.Context, topic string, queues uint32) error {
 	if queues == 0 || n.cfg.DisableAutoCreate {
 		why := "the send did not ask for auto-creation"
@@ -253,13 +250,11 @@ func (n *Node) handleCreateTopic(ctx context.Context, req *wire.TopicRequest) (a
 }
 
 func (n *Node) handleUpdateTopic(ctx context.Context, req *wire.TopicRequest) (any, error) {
-	if err := ValidateTopicName(req.Name); err != nil {
+	// On the wire Queues and Perm are 0 for "keep".
+	t, err := n.UpdateTopic(ctx, TopicUpdate{Name: req.Name, Queues: req.Queues, Perm: req.Perm})
+	if err != nil {
 		return nil, err
 	}
-	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: req.Name, Queues: req.Queues, Perm: req.Perm}); err != nil {
-		return nil, err
-	}
-	t, _ := n.fsm.Topic(req.Name)
 	n.pokeRegistration()
 	return topicInfo(t), nil
 }

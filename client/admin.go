@@ -44,7 +44,7 @@ func (a *Admin) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, a.cfg.Timeout)
 }
 
-// TopicSpec describes a topic to create or update.
+// TopicSpec describes a topic to create.
 type TopicSpec struct {
 	Name   string
 	Queues uint32 // default 8 (mqadmin updateTopic)
@@ -95,9 +95,76 @@ func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) ([]TopicInfo, e
 	return a.topicOp(ctx, wire.CodeCreateTopic, spec)
 }
 
-// UpdateTopic changes a topic's queue count or permission.
-func (a *Admin) UpdateTopic(ctx context.Context, spec TopicSpec) ([]TopicInfo, error) {
-	return a.topicOp(ctx, wire.CodeUpdateTopic, spec)
+// TopicUpdate changes some settings of an existing topic. A nil field
+// keeps the topic's current value: a permission change leaves the queue
+// count alone and the other way round.
+type TopicUpdate struct {
+	Name string
+	// Queues is the new queue count, 1 to 1024. Queues can be added but not
+	// removed: a smaller count is refused (see "Admin" in the package doc).
+	Queues *uint32
+	// Perm is the new permission: 4 read, 2 write, 6 both.
+	Perm *uint8
+	// Group is the broker group to update; empty means every group of
+	// the cluster that holds the topic.
+	Group string
+}
+
+func (u TopicUpdate) request() (wire.TopicRequest, error) {
+	if err := ValidateTopic(u.Name); err != nil {
+		return wire.TopicRequest{}, err
+	}
+	// On the wire 0 means "keep": neither is a valid new value.
+	req := wire.TopicRequest{Name: u.Name}
+	if u.Queues == nil && u.Perm == nil {
+		return req, invalidf("update of topic %q changes nothing: set Queues or Perm", u.Name)
+	}
+	if u.Queues != nil {
+		if *u.Queues < 1 || *u.Queues > 1024 {
+			return req, invalidf("queue count %d: want 1 to 1024", *u.Queues)
+		}
+		req.Queues = *u.Queues
+	}
+	if u.Perm != nil {
+		if p := *u.Perm; p&^(permRead|permWrite) != 0 || p == 0 {
+			return req, invalidf("perm %d: want 2 (write), 4 (read) or 6 (read and write)", p)
+		}
+		req.Perm = *u.Perm
+	}
+	return req, nil
+}
+
+// UpdateTopic changes only the fields u sets, on every broker group
+// holding the topic (or on u.Group), and returns the topic as updated.
+func (a *Admin) UpdateTopic(ctx context.Context, u TopicUpdate) ([]TopicInfo, error) {
+	req, err := u.request()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	groups, err := a.targetGroups(ctx, u.Group)
+	if err != nil {
+		return nil, err
+	}
+	var out []TopicInfo
+	for _, g := range groups {
+		var ti wire.TopicInfo
+		err := a.router.callLeader(ctx, g, 1, wire.CodeUpdateTopic, req, &ti)
+		switch {
+		case err == nil:
+			out = append(out, topicInfo(g, ti))
+		case errors.Is(err, ErrTopicNotFound) && u.Group == "":
+			// not on this group
+		default:
+			return out, fmt.Errorf("broker group %s: %w", g, err)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &Error{Code: wire.CodeTopicNotFound, Message: fmt.Sprintf("topic %q", u.Name)}
+	}
+	a.router.invalidate(u.Name)
+	return out, nil
 }
 
 func (a *Admin) topicOp(ctx context.Context, code uint16, spec TopicSpec) ([]TopicInfo, error) {

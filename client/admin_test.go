@@ -25,7 +25,7 @@ func TestAdmin(t *testing.T) {
 	if _, err := a.CreateTopic(ctx, client.TopicSpec{Name: "adm"}); !errors.Is(err, client.ErrTopicExists) {
 		t.Errorf("second create: got %v, want ErrTopicExists", err)
 	}
-	if _, err := a.UpdateTopic(ctx, client.TopicSpec{Name: "adm", Queues: 12}); err != nil {
+	if _, err := a.UpdateTopic(ctx, client.TopicUpdate{Name: "adm", Queues: new(uint32(12))}); err != nil {
 		t.Fatal(err)
 	}
 	topics, err := a.ListTopics(ctx)

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,6 +173,9 @@ func (b *batcher) flush(items []*sendItem) {
 		req.Messages[i] = it.msg
 		if it.auto {
 			req.AutoCreateQueues = uint32(b.p.cfg.AutoCreateQueues)
+			if !slices.Contains(req.AutoTopics, it.msg.Topic) {
+				req.AutoTopics = append(req.AutoTopics, it.msg.Topic)
+			}
 		}
 		if it.deadline.After(latest) {
 			latest = it.deadline

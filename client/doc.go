@@ -30,6 +30,19 @@
 // Concurrent sends to one leader are coalesced: a goroutine per leader
 // address takes whatever queued while the previous SendRequest was in
 // flight (no linger), so a lone Send costs one round trip plus the commit.
+// The broker checks each message of a request on its own: a message for a
+// deleted or read-only topic, or over the broker's size limit, fails its
+// own Send or SendAsync callback with a non-retriable *Error while the
+// other messages of the request are stored.
+//
+// # Admin
+//
+// CreateTopic, UpdateTopic, DeleteTopic, ListTopics, TopicStatus, group
+// and cluster calls. UpdateTopic changes only the fields its TopicUpdate
+// sets (nil pointers keep the topic's value). Queues can be added, never
+// removed: RocketMQ shrinks by lowering write then read queue counts, but
+// an rmq topic has one count and a dropped queue would orphan its
+// messages and offsets, so a smaller count is refused.
 //
 // # Consuming: push
 //
@@ -80,6 +93,15 @@
 // consumption continues from in-memory positions (pulls go to any
 // replica when the leader is unknown); messages past the last commit may
 // be delivered again (MessageExt.Redelivered, ConsumerStats.Redelivered).
+//
+// A pull outside a queue's offsets gets ErrOffsetMoved with the valid
+// range (Error.MinOffset, Error.MaxOffset) and the queue continues at the
+// minimum if it was below it (retention), or where From says if above the
+// maximum (topic recreated): FromFirst the minimum, FromLast the maximum,
+// FromTimestamp the first message at or after it. The corrected position
+// is committed. A commit above a queue's max offset is refused with
+// ErrOffsetIllegal; the consumer then commits its other queues one by one
+// and restarts the refused queue from its committed offset.
 //
 // # Goroutines
 //

@@ -25,8 +25,10 @@ type Error struct {
 	// LeaderHint is the client address of the group leader, set on
 	// CodeNotLeader when the answering node knows it.
 	LeaderHint string
-	// MinOffset is the queue's minimum offset, set on CodeOffsetMoved.
-	MinOffset uint64
+	// MinOffset and MaxOffset are the queue's valid offsets (MaxOffset is
+	// the next offset to be written), set on CodeOffsetMoved and
+	// CodeOffsetIllegal.
+	MinOffset, MaxOffset uint64
 }
 
 func (e *Error) Error() string {
@@ -67,6 +69,7 @@ var (
 	ErrGroupModeMismatch = sentinel(wire.CodeGroupModeMismatch)
 	ErrQueueLocked       = sentinel(wire.CodeQueueLocked)
 	ErrStaleEpoch        = sentinel(wire.CodeStaleEpoch)
+	ErrOffsetIllegal     = sentinel(wire.CodeOffsetIllegal)
 	ErrInternal          = sentinel(wire.CodeInternal)
 )
 
@@ -97,6 +100,7 @@ func fromWire(err error) error {
 		Message:    we.Message,
 		LeaderHint: we.Leader,
 		MinOffset:  we.MinOffset,
+		MaxOffset:  we.MaxOffset,
 	}
 }
 

@@ -255,7 +255,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 		return nil, err
 	}
 	now := time.Now()
-	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs))}
+	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs)), Atomic: true}
 	for i, m := range msgs {
 		req.Messages[i] = toWire(m, p.ids.next(), q.QueueID, now)
 	}

@@ -165,8 +165,9 @@ func (qr *queueRun) run() {
 			}
 			var e *Error
 			if errors.As(err, &e) && e.Code == wire.CodeOffsetMoved {
-				log.Info("offset moved", "offset", off, "min-offset", e.MinOffset)
-				qr.setNext(gen, e.MinOffset)
+				to := c.correctOffset(qr.stopPull, qr.q, off, e)
+				log.Info("offset out of range", "offset", off, "min-offset", e.MinOffset, "max-offset", e.MaxOffset, "to", to)
+				qr.moveTo(gen, to)
 				continue
 			}
 			if errors.As(err, &e) && !e.Retriable && e.Code != lastErrCode {
@@ -212,6 +213,48 @@ func (qr *queueRun) run() {
 // not yet committed (push handlers run inline, so never).
 func (qr *queueRun) outstandingLocked() bool {
 	return qr.c.handler == nil && qr.hasCons && qr.consumed < qr.delivered
+}
+
+// moveTo restarts the queue at off after an out-of-range pull and, unless
+// Poll users hold delivered batches, marks it consumed up to off so the
+// corrected position is committed (a next owner starts there too).
+func (qr *queueRun) moveTo(gen, off uint64) {
+	qr.mu.Lock()
+	defer qr.mu.Unlock()
+	if qr.gen != gen {
+		return
+	}
+	qr.next = off
+	if !qr.outstandingLocked() {
+		qr.consumed, qr.hasCons, qr.delivered = off, true, off
+	}
+}
+
+// correctOffset picks where a queue continues after the broker answered
+// that off is outside [MinOffset, MaxOffset] (RocketMQ PULL_OFFSET_MOVED).
+// Below the minimum, retention removed the messages: continue at the
+// oldest one left. Above the maximum (the topic was recreated, or offsets
+// were set by hand), follow ConsumerConfig.From as for a queue without a
+// committed offset: FromFirst takes the whole queue, FromLast its end,
+// FromTimestamp the first message stored at or after the timestamp.
+func (c *Consumer) correctOffset(ctx context.Context, q Queue, off uint64, e *Error) uint64 {
+	if off < e.MinOffset || e.MaxOffset < e.MinOffset {
+		return e.MinOffset // also what a broker that sends no MaxOffset means
+	}
+	switch c.cfg.From {
+	case FromFirst:
+		return e.MinOffset
+	case FromTimestamp:
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var resp wire.QueryOffsetResponse
+		err := c.router.callLeader(ctx, q.Group, 1, wire.CodeSearchOffset,
+			wire.SearchOffsetRequest{Topic: q.Topic, QueueID: q.QueueID, Timestamp: c.cfg.FromTimestamp.UnixMilli()}, &resp)
+		if err == nil && resp.Found && resp.Offset >= e.MinOffset && resp.Offset <= e.MaxOffset {
+			return resp.Offset
+		}
+	}
+	return e.MaxOffset
 }
 
 func (qr *queueRun) setNext(gen, off uint64) {

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -314,14 +315,10 @@ func (c *Consumer) leave(ctx context.Context) {
 // commitRuns stores the consumed offsets of runs that moved: one
 // CommitOffsets per broker group leader, or the local store.
 func (c *Consumer) commitRuns(ctx context.Context, runs []*queueRun) error {
-	type item struct {
-		qr  *queueRun
-		off uint64
-	}
-	byGroup := make(map[string][]item)
+	byGroup := make(map[string][]commitItem)
 	for _, qr := range runs {
 		if off, ok := qr.toCommit(); ok {
-			byGroup[qr.q.Group] = append(byGroup[qr.q.Group], item{qr, off})
+			byGroup[qr.q.Group] = append(byGroup[qr.q.Group], commitItem{qr, off})
 		}
 	}
 	if c.local != nil {
@@ -354,6 +351,13 @@ func (c *Consumer) commitRuns(ctx context.Context, runs []*queueRun) error {
 				}
 				continue
 			}
+			if errors.Is(err, ErrOffsetIllegal) {
+				// The broker refuses the whole commit; store the healthy
+				// queues one by one and restart the refused ones from
+				// their committed offsets.
+				errs = append(errs, c.commitEach(ctx, g, req, its)...)
+				continue
+			}
 			errs = append(errs, err)
 			continue
 		}
@@ -362,6 +366,35 @@ func (c *Consumer) commitRuns(ctx context.Context, runs []*queueRun) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// commitItem is one queue's offset to commit.
+type commitItem struct {
+	qr  *queueRun
+	off uint64
+}
+
+// commitEach commits each of its on its own after a commit of them all
+// was refused for an offset above a queue's end (CodeOffsetIllegal).
+func (c *Consumer) commitEach(ctx context.Context, g string, req wire.CommitOffsetsRequest, its []commitItem) []error {
+	var errs []error
+	for i, it := range its {
+		one := req
+		one.Offsets = req.Offsets[i : i+1]
+		err := c.router.callLeader(ctx, g, 1, wire.CodeCommitOffsets, one, nil)
+		switch {
+		case err == nil:
+			it.qr.markCommitted(it.off)
+		case errors.Is(err, ErrOffsetIllegal):
+			c.log.Warn("commit refused: offset beyond the queue's end; re-reading the committed offset",
+				"queue", it.qr.q.String(), "offset", it.off, "error", err)
+			it.qr.requestReset()
+			errs = append(errs, fmt.Errorf("queue %s: %w", it.qr.q, err))
+		default:
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // AllocateAveragely is RocketMQ's AllocateMessageQueueAveragely: queues

@@ -132,11 +132,19 @@ func (e *BatchEncoder) Reset(storeTs int64) {
 
 // Add validates m and appends its record. On error the batch is unchanged.
 func (e *BatchEncoder) Add(m *Message) error {
-	if len(e.buf) < batchHeaderLen {
-		e.Reset(0)
-	}
 	if err := ValidateMessage(m); err != nil {
 		return err
+	}
+	return e.AddChecked(m)
+}
+
+// AddChecked appends the record of m, which the caller has already passed
+// through ValidateMessage (the broker checks each message once, on its
+// request goroutine, and encodes it on the batcher's). Only the batch size
+// limit is checked; on error the batch is unchanged.
+func (e *BatchEncoder) AddChecked(m *Message) error {
+	if len(e.buf) < batchHeaderLen {
+		e.Reset(0)
 	}
 	size := EncodedSize(m)
 	if uint64(len(e.buf))+uint64(size) > math.MaxUint32 || e.count == math.MaxUint32 {

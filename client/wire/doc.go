@@ -8,8 +8,10 @@
 // response carries the same ID and the FlagResponse bit. One-way requests
 // (FlagOneway) get no response. Request bodies are msgpack; a response's
 // Code is CodeOK or an error code from the table in errors.go, whose body
-// then carries an ErrorBody (message and, for "not leader", the leader's
-// address).
+// then carries an ErrorBody (message; for "not leader" the leader's
+// address; for "offset moved" and "offset illegal" the queue's valid
+// [MinOffset, MaxOffset]). A SendResponse carries a code and message per
+// message, so one refused message does not fail the others of its request.
 //
 // Frames are bounded: a length prefix above the configured maximum
 // (DefaultMaxFrame, 16 MiB as in RocketMQ) or below the header size is

@@ -22,6 +22,7 @@ const (
 	CodeQueueLocked       uint16 = 18
 	CodeMalformed         uint16 = 19
 	CodeStaleEpoch        uint16 = 20
+	CodeOffsetIllegal     uint16 = 21
 )
 
 // CodeInfo describes one error code.
@@ -50,6 +51,7 @@ var codes = map[uint16]CodeInfo{
 	CodeQueueLocked:       {"queue locked", true},
 	CodeMalformed:         {"malformed request", false},
 	CodeStaleEpoch:        {"commit predates an offset reset", false},
+	CodeOffsetIllegal:     {"offset illegal", false},
 }
 
 // Info returns the description of code; unknown codes are internal,
@@ -67,6 +69,9 @@ type ErrorBody struct {
 	// Leader is the client address of the current leader, for
 	// CodeNotLeader, when known.
 	Leader string `msgpack:"l,omitempty"`
-	// MinOffset is the queue's minimum, for CodeOffsetMoved.
+	// MinOffset and MaxOffset are the queue's valid offsets (MaxOffset is
+	// the next offset to be written), for CodeOffsetMoved and
+	// CodeOffsetIllegal. Peers that predate MaxOffset ignore it.
 	MinOffset uint64 `msgpack:"o,omitempty"`
+	MaxOffset uint64 `msgpack:"ma,omitempty"`
 }

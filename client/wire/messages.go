@@ -35,7 +35,16 @@ type SendRequest struct {
 	// AutoCreateQueues, if non-zero, creates missing topics with that many
 	// queues (when the broker allows auto-creation).
 	AutoCreateQueues uint32 `msgpack:"ac,omitempty"`
-	TimeoutMillis    int64  `msgpack:"to,omitempty"`
+	// AutoTopics, if set, limits auto-creation to these topics: the ones
+	// whose senders asked for it, so a coalesced message for a deleted
+	// topic does not recreate it. Empty (older clients): every missing
+	// topic of the request.
+	AutoTopics    []string `msgpack:"at,omitempty"`
+	TimeoutMillis int64    `msgpack:"to,omitempty"`
+	// Atomic asks for all messages or none: a refusal of any one fails
+	// the whole request (SendBatch). Otherwise each message that fails a
+	// check gets its own SendResult error and the rest are stored.
+	Atomic bool `msgpack:"aa,omitempty"`
 }
 
 // SendResult is one message's outcome, in request order.

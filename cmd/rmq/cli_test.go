@@ -420,6 +420,21 @@ func TestTopicSendConsumeGroup(t *testing.T) {
 		}
 	})
 
+	t.Run("topic update", func(t *testing.T) {
+		c.ok("topic", "create", "audit", "--queues", "12")
+		golden(t, "topic_update.golden", c.ok("topic", "update", "audit", "--perm", "r"))
+		rows := decode[topicRows](t, c.ok("topic", "update", "audit", "--queues", "16", "-o", "json"))
+		if len(rows) != 1 || rows[0].Queues != 16 || rows[0].Perm != 4 {
+			t.Errorf("update --queues 16 of a read-only topic: got %+v, want 16 queues, perm 4 kept", rows)
+		}
+		rows = decode[topicRows](t, c.ok("topic", "update", "audit", "--perm", "6", "-o", "json"))
+		if len(rows) != 1 || rows[0].Queues != 16 || rows[0].Perm != 6 {
+			t.Errorf("update --perm 6: got %+v, want 16 queues kept, perm 6", rows)
+		}
+		c.fails(`topic "audit" has 16 queues, asked for 8: queues can be added, not removed`, "topic", "update", "audit", "--queues", "8")
+		c.fails(`topic "nosuch" not found`, "topic", "update", "nosuch", "--perm", "rw")
+	})
+
 	t.Run("topic delete", func(t *testing.T) {
 		golden(t, "topic_delete.golden", c.ok("topic", "delete", "tagged"))
 		c.fails(`topic "tagged" not found`, "topic", "delete", "tagged")
@@ -528,7 +543,10 @@ func TestErrors(t *testing.T) {
 		{"unknown flag after args", []string{"topic", "create", "q", "--bogus"}, "flag provided but not defined: -bogus (see 'rmq topic create --help')"},
 		{"flag without value", []string{"topic", "create", "q", "--queues"}, "flag needs an argument: -queues"},
 		{"bad output after args", []string{"topic", "list", "-o", "yaml"}, `--output "yaml": use table or json`},
-		{"unknown verb", []string{"topic", "frob"}, `unknown command "frob" for 'rmq topic': want create, list, describe, delete`},
+		{"unknown verb", []string{"topic", "frob"}, `unknown command "frob" for 'rmq topic': want create, update, list, describe, delete`},
+		{"update nothing", []string{"topic", "update", "known"}, "nothing to update: give --queues, --perm or both"},
+		{"bad update perm", []string{"topic", "update", "known", "--perm", "x"}, `--perm "x": want r, w or rw (or 4, 2, 6)`},
+		{"bad update queues", []string{"topic", "update", "known", "--queues", "0"}, "--queues 0: want 1 to 1024"},
 		{"unknown group", []string{"group", "describe", "nobody"}, `group "nobody" not found`},
 		{"reset unknown topic", []string{"group", "reset-offset", "g", "--topic", "nosuch", "--to", "now"}, `topic "nosuch" not found`},
 		{"bad namesrv", []string{"--namesrv", "nope", "topic", "list"}, `--namesrv "nope": want host:port`},

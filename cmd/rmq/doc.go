@@ -18,6 +18,8 @@
 //	                               message until N or Ctrl-C, then leaves the group cleanly
 //	rmq topic create NAME          --queues 8 --perm 6 [--broker-group G]; waits until
 //	                               the NameServer routes it unless --no-wait
+//	rmq topic update NAME          [--queues N] [--perm r|w|rw|4|2|6] [--broker-group G];
+//	                               changes only the flags given; queues only grow
 //	rmq topic list
 //	rmq topic describe NAME        per queue: min/max offset, messages, last store time
 //	rmq topic delete NAME

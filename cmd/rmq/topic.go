@@ -13,7 +13,7 @@ import (
 )
 
 func topicCommand() *cli.Command {
-	return nounCommand("topic", "create, list, describe and delete topics",
+	return nounCommand("topic", "create, update, list, describe and delete topics",
 		&cli.Command{
 			Name:      "create",
 			Usage:     "create a topic on every broker group (or one)",
@@ -25,6 +25,17 @@ func topicCommand() *cli.Command {
 				&cli.BoolFlag{Name: "no-wait", Usage: "return before the NameServer routes the topic"},
 			},
 			Action: topicCreate,
+		},
+		&cli.Command{
+			Name:      "update",
+			Usage:     "change a topic's queue count or permission; unset flags keep theirs",
+			ArgsUsage: "NAME",
+			Flags: []cli.Flag{
+				&cli.UintFlag{Name: "queues", Usage: "new queue count per broker group (grow only)"},
+				&cli.StringFlag{Name: "perm", Usage: "new permission: r, w, rw (or 4, 2, 6)"},
+				&cli.StringFlag{Name: "broker-group", Usage: "update on this broker group only"},
+			},
+			Action: topicUpdate,
 		},
 		&cli.Command{
 			Name:   "list",
@@ -100,6 +111,56 @@ func topicCreate(c *cli.Context) error {
 		}
 		return render(c, topicRowsOf(infos))
 	})
+}
+
+func topicUpdate(c *cli.Context) error {
+	args, err := wantArgs(c, "NAME")
+	if err != nil {
+		return err
+	}
+	name := args[0]
+	if err := client.ValidateTopic(name); err != nil {
+		return explain(err, name)
+	}
+	u := client.TopicUpdate{Name: name, Group: c.String("broker-group")}
+	if c.IsSet("queues") {
+		q := c.Uint("queues")
+		if q < 1 || q > 1024 {
+			return fmt.Errorf("--queues %d: want 1 to 1024", q)
+		}
+		u.Queues = new(uint32(q))
+	}
+	if c.IsSet("perm") {
+		p, err := parsePerm(c.String("perm"))
+		if err != nil {
+			return err
+		}
+		u.Perm = &p
+	}
+	if u.Queues == nil && u.Perm == nil {
+		return errors.New("nothing to update: give --queues, --perm or both")
+	}
+	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
+		infos, err := a.UpdateTopic(ctx, u)
+		if err != nil {
+			return explain(err, name)
+		}
+		return render(c, topicRowsOf(infos))
+	})
+}
+
+// parsePerm reads a topic permission as letters (r, w, rw) or RocketMQ's
+// bits (4 read, 2 write, 6 both).
+func parsePerm(s string) (uint8, error) {
+	switch s {
+	case "r", "4":
+		return 4, nil
+	case "w", "2":
+		return 2, nil
+	case "rw", "wr", "6":
+		return 6, nil
+	}
+	return 0, fmt.Errorf("--perm %q: want r, w or rw (or 4, 2, 6)", s)
 }
 
 // waitRouted polls until the NameServer routes topic, so that a send
