@@ -53,6 +53,12 @@ func sentinel(code uint16) *Error {
 	return &Error{Code: code, Retriable: wire.Info(code).Retriable}
 }
 
+// ErrNoNameServer: no NameServer could be reached. When every NameServer
+// refused the connection (or its host does not exist) and none has ever
+// answered this client, the error is final at once instead of being
+// retried until the caller's deadline.
+var ErrNoNameServer = errors.New("client: no NameServer reachable")
+
 // Sentinels for errors.Is. Each matches any *Error with the same code.
 var (
 	ErrNotLeader         = sentinel(wire.CodeNotLeader)

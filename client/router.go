@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +53,7 @@ type router struct {
 
 	mu           sync.Mutex
 	nsNext       int
+	nsReached    bool // some NameServer has answered this client
 	topics       map[string]*topicRoute
 	groups       map[string]*groupState
 	clusterFetch time.Time
@@ -129,6 +134,8 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	start := r.nsNext
 	r.mu.Unlock()
 	var lastErr, emptyErr error
+	var failures []string // "addr: reason" per unreachable NameServer
+	refused := 0          // of them, how many answered with a definite no
 	empty := false
 	for i := range r.namesrvs {
 		idx := (start + i) % len(r.namesrvs)
@@ -136,21 +143,28 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 		switch {
 		case err == nil && !emptyAnswer(resp):
 			r.mu.Lock()
-			r.nsNext = idx
+			r.nsNext, r.nsReached = idx, true
 			r.mu.Unlock()
 			return nil
 		case err == nil || errors.Is(err, ErrTopicNotFound):
+			r.mu.Lock()
+			r.nsReached = true
+			r.mu.Unlock()
 			if !empty {
 				empty, emptyErr = true, err
 			}
 			r.log.Debug("namesrv knows nothing, asking the next", "namesrv", r.namesrvs[idx], "code", code)
 		case !isTransport(err):
 			r.mu.Lock()
-			r.nsNext = idx
+			r.nsNext, r.nsReached = idx, true
 			r.mu.Unlock()
 			return err
 		default:
 			lastErr = err
+			failures = append(failures, r.namesrvs[idx]+": "+dialReason(err))
+			if definitelyRefused(err) {
+				refused++
+			}
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -159,7 +173,43 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	if empty {
 		return emptyErr // resp holds the empty answer, if it was one
 	}
-	return fmt.Errorf("client: no NameServer reachable: %w", lastErr)
+	r.mu.Lock()
+	reached := r.nsReached
+	r.mu.Unlock()
+	summary := strings.Join(failures, "; ")
+	if !reached && refused == len(r.namesrvs) {
+		// Every NameServer refused outright and none ever answered: a
+		// wrong address, not a restart. Retrying would only wait out the
+		// caller's timeout, so the error is final (no transport error in
+		// its chain).
+		return fmt.Errorf("%w: %s", ErrNoNameServer, summary)
+	}
+	return fmt.Errorf("%w (%s): %w", ErrNoNameServer, summary, lastErr)
+}
+
+// definitelyRefused reports whether a dial failed with a definite answer
+// (connection refused, unknown host) rather than silence.
+func definitelyRefused(err error) bool {
+	var dns *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &dns) && dns.IsNotFound)
+}
+
+// dialReason is the short cause of a failed NameServer call.
+func dialReason(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return "no such host"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "timed out"
+	}
+	var de *dialError
+	if errors.As(err, &de) {
+		return de.err.Error()
+	}
+	return err.Error()
 }
 
 // emptyAnswer reports whether a successful NameServer answer knows no
