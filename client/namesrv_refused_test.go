@@ -61,3 +61,41 @@ func TestRefusalAfterReachingNameServerIsRetriable(t *testing.T) {
 		t.Fatalf("got %v (class %v), want a retriable ErrNoNameServer", err, classify(err))
 	}
 }
+
+// A NameServer address that answers in another protocol counts as a
+// definite refusal: the others are still asked, and the error names it.
+func TestNameServerSpeakingAnotherProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = nc.Read(make([]byte, 64))
+			_, _ = nc.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			nc.Close()
+		}
+	}()
+	refused := closedAddr(t)
+	a, err := NewAdmin(AdminConfig{NameServers: []string{ln.Addr().String(), refused}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = a.ClusterStatus(ctx)
+	if !errors.Is(err, ErrNoNameServer) || ctx.Err() != nil {
+		t.Fatalf("got %v, want ErrNoNameServer at once", err)
+	}
+	for _, want := range []string{"the server at " + ln.Addr().String() + " does not speak the rmq protocol", refused + ": connection refused"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}

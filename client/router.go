@@ -154,6 +154,11 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 				empty, emptyErr = true, err
 			}
 			r.log.Debug("namesrv knows nothing, asking the next", "namesrv", r.namesrvs[idx], "code", code)
+		case errors.Is(err, wire.ErrNotRMQ):
+			// A wrong address in the list: as definite as a refusal.
+			lastErr = err
+			failures = append(failures, err.Error())
+			refused++
 		case !isTransport(err):
 			r.mu.Lock()
 			r.nsNext, r.nsReached = idx, true

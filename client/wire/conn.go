@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,23 @@ func Errorf(code uint16, format string, args ...any) *Error {
 
 // ErrConnClosed means the connection closed before a response arrived.
 var ErrConnClosed = errors.New("wire: connection closed")
+
+// ErrNotRMQ: the peer's first bytes are not an rmq frame header, so it is
+// some other server (HTTP, a RocketMQ remoting port, ...). The connection
+// is closed; retrying the same address cannot help.
+var ErrNotRMQ = errors.New("wire: not the rmq protocol")
+
+// NotRMQError names the server and what it sent instead of a frame.
+type NotRMQError struct {
+	Addr   string
+	Prefix []byte // its first bytes
+}
+
+func (e *NotRMQError) Error() string {
+	return fmt.Sprintf("the server at %s does not speak the rmq protocol (it sent %q)", e.Addr, e.Prefix)
+}
+
+func (e *NotRMQError) Unwrap() error { return ErrNotRMQ }
 
 // Conn is the client side of a connection: many concurrent Calls share it,
 // matched to responses by request ID. A reader goroutine, started by Dial
@@ -105,7 +123,15 @@ func (c *Conn) fail(err error) {
 func (c *Conn) readLoop() {
 	defer close(c.done)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
+	first := true
 	for {
+		if first {
+			first = false
+			if err := c.checkPeer(br); err != nil {
+				c.fail(err)
+				break
+			}
+		}
 		f, err := ReadFrame(br, c.maxFrame)
 		if err != nil {
 			c.fail(fmt.Errorf("%w: %w", ErrConnClosed, err))
@@ -128,6 +154,24 @@ func (c *Conn) readLoop() {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
+}
+
+// checkPeer looks at the server's first bytes: an rmq frame starts with a
+// length within the frame limit and the version byte. Anything else (an
+// HTTP status line, a RocketMQ remoting frame) is another protocol, which
+// gets an error naming the server instead of "frame too large". A peer
+// that closes or fails before sending 5 bytes is left to ReadFrame.
+func (c *Conn) checkPeer(br *bufio.Reader) error {
+	b, err := br.Peek(4 + 1)
+	if err != nil {
+		return nil
+	}
+	n := binary.BigEndian.Uint32(b)
+	if n >= HeaderSize && uint64(n) <= uint64(c.maxFrame) && b[4] == Version {
+		return nil
+	}
+	prefix, _ := br.Peek(min(br.Buffered(), 16))
+	return &NotRMQError{Addr: c.nc.RemoteAddr().String(), Prefix: append([]byte(nil), prefix...)}
 }
 
 // Call sends a request and decodes the response into resp (which may be

@@ -28,6 +28,12 @@
 // Message bodies (messages.go) use short msgpack tags; new fields must be
 // optional so older peers keep working. Request codes are in codes.go.
 //
+// The client checks the first bytes a server sends: a length within the
+// limit followed by the version byte. Anything else is another protocol
+// (an HTTP status line, a RocketMQ remoting frame), reported as a
+// *NotRMQError naming the server and its first bytes; callers do not
+// retry it.
+//
 // Versioning: the header's version byte is 1. A peer that sees another
 // version closes the connection with ErrMalformed; a later version will
 // negotiate instead.
