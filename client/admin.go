@@ -44,10 +44,16 @@ func (a *Admin) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, a.cfg.Timeout)
 }
 
+// DefaultQueues is the queue count of a topic per broker group when none
+// is given: for Admin.CreateTopic, `rmq topic create` and topics created
+// by a producer's first send alike (RocketMQ uses 8 for mqadmin and 4 for
+// auto-created topics; rmq has one default).
+const DefaultQueues = 8
+
 // TopicSpec describes a topic to create.
 type TopicSpec struct {
 	Name   string
-	Queues uint32 // default 8 (mqadmin updateTopic)
+	Queues uint32 // default DefaultQueues
 	Perm   uint8  // RocketMQ perm bits: 4 read, 2 write; default 6
 	// Group is the broker group to create the topic on; empty means every
 	// group of the cluster.
@@ -68,7 +74,7 @@ func (s TopicSpec) request() (wire.TopicRequest, error) {
 		return wire.TopicRequest{}, err
 	}
 	if s.Queues == 0 {
-		s.Queues = 8
+		s.Queues = DefaultQueues
 	}
 	if s.Perm == 0 {
 		s.Perm = permRead | permWrite

@@ -42,8 +42,9 @@ type ProducerConfig struct {
 	// MaxMessageSize bounds a message body in bytes. Default 4 MiB.
 	MaxMessageSize int64
 	// AutoCreateQueues is the queue count of topics created by a first
-	// send (when the broker allows auto-creation). Default 4; negative
-	// disables auto-creation (an unknown topic is ErrTopicNotFound).
+	// send (when the broker allows auto-creation). Default DefaultQueues,
+	// the same as `rmq topic create`; negative disables auto-creation (an
+	// unknown topic is ErrTopicNotFound).
 	AutoCreateQueues int
 	// QueueSelector picks a message's queue. Default: by ShardingKey
 	// (FNV-32a) when set, else round robin.
@@ -81,7 +82,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 		c.MaxMessageSize = 4 << 20
 	}
 	if c.AutoCreateQueues == 0 {
-		c.AutoCreateQueues = 4
+		c.AutoCreateQueues = DefaultQueues
 	} else if c.AutoCreateQueues < 0 {
 		c.AutoCreateQueues = 0
 	}

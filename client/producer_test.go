@@ -133,8 +133,8 @@ func TestProducerAutoCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st) != 4 {
-		t.Errorf("auto-created topic has %d queues, want 4", len(st))
+	if len(st) != client.DefaultQueues {
+		t.Errorf("auto-created topic has %d queues, want DefaultQueues (%d), as topic create", len(st), client.DefaultQueues)
 	}
 }
 

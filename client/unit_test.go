@@ -222,8 +222,8 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	d := DefaultProducerConfig()
-	if d.SendTimeout.Seconds() != 3 || d.Retries != 2 || d.MaxMessageSize != 4<<20 || d.AutoCreateQueues != 4 {
-		t.Errorf("defaults %+v, want 3s, 2 retries, 4 MiB, 4 queues", d)
+	if d.SendTimeout.Seconds() != 3 || d.Retries != 2 || d.MaxMessageSize != 4<<20 || d.AutoCreateQueues != DefaultQueues {
+		t.Errorf("defaults %+v, want 3s, 2 retries, 4 MiB, %d queues", d, DefaultQueues)
 	}
 }
 

@@ -19,7 +19,7 @@ func topicCommand() *cli.Command {
 			Usage:     "create a topic on every broker group (or one)",
 			ArgsUsage: "NAME",
 			Flags: []cli.Flag{
-				&cli.UintFlag{Name: "queues", Value: 8, Usage: "queues per broker group"},
+				&cli.UintFlag{Name: "queues", Value: client.DefaultQueues, Usage: "queues per broker group (auto-created topics get the same)"},
 				&cli.UintFlag{Name: "perm", Value: 6, Usage: "permission bits: 4 read, 2 write"},
 				&cli.StringFlag{Name: "broker-group", Usage: "create on this broker group only"},
 				&cli.BoolFlag{Name: "no-wait", Usage: "return before the NameServer routes the topic"},
