@@ -60,6 +60,7 @@ type Consumer struct {
 	hbLeader map[string]string // broker group -> address of the last good heartbeat
 	settle   map[string]int    // broker group -> rounds to wait before moving queues
 	groups   []string          // broker groups heartbeated last round
+	settled  bool              // the last rebalance round ran every allocated queue (Progress)
 }
 
 const (

@@ -66,6 +66,21 @@
 // Commit is explicit and synchronous; nothing is committed for a Poll
 // user that does not call it.
 //
+// # Progress: reading to the end
+//
+// Consumer.Progress tells a consumer that wants to stop at the end of a
+// topic (rmq consume --exit, kcat -e) how far it has read. Each queue
+// goroutine records the queue's max offset from every pull answer; a
+// queue is caught up once its next pull offset (past consumed messages
+// and those the tag filter skipped) reaches that max with no Poll batch
+// left uncommitted. Settled says the latest rebalance round allocated
+// every subscribed topic and runs every queue allocated to this member,
+// so a member still waiting for its queues (first round failed, a broker
+// group settling after a leader change, another member still holding a
+// lock) is never caught up. Progress.CaughtUp covers only the queues this
+// member owns: in a group with other members it says nothing about
+// theirs, and it is as fresh as the last rebalance round and pull answers.
+//
 // # Groups, rebalance and handoff
 //
 // Clustering (default): every HeartbeatInterval the consumer heartbeats

@@ -49,6 +49,8 @@ type queueRun struct {
 	hasComm   bool
 	delivered uint64 // offset after the last delivered batch (Poll mode)
 	lockedAt  time.Time
+	max       uint64             // the queue's max offset in the latest pull answer (Progress)
+	pulled    bool               // max is from a pull answer since init or moveTo
 	pullStop  context.CancelFunc // interrupts the pull in progress (reset)
 	commitCh  chan struct{}      // signalled (buffer 1) by markConsumed
 }
@@ -86,6 +88,7 @@ func (qr *queueRun) requestReset() {
 	qr.reset = true
 	qr.gen++
 	qr.hasCons = false
+	qr.pulled = false
 	if qr.pullStop != nil {
 		qr.pullStop()
 	}
@@ -183,6 +186,7 @@ func (qr *queueRun) run() {
 		bo = newBackoff()
 		bo.max = time.Second
 		lastErrCode = 0
+		qr.notePull(gen, resp.MaxOffset)
 		msgs := c.convert(qr.q, qr.filter, resp.Messages)
 		if len(msgs) == 0 {
 			// Only filtered messages (or none): advance; commit the skip
@@ -225,6 +229,7 @@ func (qr *queueRun) moveTo(gen, off uint64) {
 		return
 	}
 	qr.next = off
+	qr.pulled = false
 	if !qr.outstandingLocked() {
 		qr.consumed, qr.hasCons, qr.delivered = off, true, off
 	}
@@ -276,6 +281,7 @@ func (qr *queueRun) init(log interface{ Warn(string, ...any) }) bool {
 			qr.mu.Lock()
 			qr.reset = false
 			qr.next = off
+			qr.pulled = false
 			qr.delivered = off
 			if fromCommitted {
 				qr.committed, qr.hasComm = off, true

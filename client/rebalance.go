@@ -200,6 +200,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 				c.startQueue(q, time.Now())
 			}
 		}
+		c.noteAssignment(desired, keep)
 		c.mu.Unlock()
 		return firstErr
 	}
@@ -259,6 +260,9 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 	}
+	c.mu.Lock()
+	c.noteAssignment(desired, keep)
+	c.mu.Unlock()
 	return firstErr
 }
 

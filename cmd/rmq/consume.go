@@ -23,10 +23,18 @@ func consumeCommand() *cli.Command {
 		Usage:     "print a topic's messages as a member of a consumer group",
 		ArgsUsage: "TOPIC",
 		Description: "Prints one line per message (queue, offset, msg id, tags, keys, body), or one JSON\n" +
-			"object per line with --output json, until --count messages or Ctrl-C. Offsets are\n" +
-			"committed for the group as messages are printed; --from applies only to queues the\n" +
-			"group has no committed offset for. A batch cut short by --count is not committed: the\n" +
-			"group gets its unprinted messages again, and may get printed ones of that batch again.",
+			"object per line with --output json, until --count messages, --exit, --wait or Ctrl-C.\n" +
+			"Offsets are committed for the group as messages are printed; --from applies only to\n" +
+			"queues the group has no committed offset for. A batch cut short by --count is not\n" +
+			"committed: the group gets its unprinted messages again, and may get printed ones of\n" +
+			"that batch again.\n\n" +
+			"--exit (kcat -e) stops once caught up: every queue this member owns has been read up\n" +
+			"to the queue's max offset in its latest pull answer (messages the --tag filter skips\n" +
+			"count as read; messages stored later do not count). Alone in its group a member owns\n" +
+			"every queue of the topic; if other members share the group, only this member's queues\n" +
+			"count. Nothing counts before the member got its queues. --wait D stops after D from\n" +
+			"the start of the command; with --count or --exit, whichever comes first ends it. Every\n" +
+			"way of stopping prints what was consumed, then commits and leaves the group.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "consumer group (required unless --broadcast)"},
 			&cli.StringFlag{Name: "from", Value: "last", Usage: "where a group without offsets starts: last, first or an RFC3339 time"},
@@ -34,6 +42,8 @@ func consumeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "orderly", Usage: "consume each queue strictly in order, only while holding its lock"},
 			&cli.StringFlag{Name: "tag", Value: "*", Usage: `tag filter: "*" or "a || b"`},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after N messages (0: run until Ctrl-C)"},
+			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "stop once every owned queue is read to its end"},
+			&cli.DurationFlag{Name: "wait", Usage: "stop after this long, e.g. 10s (0: no bound)"},
 		},
 		Action: consume,
 	})
@@ -120,6 +130,17 @@ func consume(c *cli.Context) error {
 	if count < 0 {
 		return fmt.Errorf("--count %d: want 0 (no limit) or more", count)
 	}
+	wait := c.Duration("wait")
+	if wait < 0 {
+		return fmt.Errorf("--wait %s: want 0 (no bound) or more", wait)
+	}
+	var waitC <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		waitC = t.C
+	}
+	exit := c.Bool("exit")
 	ns, err := nameServers(c)
 	if err != nil {
 		return err
@@ -136,6 +157,12 @@ func consume(c *cli.Context) error {
 	if count > 0 {
 		// Smaller pulls cut fewer batches short at the --count limit.
 		cfg.PullBatch = min(count, 32)
+	}
+	if exit {
+		// An empty queue answers only when the long poll ends: keep it
+		// short so --exit notices the end soon (librdkafka's
+		// fetch.wait.max.ms is 500ms too).
+		cfg.LongPollWait = exitPollWait
 	}
 	if c.Bool("broadcast") {
 		cfg.Mode = client.Broadcasting
@@ -164,11 +191,10 @@ func consume(c *cli.Context) error {
 	startCtx, cancel := opContext(c)
 	err = cons.Start(startCtx, pr.handle)
 	cancel()
+	stopped := ""
 	if err == nil {
-		select {
-		case <-pr.done:
-		case <-c.Context.Done():
-		}
+		stopped = waitConsumed(c.Context, cons, pr, exit, waitC, wait)
+		pr.halt() // what arrives while leaving stays uncommitted
 	}
 	// Leave the group cleanly even after Ctrl-C: commit what was printed
 	// and release the queues for the other members.
@@ -184,12 +210,45 @@ func consume(c *cli.Context) error {
 	if cerr != nil {
 		return fmt.Errorf("leave group %s: %w", cfg.Group, cerr)
 	}
-	if n := pr.printed(); n == 1 {
-		fmt.Fprintln(c.App.ErrWriter, "consumed 1 message")
-	} else {
-		fmt.Fprintf(c.App.ErrWriter, "consumed %d messages\n", n)
+	msgs := "messages"
+	n := pr.printed()
+	if n == 1 {
+		msgs = "message"
 	}
+	fmt.Fprintf(c.App.ErrWriter, "%sconsumed %d %s\n", stopped, n, msgs)
 	return nil
+}
+
+// exitPollWait is the long-poll wait of a consume --exit.
+const exitPollWait = 500 * time.Millisecond
+
+// exitCheck is how often consume --exit looks at the consumer's progress.
+const exitCheck = 50 * time.Millisecond
+
+// waitConsumed blocks until the printer is done (--count, write error),
+// ctx ends (Ctrl-C), waitC fires (--wait) or, with exit, the consumer
+// has caught up. It returns the stderr prefix naming why it stopped.
+func waitConsumed(ctx context.Context, cons *client.Consumer, pr *printer, exit bool, waitC <-chan time.Time, wait time.Duration) string {
+	var check <-chan time.Time
+	if exit {
+		t := time.NewTicker(exitCheck)
+		defer t.Stop()
+		check = t.C
+	}
+	for {
+		select {
+		case <-pr.done:
+			return ""
+		case <-ctx.Done():
+			return ""
+		case <-waitC:
+			return fmt.Sprintf("stopped after %s (--wait): ", wait)
+		case <-check:
+			if cons.Progress().CaughtUp() {
+				return "caught up (--exit): "
+			}
+		}
+	}
 }
 
 // printer is the consumer's handler: it prints messages until limit and
@@ -253,6 +312,13 @@ func (p *printer) stop() {
 		p.stopped = true
 		close(p.done)
 	}
+}
+
+// halt refuses every batch from now on.
+func (p *printer) halt() {
+	p.mu.Lock()
+	p.stop()
+	p.mu.Unlock()
 }
 
 func (p *printer) failure() error {

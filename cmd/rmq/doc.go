@@ -14,8 +14,11 @@
 //	                               per-queue summary above 20), --no-auto-create
 //	rmq consume TOPIC              --group G (required unless --broadcast),
 //	                               --from last|first|RFC3339, --tag "a || b", --orderly,
-//	                               --broadcast, --count N; one line (or JSON line) per
-//	                               message until N or Ctrl-C, then leaves the group cleanly
+//	                               --broadcast, --count N, --exit (-e), --wait D; one line
+//	                               (or JSON line) per message until N, caught up (--exit:
+//	                               every owned queue read to its max offset as of its last
+//	                               pull), D since the start, or Ctrl-C, whichever is first;
+//	                               then commits and leaves the group cleanly
 //	rmq topic create NAME          --queues 8 --perm 6 [--broker-group G]; waits until
 //	                               the NameServer routes it unless --no-wait
 //	rmq topic update NAME          [--queues N] [--perm r|w|rw|4|2|6] [--broker-group G];
@@ -60,7 +63,10 @@
 // command's own flags may come before or after its arguments: client
 // commands parse their flags themselves (interspersed in clientcmd.go)
 // because urfave/cli v2 stops at the first argument. --timeout bounds each
-// command's requests; consume runs until --count or Ctrl-C regardless.
+// command's requests; consume runs until --count, --exit, --wait or Ctrl-C
+// regardless. consume --exit polls client.Consumer.Progress every 50ms
+// and shortens the long poll to 500ms (librdkafka's fetch.wait.max.ms),
+// since an empty queue answers only when its long poll ends.
 //
 // Profiling: every command takes --cpuprofile FILE (a client or bench run);
 // rmq broker and rmq dev take --pprof ADDR to serve net/http/pprof on a
