@@ -53,11 +53,29 @@ func (s *Store) purgeLimitLocked(upTo uint64) uint64 {
 // Purge is retention: it deletes whole sealed segments, oldest first, whose
 // last index is <= min(upTo, AllowedPrefix(), lowest pin - 1). The active
 // segment is never deleted. It is the only way old entries disappear.
+//
+// Only the cheap part runs under writeMu: detaching the segments and
+// unlinking their names while their descriptors are still open. Giving
+// the blocks back, which happens when the last descriptor of an unlinked
+// file closes, is done after the locks are released (see releaseSegment):
+// freeing a 1 GiB segment takes about 0.6 s of kernel time on ext4 with
+// online discard, and every StoreLogs used to wait for it.
 func (s *Store) Purge(upTo uint64) (PurgeResult, error) {
+	victims, res, err := s.unlinkPurgeable(upTo)
+	for _, sg := range victims {
+		s.releaseSegment(sg)
+	}
+	return res, err
+}
+
+// unlinkPurgeable detaches the segments Purge deletes and removes their
+// files from the directory (fsynced). It returns the unlinked ones with
+// their descriptors still open, for the caller to release.
+func (s *Store) unlinkPurgeable(upTo uint64) ([]*segment, PurgeResult, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.writableLocked(); err != nil {
-		return PurgeResult{}, err
+		return nil, PurgeResult{}, err
 	}
 	s.mu.Lock()
 	limit := s.purgeLimitLocked(upTo)
@@ -66,27 +84,58 @@ func (s *Store) Purge(upTo uint64) (PurgeResult, error) {
 		victims = append(victims, s.segs[0])
 		s.segs = s.segs[1:]
 	}
-	for _, sg := range victims {
-		sg.f.Close() // readers are excluded by mu; nobody can reach it now
-	}
+	// Readers reach segments only through s.segs under mu, so once
+	// detached nobody but the caller can touch the victims.
 	first, _ := s.boundsLocked()
 	s.mu.Unlock()
 
 	res := PurgeResult{FirstIndex: first}
-	for _, sg := range victims {
+	for i, sg := range victims {
 		if err := removeSegmentFiles(s.fs, sg); err != nil {
-			return res, s.fail(err)
+			// Files still linked keep their data: close them, do not
+			// shrink them.
+			for _, kept := range victims[i:] {
+				kept.f.Close()
+			}
+			return victims[:i], res, s.fail(err)
 		}
 		res.Segments++
 		res.Bytes += sg.end
 	}
 	if len(victims) > 0 {
 		if err := s.fs.SyncDir(s.dir); err != nil {
-			return res, s.fail(err)
+			return victims, res, s.fail(err)
 		}
 		s.log.Info("purged segments", "segments", res.Segments, "bytes", res.Bytes, "first-index", first)
 	}
-	return res, nil
+	return victims, res, nil
+}
+
+// releaseChunk is how much of an unlinked segment one truncate frees.
+// Freeing a whole 1 GiB segment in one call also delays concurrent fsyncs
+// by up to ~0.25 s (measured on the development VM: the journal commit
+// carries the freed extents and their discards); 64 MiB steps keep that
+// under ~60 ms.
+const releaseChunk = 64 << 20
+
+// releaseSegment gives an unlinked segment's blocks back, in releaseChunk
+// steps, and closes it. It runs without locks. Failures only leave space
+// to the kernel's orphan cleanup, so they are logged, not returned.
+func (s *Store) releaseSegment(sg *segment) {
+	size := sg.end
+	if st, err := sg.f.Stat(); err == nil {
+		size = max(size, st.Size())
+	}
+	for size > 0 {
+		size = max(0, size-releaseChunk)
+		if err := sg.f.Truncate(size); err != nil {
+			s.log.Warn("shrink purged segment", "path", sg.path, "error", err)
+			break
+		}
+	}
+	if err := sg.f.Close(); err != nil {
+		s.log.Warn("close purged segment", "path", sg.path, "error", err)
+	}
 }
 
 // Segments describes every segment, oldest first.
