@@ -74,9 +74,10 @@
 // index raft needs (raft panics on a missing entry it believes it has).
 // Purge unlinks the files under the locks while their descriptors are
 // still open, which is cheap, and frees the blocks afterwards without
-// locks, shrinking each file in 64 MiB steps before closing it: freeing a
-// 1 GiB segment costs ~0.6 s of kernel time on ext4 with online discard,
-// and appends used to wait for it (BENCHMARKS.md, the end-to-end stall).
+// locks, shrinking each file by 64 MiB every 50 ms before closing it:
+// freeing a 1 GiB segment costs ~0.6 s of kernel time on ext4 with online
+// discard, appends used to wait for it (BENCHMARKS.md, the end-to-end
+// stall), and freed in one go it still starves concurrent fsyncs.
 //
 // # Shipping the log in snapshots
 //
