@@ -235,6 +235,12 @@ func TestAsyncFlushErrorIsSticky(t *testing.T) {
 	cfg.FlushInterval = time.Millisecond
 	s := openStore(t, cfg)
 	mustStore(t, s, mkLogs(1, 10, 1, 100))
+	// Flush those first: otherwise the 1ms flusher may meet the injected
+	// failure with them and fail-stop the store before the next write,
+	// which then fails instead of being the dirty data below.
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	fs.failSync.Store(true)
 	mustStore(t, s, mkLogs(11, 20, 1, 100)) // dirty: the flusher will try
 	// Probe with a write that does no I/O (a prefix DeleteRange only records
