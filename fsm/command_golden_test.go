@@ -108,3 +108,39 @@ func BenchmarkApplyBatchControl(b *testing.B) {
 		}
 	}
 }
+
+// TestCommandRegistry checks that every control command type constant has
+// its entry, filed under its own type byte.
+func TestCommandRegistry(t *testing.T) {
+	registered := 0
+	for i := range commands {
+		d := &commands[i]
+		if d.decode == nil {
+			continue
+		}
+		registered++
+		if d.typ != CommandType(i) {
+			t.Errorf("entry %d has type %d", i, d.typ)
+		}
+		if got := CommandType(i).String(); !strings.HasPrefix(got, "Cmd") {
+			t.Errorf("type %d String got %q, want a Cmd name", i, got)
+		}
+	}
+	if want := int(CmdUnlockQueues - CmdMessageBatch); registered != want {
+		t.Errorf("got %d registered control commands, want %d", registered, want)
+	}
+	for _, c := range sampleCommands() {
+		if got := toPointer(c) != nil; got != (c.Type() != CmdMessageBatch) {
+			t.Errorf("%s: registered got %v", c.Type(), got)
+		}
+	}
+	if got := CommandType(200).String(); got != "CommandType(200)" {
+		t.Errorf("unknown type String got %q", got)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a duplicate registration did not panic")
+		}
+	}()
+	commandTable(def[DeleteTopic](), def[DeleteTopic]())
+}
