@@ -364,7 +364,7 @@ func decodeControl(data []byte) (control, *commandDef, error) {
 	}
 	c, err := d.decode(data[2:])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: type %d: %v", ErrCorrupt, typ, err)
+		return nil, nil, fmt.Errorf("%w: type %d: %w", ErrCorrupt, typ, err)
 	}
 	return c, d, nil
 }
