@@ -181,7 +181,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	for i, r := range results {
 		resp.Results[i] = wire.SendResult{QueueID: r.QueueID, QueueOffset: r.QueueOffset, RaftIndex: r.RaftIndex, StoreTime: r.StoreTime}
 		if r.Err != nil {
-			we := n.wireError(r.Err).(*wire.Error)
+			we := n.wireError(r.Err).(*wire.Error) //nolint:errorlint // wireError always returns a *wire.Error itself
 			resp.Results[i].ErrorCode, resp.Results[i].Error = we.Code, we.Message
 		}
 	}

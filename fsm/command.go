@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding/binary"
 	"fmt"
+	"reflect"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -164,6 +165,24 @@ func (c *UpdateTopic) validate() error {
 	return validatePerm(c.Perm)
 }
 
+func (c *DeleteTopic) validate() error {
+	if err := ValidateTopicName(c.Name); err != nil {
+		return invalid("%v", err)
+	}
+	return nil
+}
+
+func (c *CommitOffsets) validate() error  { return validateGroup(c.Group) }
+func (c *DeleteGroup) validate() error    { return validateGroup(c.Group) }
+func (c *TruncatePrefix) validate() error { return nil }
+
+func (c *RegisterNode) validate() error {
+	if c.ID == "" || len(c.ID) > 255 || len(c.Addr) > 255 {
+		return invalid("node id %q / address %q", c.ID, c.Addr)
+	}
+	return nil
+}
+
 func validatePerm(p uint8) error {
 	if p&^(PermInherit|PermWrite|PermRead|PermPriority) != 0 {
 		return invalid("unknown perm bits %#x", p)
@@ -178,31 +197,95 @@ func validateGroup(g string) error {
 	return nil
 }
 
-// validateCommand checks control command fields; Encode and Apply share it.
-func validateCommand(cmd Command) error {
-	switch c := cmd.(type) {
-	case *CreateTopic:
-		return c.validate()
-	case *UpdateTopic:
-		return c.validate()
-	case *DeleteTopic:
-		if err := ValidateTopicName(c.Name); err != nil {
-			return invalid("%v", err)
-		}
-	case *CommitOffsets:
-		return validateGroup(c.Group)
-	case *DeleteGroup:
-		return validateGroup(c.Group)
-	case *RegisterNode:
-		if c.ID == "" || len(c.ID) > 255 || len(c.Addr) > 255 {
-			return invalid("node id %q / address %q", c.ID, c.Addr)
-		}
-	case *LockQueues:
-		return c.validate()
-	case *UnlockQueues:
-		return c.validate()
+// control is implemented by the pointer form of every control command
+// (every command but MessageBatch).
+type control interface {
+	Command
+	// validate checks the fields; Encode and Apply share it, so a replica
+	// rejects exactly what a proposer would have refused to encode.
+	validate() error
+	// apply changes f's state under f.mu for the raft entry at index. The
+	// result is the command's raft Apply result (documented on its type).
+	apply(f *FSM, index uint64) any
+}
+
+// commandDef is how the FSM encodes, decodes and applies one control
+// command type. def builds it from the type alone.
+type commandDef struct {
+	typ  CommandType
+	name string // CommandType.String
+	// decode unmarshals a msgpack body (guarded) into a new *T.
+	decode func(body []byte) (control, error)
+	// value returns the value form of a control of this type.
+	value func(control) Command
+	// pointer returns c (a T or *T) as *T, or nil if c is another type.
+	pointer func(c Command) control
+}
+
+// controlPtr is the constraint on a control command's pointer type.
+type controlPtr[T any] interface {
+	*T
+	control
+}
+
+// def describes control command T: its type byte comes from T.Type(), its
+// msgpack body from T's fields, its validation and state change from *T's
+// validate and apply methods.
+func def[T Command, P controlPtr[T]]() commandDef {
+	var zero T
+	return commandDef{
+		typ:  zero.Type(),
+		name: "Cmd" + reflect.TypeFor[T]().Name(),
+		decode: func(body []byte) (control, error) {
+			p := P(new(T))
+			if err := msgpackguard.Unmarshal(body, p); err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		value: func(c control) Command { return *c.(P) },
+		pointer: func(c Command) control {
+			switch c := c.(type) {
+			case T:
+				return P(&c)
+			case P:
+				return c
+			}
+			return nil
+		},
 	}
-	return nil
+}
+
+// commands is the control command registry, indexed by type byte. It is
+// built once and never modified. Adding a command: give it a CommandType
+// constant (a new value, never a reused one), a struct with msgpack tags
+// and a Type method, validate and apply methods on its pointer, and one
+// def entry here. MessageBatch is not in it: it has its own binary
+// encoding and the hot-path apply in FSM.applyBatch.
+var commands = commandTable(
+	def[CreateTopic](),
+	def[UpdateTopic](),
+	def[DeleteTopic](),
+	def[CommitOffsets](),
+	def[DeleteGroup](),
+	def[TruncatePrefix](),
+	def[RegisterNode](),
+	def[LockQueues](),
+	def[UnlockQueues](),
+)
+
+// commandTable indexes defs by type byte. A duplicate type, or one that
+// claims the message batch byte, is a programmer error and panics when the
+// package is initialised.
+func commandTable(defs ...commandDef) *[256]commandDef {
+	var t [256]commandDef
+	for _, d := range defs {
+		if d.typ == CmdMessageBatch || t[d.typ].decode != nil {
+			panic(fmt.Sprintf("fsm: command type %d registered twice", d.typ))
+		}
+		t[d.typ] = d
+	}
+	return &t
 }
 
 // Encode returns the raft Log.Data for cmd: [type][version][body].
@@ -219,7 +302,7 @@ func Encode(cmd Command) ([]byte, error) {
 	if ptr == nil {
 		return nil, fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
 	}
-	if err := validateCommand(ptr); err != nil {
+	if err := ptr.validate(); err != nil {
 		return nil, err
 	}
 	body, err := msgpack.Marshal(ptr)
@@ -229,30 +312,11 @@ func Encode(cmd Command) ([]byte, error) {
 	return append([]byte{byte(cmd.Type()), controlVersion}, body...), nil
 }
 
-// toPointer normalises a control command to its pointer form.
-func toPointer(cmd Command) Command {
-	switch c := cmd.(type) {
-	case CreateTopic:
-		return &c
-	case UpdateTopic:
-		return &c
-	case DeleteTopic:
-		return &c
-	case CommitOffsets:
-		return &c
-	case DeleteGroup:
-		return &c
-	case TruncatePrefix:
-		return &c
-	case RegisterNode:
-		return &c
-	case LockQueues:
-		return &c
-	case UnlockQueues:
-		return &c
-	case *CreateTopic, *UpdateTopic, *DeleteTopic, *CommitOffsets, *DeleteGroup, *TruncatePrefix, *RegisterNode,
-		*LockQueues, *UnlockQueues:
-		return c
+// toPointer returns a control command in its pointer form, or nil for a
+// message batch or a type fsm does not know.
+func toPointer(cmd Command) control {
+	if p := commands[cmd.Type()].pointer; p != nil {
+		return p(cmd)
 	}
 	return nil
 }
@@ -271,70 +335,38 @@ func encodeBatch(b *MessageBatch) ([]byte, error) {
 // Decode parses raft Log.Data into a command value. It never panics;
 // unknown types and versions return ErrUnknownCommand / ErrUnknownVersion.
 func Decode(data []byte) (Command, error) {
-	if len(data) < 2 {
-		return nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(data))
-	}
-	typ, ver := CommandType(data[0]), data[1]
-	if typ == CmdMessageBatch {
-		if ver != msgBatchVersion {
-			return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
+	if len(data) >= 2 && CommandType(data[0]) == CmdMessageBatch {
+		if ver := data[1]; ver != msgBatchVersion {
+			return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, CmdMessageBatch, ver)
 		}
 		return decodeBatch(data)
 	}
-	var cmd Command
-	switch typ {
-	case CmdCreateTopic:
-		cmd = &CreateTopic{}
-	case CmdUpdateTopic:
-		cmd = &UpdateTopic{}
-	case CmdDeleteTopic:
-		cmd = &DeleteTopic{}
-	case CmdCommitOffsets:
-		cmd = &CommitOffsets{}
-	case CmdDeleteGroup:
-		cmd = &DeleteGroup{}
-	case CmdTruncatePrefix:
-		cmd = &TruncatePrefix{}
-	case CmdRegisterNode:
-		cmd = &RegisterNode{}
-	case CmdLockQueues:
-		cmd = &LockQueues{}
-	case CmdUnlockQueues:
-		cmd = &UnlockQueues{}
-	default:
-		return nil, fmt.Errorf("%w: %d", ErrUnknownCommand, typ)
+	c, d, err := decodeControl(data)
+	if err != nil {
+		return nil, err
 	}
-	if ver != controlVersion {
-		return nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
-	}
-	if err := msgpackguard.Unmarshal(data[2:], cmd); err != nil {
-		return nil, fmt.Errorf("%w: type %d: %v", ErrCorrupt, typ, err)
-	}
-	return derefCommand(cmd), nil
+	return d.value(c), nil
 }
 
-func derefCommand(cmd Command) Command {
-	switch c := cmd.(type) {
-	case *CreateTopic:
-		return *c
-	case *UpdateTopic:
-		return *c
-	case *DeleteTopic:
-		return *c
-	case *CommitOffsets:
-		return *c
-	case *DeleteGroup:
-		return *c
-	case *TruncatePrefix:
-		return *c
-	case *RegisterNode:
-		return *c
-	case *LockQueues:
-		return *c
-	case *UnlockQueues:
-		return *c
+// decodeControl parses the Log.Data of a control command into its pointer
+// form. Apply uses it directly; Decode returns the value.
+func decodeControl(data []byte) (control, *commandDef, error) {
+	if len(data) < 2 {
+		return nil, nil, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(data))
 	}
-	return cmd
+	typ, ver := CommandType(data[0]), data[1]
+	d := &commands[typ]
+	if d.decode == nil {
+		return nil, nil, fmt.Errorf("%w: %d", ErrUnknownCommand, typ)
+	}
+	if ver != controlVersion {
+		return nil, nil, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, typ, ver)
+	}
+	c, err := d.decode(data[2:])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: type %d: %w", ErrCorrupt, typ, err)
+	}
+	return c, d, nil
 }
 
 // recRef locates one record inside a batch's Log.Data.
@@ -394,27 +426,11 @@ func decodeBatch(data []byte) (Command, error) {
 }
 
 func (t CommandType) String() string {
-	switch t {
-	case CmdMessageBatch:
+	if t == CmdMessageBatch {
 		return "CmdMessageBatch"
-	case CmdCreateTopic:
-		return "CmdCreateTopic"
-	case CmdUpdateTopic:
-		return "CmdUpdateTopic"
-	case CmdDeleteTopic:
-		return "CmdDeleteTopic"
-	case CmdCommitOffsets:
-		return "CmdCommitOffsets"
-	case CmdDeleteGroup:
-		return "CmdDeleteGroup"
-	case CmdTruncatePrefix:
-		return "CmdTruncatePrefix"
-	case CmdRegisterNode:
-		return "CmdRegisterNode"
-	case CmdLockQueues:
-		return "CmdLockQueues"
-	case CmdUnlockQueues:
-		return "CmdUnlockQueues"
+	}
+	if d := &commands[t]; d.decode != nil {
+		return d.name
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }

@@ -20,6 +20,15 @@
 // slice one record by (Pos, Size) from its CQ unit without decoding the rest.
 // Integers are big-endian.
 //
+// Every control command is one entry in the registry in command.go
+// (commands, built by def[T]): its type byte (T.Type), msgpack body (T's
+// fields), validation (*T.validate, shared by Encode and Apply) and state
+// change (*T.apply, whose result is the raft Apply result). Encode, Decode,
+// Apply and CommandType.String all dispatch through it, so adding a
+// command touches no switch: a new CommandType constant, the struct, its
+// Type, validate and apply methods, and one def line. The golden file
+// testdata/commands.golden pins each command's bytes.
+//
 //	+------+-----+----------------+---------+--------+--------+-----
 //	| 0x01 | 0x01| i64 storeTs ms | u32 cnt | record | record | ...
 //	+------+-----+----------------+---------+--------+--------+-----

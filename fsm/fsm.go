@@ -144,19 +144,15 @@ func (f *FSM) applyLocked(l *raft.Log) interface{} {
 		}
 		return f.applyBatch(l.Index, l.Data)
 	}
-	cmd, err := Decode(l.Data)
+	c, _, err := decodeControl(l.Data)
 	if err != nil {
 		f.log.Warn("undecodable command", "index", l.Index, "error", err)
 		return err
 	}
-	ptr := toPointer(cmd)
-	if c, ok := ptr.(*LockQueues); ok { // the one control command with a non-error result
-		if err := c.validate(); err != nil {
-			return err
-		}
-		return f.lockQueues(c)
+	if err := c.validate(); err != nil {
+		return err
 	}
-	return f.applyControl(l.Index, ptr)
+	return c.apply(f, l.Index)
 }
 
 func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
@@ -220,44 +216,41 @@ func (f *FSM) notify(notes []appendNote) {
 	}
 }
 
-func (f *FSM) applyControl(index uint64, cmd Command) error {
-	if err := validateCommand(cmd); err != nil {
-		return err
+// The apply methods of the control commands (see control). Each result is
+// the command's raft Apply result; a nil error is a nil interface.
+
+func (c *CreateTopic) apply(f *FSM, index uint64) any { return f.createTopic(index, c) }
+func (c *UpdateTopic) apply(f *FSM, index uint64) any { return f.updateTopic(index, c) }
+func (c *DeleteTopic) apply(f *FSM, _ uint64) any     { return f.deleteTopic(c.Name) }
+
+func (c *CommitOffsets) apply(f *FSM, _ uint64) any {
+	if e := f.resetEpochs[c.Group]; !c.Reset && c.Epoch < e {
+		return fmt.Errorf("%w: group %s is at reset epoch %d, the commit saw %d", ErrStaleEpoch, c.Group, e, c.Epoch)
 	}
-	switch c := cmd.(type) {
-	case *CreateTopic:
-		return f.createTopic(index, c)
-	case *UpdateTopic:
-		return f.updateTopic(index, c)
-	case *DeleteTopic:
-		return f.deleteTopic(c.Name)
-	case *CommitOffsets:
-		if e := f.resetEpochs[c.Group]; !c.Reset && c.Epoch < e {
-			return fmt.Errorf("%w: group %s is at reset epoch %d, the commit saw %d", ErrStaleEpoch, c.Group, e, c.Epoch)
-		}
-		f.commitOffsets(c)
-		return nil
-	case *DeleteGroup:
-		if _, ok := f.groups[c.Group]; !ok {
-			return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
-		}
-		delete(f.groups, c.Group)
-		delete(f.resetEpochs, c.Group)
-		return nil
-	case *RegisterNode:
-		f.nodes[c.ID] = c.Addr
-		return nil
-	case *TruncatePrefix:
-		if c.UpTo >= f.logStart {
-			f.truncReason = c.Reason
-		}
-		f.truncatePrefix(c.UpTo)
-		return nil
-	case *UnlockQueues:
-		f.unlockQueues(c)
-		return nil
+	f.commitOffsets(c)
+	return nil
+}
+
+func (c *DeleteGroup) apply(f *FSM, _ uint64) any {
+	if _, ok := f.groups[c.Group]; !ok {
+		return fmt.Errorf("%w: %s", ErrGroupNotFound, c.Group)
 	}
-	return fmt.Errorf("%w: %T", ErrUnknownCommand, cmd)
+	delete(f.groups, c.Group)
+	delete(f.resetEpochs, c.Group)
+	return nil
+}
+
+func (c *RegisterNode) apply(f *FSM, _ uint64) any {
+	f.nodes[c.ID] = c.Addr
+	return nil
+}
+
+func (c *TruncatePrefix) apply(f *FSM, _ uint64) any {
+	if c.UpTo >= f.logStart {
+		f.truncReason = c.Reason
+	}
+	f.truncatePrefix(c.UpTo)
+	return nil
 }
 
 func (f *FSM) createTopic(index uint64, c *CreateTopic) error {

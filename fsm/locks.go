@@ -105,6 +105,13 @@ func (c *UnlockQueues) validate() error {
 	return nil
 }
 
+func (c *LockQueues) apply(f *FSM, _ uint64) any { return f.lockQueues(c) }
+
+func (c *UnlockQueues) apply(f *FSM, _ uint64) any {
+	f.unlockQueues(c)
+	return nil
+}
+
 // lockQueues applies c; it also drops the group's locks that expired by
 // c.Now, so the table does not grow with abandoned queues.
 func (f *FSM) lockQueues(c *LockQueues) *LockResult {

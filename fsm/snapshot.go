@@ -168,7 +168,7 @@ func readSnapshot(r io.Reader) (*snapState, error) {
 	}
 	var st snapState
 	if err := msgpackguard.Unmarshal(b[1:], &st); err != nil {
-		return nil, fmt.Errorf("%w: snapshot: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrCorrupt, err)
 	}
 	for _, t := range st.Topics {
 		if len(t.Min) != len(t.Next) || len(t.Since) != len(t.Next) || len(t.Next) == 0 || len(t.Next) > MaxQueues || t.ID > st.LastTopicID {
