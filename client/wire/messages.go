@@ -243,20 +243,25 @@ type GroupDescription struct {
 
 // NodeStatus is one broker node's Raft and storage state.
 type NodeStatus struct {
-	Cluster      string `msgpack:"cl"`
-	Group        string `msgpack:"g"`
-	NodeID       string `msgpack:"n"`
-	Addr         string `msgpack:"a"`
-	RaftAddr     string `msgpack:"ra"`
-	Role         string `msgpack:"r"` // leader, follower, candidate
-	Serving      bool   `msgpack:"s"`
-	LeaderID     string `msgpack:"l,omitempty"`
-	Term         uint64 `msgpack:"tm"`
-	CommitIndex  uint64 `msgpack:"ci"`
-	AppliedIndex uint64 `msgpack:"ai"`
-	FirstIndex   uint64 `msgpack:"fi"`
-	LastIndex    uint64 `msgpack:"li"`
-	LogBytes     int64  `msgpack:"lb"`
+	Cluster     string `msgpack:"cl"`
+	Group       string `msgpack:"g"`
+	NodeID      string `msgpack:"n"`
+	Addr        string `msgpack:"a"`
+	RaftAddr    string `msgpack:"ra"`
+	Role        string `msgpack:"r"` // leader, follower, candidate
+	Serving     bool   `msgpack:"s"`
+	LeaderID    string `msgpack:"l,omitempty"`
+	Term        uint64 `msgpack:"tm"`
+	CommitIndex uint64 `msgpack:"ci"`
+	// CommitUnknown: the node has not learned the commit index yet (a
+	// just-started follower learns it from the leader's first
+	// AppendEntries); CommitIndex is then 0 and means nothing. Older
+	// brokers leave it unset and send 0.
+	CommitUnknown bool   `msgpack:"cu,omitempty"`
+	AppliedIndex  uint64 `msgpack:"ai"`
+	FirstIndex    uint64 `msgpack:"fi"`
+	LastIndex     uint64 `msgpack:"li"`
+	LogBytes      int64  `msgpack:"lb"`
 	// Disk use of the node, for retention (fields added later: omitted
 	// when unknown, ignored by older decoders).
 	DiskUsed  uint64 `msgpack:"du,omitempty"` // bytes used on the data dir's file system
@@ -340,15 +345,20 @@ type ClusterRequest struct {
 // ClusterInfo answers CodeGetCluster: every registered node (of the asked
 // cluster), sorted by group then node ID, with the time since its last
 // heartbeat, and the broker groups of each cluster (RocketMQ's
-// clusterAddrTable), each list sorted.
+// clusterAddrTable), each list sorted. Down lists, in the same order, the
+// nodes that stopped registering recently (expired, disconnected or
+// unregistered) as last heard, with Down set; they are in no route and
+// not in Nodes, so peers that do not know the field see only live nodes.
 type ClusterInfo struct {
 	Nodes    []ClusterNode       `msgpack:"n"`
 	Clusters map[string][]string `msgpack:"cs,omitempty"`
+	Down     []ClusterNode       `msgpack:"dn,omitempty"`
 }
 
 // ClusterNode is a registered node as the NameServer last heard it.
 type ClusterNode struct {
 	NodeStatus  `msgpack:",inline"`
 	StaleLeader bool  `msgpack:"sl,omitempty"` // claims leadership of an older term
+	Down        bool  `msgpack:"dn,omitempty"` // no longer registered (ClusterInfo.Down)
 	AgeMillis   int64 `msgpack:"age"`          // since the last heartbeat
 }
