@@ -12,7 +12,8 @@
 //	CodeGetRoute         RouteRequest            -> RouteInfo
 //	CodeGetCluster       ClusterRequest (Empty)  -> ClusterInfo
 //
-// The registry is one map, guarded by one mutex:
+// The registry is two maps (live groups below, and down nodes; see "Down
+// nodes") guarded by one mutex:
 //
 //	groups ─┬─ "broker-a" ─┬─ nodes ─┬─ "n0" {NodeStatus, topics, seen, ttl, conn, stale}
 //	        │              │         ├─ "n1" {...}
