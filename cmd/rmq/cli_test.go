@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/e2e"
 	"github.com/rmq-dev/rmq/namesrv"
 )
@@ -687,4 +688,43 @@ func TestClusterStatusDownNode(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestClusterStatusWaitIgnoresDownLeader: a leader that stopped
+// registering is listed as down, and --wait does not take its last
+// (serving) status for a serving leader.
+func TestClusterStatusWaitIgnoresDownLeader(t *testing.T) {
+	cfg := namesrv.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = e2e.TestLogger(t)
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := wire.Dial(ctx, ns.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := wire.NodeStatus{Cluster: "rmq", Group: "broker-a", NodeID: "n0", Addr: "127.0.0.1:1", Role: "leader", Serving: true,
+		Term: 2, CommitIndex: 9, AppliedIndex: 9}
+	if err := conn.Call(ctx, wire.CodeRegisterBroker, &wire.RegisterBrokerRequest{Node: st, HeartbeatMillis: 1000}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Call(ctx, wire.CodeUnregisterBroker, &wire.UnregisterBrokerRequest{Group: "broker-a", NodeID: "n0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"rmq", "--namesrv", ns.Addr(), "-o", "json", "cluster", "status", "--wait", "600ms"}, &stdout, &stderr)
+	if want := "not ready after 600ms: broker group broker-a has no leader (0 node(s) registered, 1 down)"; err == nil || err.Error() != want {
+		t.Fatalf("cluster status --wait with only a down leader: got %v, want %q", err, want)
+	}
+	v := decode[clusterStatusView](t, stdout.String())
+	if len(v) != 1 || v[0].Leader != "" || len(v[0].Nodes) != 1 || !v[0].Nodes[0].Down || v[0].Nodes[0].Serving {
+		t.Errorf("cluster status printed %+v, want broker-a without a leader and n0 down, not serving", v)
+	}
 }
