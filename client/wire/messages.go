@@ -243,25 +243,20 @@ type GroupDescription struct {
 
 // NodeStatus is one broker node's Raft and storage state.
 type NodeStatus struct {
-	Cluster     string `msgpack:"cl"`
-	Group       string `msgpack:"g"`
-	NodeID      string `msgpack:"n"`
-	Addr        string `msgpack:"a"`
-	RaftAddr    string `msgpack:"ra"`
-	Role        string `msgpack:"r"` // leader, follower, candidate
-	Serving     bool   `msgpack:"s"`
-	LeaderID    string `msgpack:"l,omitempty"`
-	Term        uint64 `msgpack:"tm"`
-	CommitIndex uint64 `msgpack:"ci"`
-	// CommitUnknown: the node has not learned the commit index yet (a
-	// just-started follower learns it from the leader's first
-	// AppendEntries); CommitIndex is then 0 and means nothing. Older
-	// brokers leave it unset and send 0.
-	CommitUnknown bool   `msgpack:"cu,omitempty"`
-	AppliedIndex  uint64 `msgpack:"ai"`
-	FirstIndex    uint64 `msgpack:"fi"`
-	LastIndex     uint64 `msgpack:"li"`
-	LogBytes      int64  `msgpack:"lb"`
+	Cluster      string `msgpack:"cl"`
+	Group        string `msgpack:"g"`
+	NodeID       string `msgpack:"n"`
+	Addr         string `msgpack:"a"`
+	RaftAddr     string `msgpack:"ra"`
+	Role         string `msgpack:"r"` // leader, follower, candidate
+	Serving      bool   `msgpack:"s"`
+	LeaderID     string `msgpack:"l,omitempty"`
+	Term         uint64 `msgpack:"tm"`
+	CommitIndex  uint64 `msgpack:"ci"`
+	AppliedIndex uint64 `msgpack:"ai"`
+	FirstIndex   uint64 `msgpack:"fi"`
+	LastIndex    uint64 `msgpack:"li"`
+	LogBytes     int64  `msgpack:"lb"`
 	// Disk use of the node, for retention (fields added later: omitted
 	// when unknown, ignored by older decoders).
 	DiskUsed  uint64 `msgpack:"du,omitempty"` // bytes used on the data dir's file system
@@ -269,6 +264,11 @@ type NodeStatus struct {
 	DataBytes int64  `msgpack:"db,omitempty"` // bytes of rmq's own files
 	// LastPurge is the last deletion of log segments on this node.
 	LastPurge *PurgeStatus `msgpack:"lp,omitempty"`
+	// CommitUnknown: the node has not learned the commit index yet (a
+	// just-started follower learns it from the leader's first
+	// AppendEntries); CommitIndex is then 0 and means nothing. Older
+	// brokers leave it unset and send 0.
+	CommitUnknown bool `msgpack:"cu,omitempty"`
 }
 
 // PurgeStatus is one deletion of log segments and the retention rules
