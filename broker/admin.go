@@ -237,6 +237,13 @@ type Status struct {
 	LogBytes     int64
 	Disk         DiskUsage    // this node's disk, measured at most a few seconds ago
 	LastPurge    *PurgeRecord // the last segment deletion on this node, nil if none
+	// CommitUnknown: this node has not learned the commit index since it
+	// started (CommitIndex is raft's 0 until the leader's first
+	// AppendEntries reaches a follower, or a new leader commits its first
+	// entry). AppliedIndex is known from the start: a restart restores it
+	// from the latest snapshot (0 without one, when there is nothing
+	// applied until the log is replayed).
+	CommitUnknown bool
 }
 
 // Status reports this node's Raft and storage state.
@@ -256,7 +263,7 @@ func (n *Node) Status() Status {
 	}
 	first, _ := n.store.FirstIndex()
 	last, _ := n.store.LastIndex()
-	return Status{
+	st := Status{
 		NodeID:       n.cfg.NodeID,
 		Group:        n.cfg.Group,
 		State:        state.String(),
@@ -274,4 +281,6 @@ func (n *Node) Status() Status {
 		Disk:         n.diskUsage(false),
 		LastPurge:    n.lastPurge.Load(),
 	}
+	st.CommitUnknown = st.CommitIndex == 0
+	return st
 }

@@ -116,6 +116,16 @@
 // first (a few milliseconds of write pause) and takes a snapshot, so the
 // next start restores it instead of replaying the log.
 //
+// A restarted node reports (Status, NameServer registration) the applied
+// index of the snapshot it restored (0 without one: after a crash before
+// any snapshot the state machine really is empty until the log is
+// replayed) and CommitUnknown until it learns the commit index: raft's is
+// 0 until the leader's first AppendEntries, which raft's replication
+// back-off can delay by seconds after a long outage (leader heartbeats do
+// not carry it). Until it has learned the commit index and applied up to
+// it, the registration loop re-registers on each of those steps (polled
+// every 20ms) instead of a RegisterInterval later.
+//
 // # Retention
 //
 // The leader-only retention service proposes fsm.TruncatePrefix{UpTo,

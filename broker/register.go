@@ -31,7 +31,8 @@ func (n *Node) pokeRegistration() {
 }
 
 // runRegistration registers this node with every NameServer on start, on
-// every role or topic change, and every RegisterInterval; it unregisters
+// every role or topic change, when it learns the commit index and when it
+// has caught up with it after start, and every RegisterInterval; it unregisters
 // on shutdown. Each NameServer has its own goroutine (registerLoop), so a
 // slow or black-holed one delays only its own registrations: the live
 // ones hear of a new leader at once and never expire a healthy node
@@ -55,20 +56,66 @@ func (n *Node) runRegistration() {
 	defer cancel() // runs before wg.Wait
 	t := time.NewTicker(n.cfg.RegisterInterval)
 	defer t.Stop()
+	// Until the node has learned the commit index and applied up to it,
+	// each step is registered at once rather than a RegisterInterval
+	// later (see startupPhase).
+	poll := time.NewTicker(startupPoll)
+	defer poll.Stop()
+	pollC := poll.C
 	for {
 		latest.Store(n.registration())
+		sent := n.startupPhase()
+		if sent == phaseCaughtUp && pollC != nil {
+			poll.Stop()
+			pollC = nil
+		}
 		for _, k := range kicks {
 			select {
 			case k <- struct{}{}:
 			default:
 			}
 		}
-		select {
-		case <-n.stopCh:
-			return
-		case <-t.C:
-		case <-n.registerNow:
+	wait:
+		for {
+			select {
+			case <-n.stopCh:
+				return
+			case <-t.C:
+				break wait
+			case <-n.registerNow:
+				break wait
+			case <-pollC:
+				if n.startupPhase() != sent {
+					break wait
+				}
+			}
 		}
+	}
+}
+
+// startupPoll is how often a starting node checks whether it has learned
+// the commit index or caught up with it.
+const startupPoll = 20 * time.Millisecond
+
+// Steps of a node's start-up that its registration shows: a restarted
+// follower's commit index is unknown until the leader's first
+// AppendEntries, which raft's replication back-off can delay by seconds
+// after an outage; then it applies up to it.
+const (
+	phaseCommitUnknown = iota
+	phaseApplying
+	phaseCaughtUp
+)
+
+func (n *Node) startupPhase() int {
+	commit := n.raft.CommitIndex()
+	switch {
+	case commit == 0:
+		return phaseCommitUnknown
+	case n.raft.AppliedIndex() < commit:
+		return phaseApplying
+	default:
+		return phaseCaughtUp
 	}
 }
 

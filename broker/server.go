@@ -418,7 +418,7 @@ func (n *Node) nodeStatus() *wire.NodeStatus {
 	return &wire.NodeStatus{
 		Cluster: n.cfg.Cluster, Group: st.Group, NodeID: st.NodeID, Addr: n.ClientAddr(),
 		RaftAddr: string(n.trans.LocalAddr()), Role: role, Serving: st.Serving, LeaderID: st.LeaderID,
-		Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
+		Term: st.Term, CommitIndex: st.CommitIndex, CommitUnknown: st.CommitUnknown, AppliedIndex: st.AppliedIndex,
 		FirstIndex: st.FirstIndex, LastIndex: st.LastIndex, LogBytes: st.LogBytes,
 		DiskUsed: st.Disk.FSUsed, DiskTotal: st.Disk.FSTotal, DataBytes: st.Disk.DataBytes,
 		LastPurge: purgeStatus(st.LastPurge),

@@ -409,12 +409,19 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, t time.Ti
 }
 
 // NodeStatus is one broker node as the NameServer last heard it.
+// CommitUnknown is also set for a CommitIndex of 0 from older brokers (0
+// is never a real commit index: it is raft's value before it learns one).
 type NodeStatus struct {
 	wire.NodeStatus
 	StaleLeader bool
-	Age         time.Duration // since its last registration
+	// Down: the node stopped registering (crashed, stopped or cut off)
+	// within the NameServer's DownRetention; the rest is its last status,
+	// Age the time since then. A down node never counts as a group's
+	// leader.
+	Down bool
+	Age  time.Duration // since its last registration
 	// Lag is the leader's applied index minus this node's (0 for the
-	// leader and when no leader is known).
+	// leader, for down nodes and when no leader is known).
 	Lag uint64
 }
 
@@ -430,7 +437,8 @@ type GroupStatus struct {
 }
 
 // ClusterStatus returns every broker group's leader, term, indexes and
-// per-follower lag, from the NameServer.
+// per-follower lag, from the NameServer, with each group's nodes sorted
+// by ID: the live ones and those it lists as down.
 func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
 	ctx, cancel := a.ctx(ctx)
 	defer cancel()
@@ -440,15 +448,17 @@ func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
 	}
 	byGroup := map[string]*GroupStatus{}
 	var order []string
-	for _, n := range ci.Nodes {
+	for _, n := range append(ci.Nodes, ci.Down...) {
 		gs := byGroup[n.Group]
 		if gs == nil {
 			gs = &GroupStatus{Group: n.Group, Cluster: n.Cluster}
 			byGroup[n.Group] = gs
 			order = append(order, n.Group)
 		}
-		gs.Nodes = append(gs.Nodes, NodeStatus{NodeStatus: n.NodeStatus, StaleLeader: n.StaleLeader, Age: time.Duration(n.AgeMillis) * time.Millisecond})
-		if n.Role == "leader" && !n.StaleLeader && n.Term >= gs.Term {
+		ns := NodeStatus{NodeStatus: n.NodeStatus, StaleLeader: n.StaleLeader, Down: n.Down, Age: time.Duration(n.AgeMillis) * time.Millisecond}
+		ns.CommitUnknown = ns.CommitUnknown || ns.CommitIndex == 0
+		gs.Nodes = append(gs.Nodes, ns)
+		if !n.Down && n.Role == "leader" && !n.StaleLeader && n.Term >= gs.Term {
 			gs.Leader, gs.Term, gs.CommitIndex, gs.AppliedIndex = n.NodeID, n.Term, n.CommitIndex, n.AppliedIndex
 		}
 	}
@@ -456,8 +466,9 @@ func (a *Admin) ClusterStatus(ctx context.Context) ([]GroupStatus, error) {
 	out := make([]GroupStatus, 0, len(order))
 	for _, g := range order {
 		gs := byGroup[g]
+		sort.SliceStable(gs.Nodes, func(i, j int) bool { return gs.Nodes[i].NodeID < gs.Nodes[j].NodeID })
 		for i := range gs.Nodes {
-			if gs.Leader != "" && gs.AppliedIndex > gs.Nodes[i].AppliedIndex {
+			if gs.Leader != "" && !gs.Nodes[i].Down && gs.AppliedIndex > gs.Nodes[i].AppliedIndex {
 				gs.Nodes[i].Lag = gs.AppliedIndex - gs.Nodes[i].AppliedIndex
 			}
 		}

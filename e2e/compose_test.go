@@ -187,7 +187,7 @@ func TestDockerCompose(t *testing.T) {
 			return fmt.Errorf("%d groups (%v)", len(gs), err)
 		}
 		for _, n := range gs[0].Nodes {
-			if n.NodeID == first && n.Lag == 0 && n.AppliedIndex > 0 {
+			if n.NodeID == first && !n.Down && n.Lag == 0 && n.AppliedIndex > 0 {
 				return nil
 			}
 		}

@@ -233,6 +233,9 @@ func (c *procCluster) waitCaughtUp(id string, timeout time.Duration) {
 		}
 		for _, n := range gs.Nodes {
 			if n.NodeID == id {
+				if n.Down {
+					return fmt.Errorf("%s is down (last seen %s ago)", id, n.Age)
+				}
 				if gs.Leader == "" || n.Lag > 64 {
 					return fmt.Errorf("%s lags %d entries behind leader %q", id, n.Lag, gs.Leader)
 				}

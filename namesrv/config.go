@@ -36,6 +36,11 @@ type Config struct {
 	ExpiryFactor int
 	// MinExpiry is the floor of a node's expiry time. Default 2s.
 	MinExpiry time.Duration
+	// DownRetention is how long the cluster query keeps listing a node
+	// that stopped registering (expired, disconnected or unregistered) as
+	// down, counted from its last registration. Default 10m. A node that
+	// registers again is listed as live at once.
+	DownRetention time.Duration
 	// SweepInterval is how often expired nodes are removed. Default 500ms.
 	// Queries also drop overdue nodes, so it bounds only how late an
 	// expiry is logged, never what a client sees.
@@ -55,6 +60,7 @@ func DefaultConfig() Config {
 		Listen:        "127.0.0.1:9876",
 		ExpiryFactor:  3,
 		MinExpiry:     2 * time.Second,
+		DownRetention: 10 * time.Minute,
 		SweepInterval: 500 * time.Millisecond,
 		MaxFrame:      wire.DefaultMaxFrame,
 		Now:           time.Now,
@@ -72,6 +78,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MinExpiry == 0 {
 		c.MinExpiry = d.MinExpiry
+	}
+	if c.DownRetention == 0 {
+		c.DownRetention = d.DownRetention
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = d.SweepInterval
@@ -101,6 +110,9 @@ func (c Config) Validate() error {
 	}
 	if c.MinExpiry <= 0 {
 		bad("MinExpiry %s must be positive", c.MinExpiry)
+	}
+	if c.DownRetention <= 0 {
+		bad("DownRetention %s must be positive", c.DownRetention)
 	}
 	if c.SweepInterval <= 0 {
 		bad("SweepInterval %s must be positive", c.SweepInterval)

@@ -13,12 +13,12 @@ func TestDefaultConfigIsValid(t *testing.T) {
 }
 
 func TestValidateReportsEveryProblem(t *testing.T) {
-	cfg := Config{ExpiryFactor: -1, MinExpiry: -1, SweepInterval: -1, MaxFrame: 10}
+	cfg := Config{ExpiryFactor: -1, MinExpiry: -1, DownRetention: -1, SweepInterval: -1, MaxFrame: 10}
 	err := cfg.Validate()
 	if !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("got %v, want ErrInvalidConfig", err)
 	}
-	for _, want := range []string{"Listen", "ExpiryFactor", "MinExpiry", "SweepInterval", "MaxFrame"} {
+	for _, want := range []string{"Listen", "ExpiryFactor", "MinExpiry", "DownRetention", "SweepInterval", "MaxFrame"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

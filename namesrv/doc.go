@@ -12,7 +12,8 @@
 //	CodeGetRoute         RouteRequest            -> RouteInfo
 //	CodeGetCluster       ClusterRequest (Empty)  -> ClusterInfo
 //
-// The registry is one map, guarded by one mutex:
+// The registry is two maps (live groups below, and down nodes; see "Down
+// nodes") guarded by one mutex:
 //
 //	groups ─┬─ "broker-a" ─┬─ nodes ─┬─ "n0" {NodeStatus, topics, seen, ttl, conn, stale}
 //	        │              │         ├─ "n1" {...}
@@ -45,6 +46,20 @@
 // returned, so no registration on a closed connection can follow it.
 // Every query first drops overdue nodes, so answers never include one;
 // the sweeper only makes expiry (and its log line) timely when idle.
+//
+// Down nodes: a removed node (any of the three ways) leaves its group at
+// once (no route, no part in leader selection, not in ClusterInfo.Nodes
+// or Clusters) but its last registration is kept in a second map,
+//
+//	down ── "broker-a" ── "n0" {last NodeStatus, seen, why}
+//
+// and listed in ClusterInfo.Down with Down set and the age of its last
+// registration, so "rmq cluster status" shows a killed node as down
+// instead of dropping it. A record is forgotten when a node of the same
+// group and ID registers again (it is live at once) or when it was last
+// seen more than Config.DownRetention ago (default 10m; by queries and the
+// sweeper). Like everything else here it is not durable: a restarted
+// NameServer knows no down nodes, only the live ones that register.
 // Registrations, changes of role/term/address, leader changes and
 // removals are logged at Info; repeated heartbeats at Trace.
 //

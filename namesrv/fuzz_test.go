@@ -32,7 +32,7 @@ func FuzzHandle(f *testing.F) {
 	cfg := DefaultConfig().withDefaults()
 	clk := newFakeClock()
 	cfg.Now = clk.Now
-	s := &Server{cfg: cfg, log: hclog.NewNullLogger(), reg: newRegistry(hclog.NewNullLogger(), cfg.ExpiryFactor, cfg.MinExpiry)}
+	s := &Server{cfg: cfg, log: hclog.NewNullLogger(), reg: newRegistry(hclog.NewNullLogger(), cfg.ExpiryFactor, cfg.MinExpiry, cfg.DownRetention)}
 	f.Fuzz(func(t *testing.T, code uint16, body []byte) {
 		clk.Advance(time.Second)
 		resp, err := s.handle(context.Background(), &wire.Request{Code: code, Body: body})

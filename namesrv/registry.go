@@ -49,20 +49,32 @@ type group struct {
 	term    uint64                    // leader's term, or the highest reported
 }
 
+// downNode is a node that left its group (expired, lost its connection or
+// unregistered), kept for the cluster query until it registers again or
+// has been gone for the registry's downFor.
+type downNode struct {
+	status wire.NodeStatus // its last registration
+	seen   time.Time       // that registration's time
+	why    string          // "expired", "disconnected" or "unregistered"
+}
+
 // registry is the NameServer's whole state. Every method takes the time
 // from its caller, so it never reads a clock, and holds mu throughout.
 type registry struct {
 	log       hclog.Logger
 	factor    time.Duration
 	minExpiry time.Duration
+	downFor   time.Duration // how long a down node is listed after it was last seen
 
 	mu     sync.Mutex
 	groups map[string]*group
+	down   map[string]map[string]*downNode // group name -> node id -> record
 	seq    uint64
 }
 
-func newRegistry(log hclog.Logger, factor int, minExpiry time.Duration) *registry {
-	return &registry{log: log, factor: time.Duration(factor), minExpiry: minExpiry, groups: make(map[string]*group)}
+func newRegistry(log hclog.Logger, factor int, minExpiry, downFor time.Duration) *registry {
+	return &registry{log: log, factor: time.Duration(factor), minExpiry: minExpiry, downFor: downFor,
+		groups: make(map[string]*group), down: make(map[string]map[string]*downNode)}
 }
 
 // validateRegistration checks every field a registration must get right
@@ -143,6 +155,11 @@ func (r *registry) register(req *wire.RegisterBrokerRequest, conn *wire.ServerCo
 	n := &node{status: st, topics: topics, seen: now, seq: r.seq, ttl: max(r.minExpiry, r.factor*hb), conn: conn}
 	old := g.nodes[st.NodeID]
 	g.nodes[st.NodeID] = n
+	if d := r.down[st.Group][st.NodeID]; d != nil {
+		r.log.Info("broker node is back", "group", st.Group, "node", st.NodeID, "was", d.why,
+			"down-for", now.Sub(d.seen).Round(time.Millisecond))
+		r.forgetLocked(st.Group, st.NodeID)
+	}
 	switch {
 	case old == nil:
 		r.log.Info("broker node registered", "cluster", st.Cluster, "group", st.Group, "node", st.NodeID, "role", st.Role,
@@ -167,7 +184,7 @@ func (r *registry) unregister(groupName, nodeID string, now time.Time) {
 		return
 	}
 	r.log.Info("broker node unregistered", "group", groupName, "node", nodeID)
-	r.removeLocked(g, nodeID)
+	r.removeLocked(g, nodeID, "unregistered")
 }
 
 // connClosed removes every node whose latest registration came on conn.
@@ -179,13 +196,14 @@ func (r *registry) connClosed(conn *wire.ServerConn) {
 		for _, id := range sortedIDs(g) {
 			if g.nodes[id].conn == conn {
 				r.log.Info("broker node connection closed", "group", g.name, "node", id)
-				r.removeLocked(g, id)
+				r.removeLocked(g, id, "disconnected")
 			}
 		}
 	}
 }
 
-// expire removes every node that has not registered within its ttl.
+// expire removes every node that has not registered within its ttl and
+// forgets every down node last seen more than downFor ago.
 func (r *registry) expire(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,17 +216,45 @@ func (r *registry) expireLocked(now time.Time) {
 			if age := now.Sub(n.seen); age > n.ttl {
 				r.log.Info("broker node expired", "group", g.name, "node", id,
 					"age", age.Round(time.Millisecond), "expiry", n.ttl)
-				r.removeLocked(g, id)
+				r.removeLocked(g, id, "expired")
+			}
+		}
+	}
+	for gname, ds := range r.down {
+		for id, d := range ds {
+			if age := now.Sub(d.seen); age > r.downFor {
+				r.log.Info("down broker node forgotten", "group", gname, "node", id,
+					"age", age.Round(time.Millisecond), "was", d.why)
+				r.forgetLocked(gname, id)
 			}
 		}
 	}
 }
 
-func (r *registry) removeLocked(g *group, id string) {
+// removeLocked takes node id out of g (so out of routes and leader
+// selection) and keeps its last registration as a down node.
+func (r *registry) removeLocked(g *group, id, why string) {
+	n := g.nodes[id]
 	delete(g.nodes, id)
 	r.recomputeLocked(g)
 	if len(g.nodes) == 0 {
 		delete(r.groups, g.name)
+	}
+	if n == nil {
+		return
+	}
+	ds := r.down[g.name]
+	if ds == nil {
+		ds = make(map[string]*downNode)
+		r.down[g.name] = ds
+	}
+	ds[id] = &downNode{status: n.status, seen: n.seen, why: why}
+}
+
+func (r *registry) forgetLocked(group, id string) {
+	delete(r.down[group], id)
+	if len(r.down[group]) == 0 {
+		delete(r.down, group)
 	}
 }
 
@@ -307,7 +353,8 @@ func groupRoute(g *group, queues uint32, perm uint8) wire.GroupRoute {
 }
 
 // cluster answers a cluster query: every live node of the cluster (every
-// cluster if empty) by group then id, and each cluster's groups.
+// cluster if empty) by group then id, each cluster's groups (those with a
+// live node), and the down nodes by group then id.
 func (r *registry) cluster(cluster string, now time.Time) *wire.ClusterInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -321,6 +368,30 @@ func (r *registry) cluster(cluster string, now time.Time) *wire.ClusterInfo {
 				NodeStatus:  n.status,
 				StaleLeader: n.stale,
 				AgeMillis:   max(0, now.Sub(n.seen).Milliseconds()),
+			})
+		}
+	}
+	gnames := make([]string, 0, len(r.down))
+	for gname := range r.down {
+		gnames = append(gnames, gname)
+	}
+	slices.Sort(gnames)
+	for _, gname := range gnames {
+		ds := r.down[gname]
+		ids := make([]string, 0, len(ds))
+		for id := range ds {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			d := ds[id]
+			if cluster != "" && d.status.Cluster != cluster {
+				continue
+			}
+			info.Down = append(info.Down, wire.ClusterNode{
+				NodeStatus: d.status,
+				Down:       true,
+				AgeMillis:  max(0, now.Sub(d.seen).Milliseconds()),
 			})
 		}
 	}

@@ -86,7 +86,7 @@ func TestLeaderSelection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRegistry(testLogger(t), 3, time.Second)
+			r := newRegistry(testLogger(t), 3, time.Second, 10*time.Minute)
 			now := time.Unix(1_700_000_000, 0)
 			conn := new(wire.ServerConn)
 			for _, s := range tc.steps {
@@ -174,7 +174,7 @@ func TestExpiryTime(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := newRegistry(testLogger(t), 3, 2*time.Second)
+			r := newRegistry(testLogger(t), 3, 2*time.Second, 10*time.Minute)
 			start := time.Unix(1_700_000_000, 0)
 			req := regReq(status("g", "n0", "leader", 1), topic("t", 1))
 			req.HeartbeatMillis = tc.heartbeat
@@ -194,7 +194,7 @@ func TestExpiryTime(t *testing.T) {
 }
 
 func TestClusterSortedWithAge(t *testing.T) {
-	r := newRegistry(testLogger(t), 3, time.Second)
+	r := newRegistry(testLogger(t), 3, time.Second, 10*time.Minute)
 	now := time.Unix(1_700_000_000, 0)
 	c := new(wire.ServerConn)
 	for _, st := range []wire.NodeStatus{status("b", "n1", "leader", 1), status("a", "n2", "follower", 1), status("a", "n0", "leader", 1)} {

@@ -45,7 +45,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg,
 		log: log,
 		ln:  ln,
-		reg: newRegistry(log, cfg.ExpiryFactor, cfg.MinExpiry),
+		reg: newRegistry(log, cfg.ExpiryFactor, cfg.MinExpiry, cfg.DownRetention),
 	}, nil
 }
 

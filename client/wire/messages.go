@@ -264,6 +264,11 @@ type NodeStatus struct {
 	DataBytes int64  `msgpack:"db,omitempty"` // bytes of rmq's own files
 	// LastPurge is the last deletion of log segments on this node.
 	LastPurge *PurgeStatus `msgpack:"lp,omitempty"`
+	// CommitUnknown: the node has not learned the commit index yet (a
+	// just-started follower learns it from the leader's first
+	// AppendEntries); CommitIndex is then 0 and means nothing. Older
+	// brokers leave it unset and send 0.
+	CommitUnknown bool `msgpack:"cu,omitempty"`
 }
 
 // PurgeStatus is one deletion of log segments and the retention rules
@@ -340,15 +345,20 @@ type ClusterRequest struct {
 // ClusterInfo answers CodeGetCluster: every registered node (of the asked
 // cluster), sorted by group then node ID, with the time since its last
 // heartbeat, and the broker groups of each cluster (RocketMQ's
-// clusterAddrTable), each list sorted.
+// clusterAddrTable), each list sorted. Down lists, in the same order, the
+// nodes that stopped registering recently (expired, disconnected or
+// unregistered) as last heard, with Down set; they are in no route and
+// not in Nodes, so peers that do not know the field see only live nodes.
 type ClusterInfo struct {
 	Nodes    []ClusterNode       `msgpack:"n"`
 	Clusters map[string][]string `msgpack:"cs,omitempty"`
+	Down     []ClusterNode       `msgpack:"dn,omitempty"`
 }
 
 // ClusterNode is a registered node as the NameServer last heard it.
 type ClusterNode struct {
 	NodeStatus  `msgpack:",inline"`
 	StaleLeader bool  `msgpack:"sl,omitempty"` // claims leadership of an older term
+	Down        bool  `msgpack:"dn,omitempty"` // no longer registered (ClusterInfo.Down)
 	AgeMillis   int64 `msgpack:"age"`          // since the last heartbeat
 }

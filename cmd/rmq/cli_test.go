@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/e2e"
 	"github.com/rmq-dev/rmq/namesrv"
 )
@@ -611,5 +612,119 @@ func TestClusterStatusWait(t *testing.T) {
 	}
 	if !served {
 		t.Fatalf("cluster status --wait returned before the leader served: %+v", st)
+	}
+}
+
+// TestClusterStatusDownNode: a killed node stays in "cluster status" as
+// down, with the age of its last registration and no indexes or lag,
+// instead of disappearing; once restarted it is listed as live again.
+func TestClusterStatusDownNode(t *testing.T) {
+	cl := e2e.StartCluster(t, e2e.Options{})
+	c := &harness{t: t, ns: cl.NamesrvAddr()}
+	leader := cl.LeaderID(10 * time.Second)
+	victim := ""
+	for _, id := range cl.NodeIDs() {
+		if id != leader {
+			victim = id
+		}
+	}
+	row := func(st clusterStatusView) (nodeRow, error) {
+		if len(st) != 1 || len(st[0].Nodes) != 3 {
+			return nodeRow{}, fmt.Errorf("cluster status %+v: want one group of 3 nodes", st)
+		}
+		for _, n := range st[0].Nodes {
+			if n.Node == victim {
+				return n, nil
+			}
+		}
+		return nodeRow{}, fmt.Errorf("cluster status %+v: no row for %s", st, victim)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		n, err := row(decode[clusterStatusView](t, c.ok("cluster", "status", "-o", "json")))
+		if err == nil && (n.Down || n.AppliedIndex == nil) {
+			err = fmt.Errorf("%s: %+v, want live with an applied index", victim, n)
+		}
+		return err
+	})
+
+	cl.Kill(victim)
+	var down nodeRow
+	e2e.Eventually(t, 10*time.Second, func() error {
+		st := decode[clusterStatusView](t, c.ok("cluster", "status", "-o", "json"))
+		n, err := row(st)
+		if err != nil {
+			return err
+		}
+		if !n.Down || n.Role != "down" {
+			return fmt.Errorf("killed %s: %+v, want down", victim, n)
+		}
+		if n.LastSeenMillis <= 0 {
+			return fmt.Errorf("killed %s: last seen %dms ago, want a positive age", victim, n.LastSeenMillis)
+		}
+		down = n
+		return nil
+	})
+	if down.Serving || down.CommitIndex != nil || down.AppliedIndex != nil || down.Lag != nil || down.Addr == "" {
+		t.Errorf("down row %+v: want not serving, null commit/applied/lag, and its last address", down)
+	}
+	out := c.ok("cluster", "status")
+	var line string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[1] == victim {
+			line = l
+		}
+	}
+	if f := strings.Fields(line); len(f) < 9 || f[2] != "down" || f[4] != "-" || f[5] != "-" || f[6] != "-" || !strings.HasSuffix(line, " ago") {
+		t.Errorf("cluster status table:\n%s\nwant %s's row as: down, - for commit, applied and lag, and a last-seen age", out, victim)
+	}
+	// The group still has a serving leader: --wait is satisfied.
+	c.ok("cluster", "status", "--wait", "10s")
+
+	cl.Restart(victim)
+	e2e.Eventually(t, 15*time.Second, func() error {
+		n, err := row(decode[clusterStatusView](t, c.ok("cluster", "status", "-o", "json")))
+		if err == nil && (n.Down || n.Role == "down" || n.AppliedIndex == nil) {
+			err = fmt.Errorf("restarted %s: %+v, want live again", victim, n)
+		}
+		return err
+	})
+}
+
+// TestClusterStatusWaitIgnoresDownLeader: a leader that stopped
+// registering is listed as down, and --wait does not take its last
+// (serving) status for a serving leader.
+func TestClusterStatusWaitIgnoresDownLeader(t *testing.T) {
+	cfg := namesrv.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = e2e.TestLogger(t)
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := wire.Dial(ctx, ns.Addr(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := wire.NodeStatus{Cluster: "rmq", Group: "broker-a", NodeID: "n0", Addr: "127.0.0.1:1", Role: "leader", Serving: true,
+		Term: 2, CommitIndex: 9, AppliedIndex: 9}
+	if err := conn.Call(ctx, wire.CodeRegisterBroker, &wire.RegisterBrokerRequest{Node: st, HeartbeatMillis: 1000}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Call(ctx, wire.CodeUnregisterBroker, &wire.UnregisterBrokerRequest{Group: "broker-a", NodeID: "n0"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"rmq", "--namesrv", ns.Addr(), "-o", "json", "cluster", "status", "--wait", "600ms"}, &stdout, &stderr)
+	if want := "not ready after 600ms: broker group broker-a has no leader (0 node(s) registered, 1 down)"; err == nil || err.Error() != want {
+		t.Fatalf("cluster status --wait with only a down leader: got %v, want %q", err, want)
+	}
+	v := decode[clusterStatusView](t, stdout.String())
+	if len(v) != 1 || v[0].Leader != "" || len(v[0].Nodes) != 1 || !v[0].Nodes[0].Down || v[0].Nodes[0].Serving {
+		t.Errorf("cluster status printed %+v, want broker-a without a leader and n0 down, not serving", v)
 	}
 }

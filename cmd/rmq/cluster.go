@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -17,10 +18,14 @@ func clusterCommand() *cli.Command {
 	return nounCommand("cluster", "show the broker groups' Raft state",
 		&cli.Command{
 			Name:  "status",
-			Usage: "per broker group: leader, term, and each node's role, commit and applied index, lag and address",
+			Usage: "per broker group: leader, term, and each node's role, commit and applied index, lag and address; nodes that stopped registering are listed as down",
 			Description: "With --wait D it polls until every broker group has a serving leader, then prints the\n" +
 				"table; if that has not happened within D it prints what it last saw and exits non-zero\n" +
-				"(for scripts and for 'docker compose up -d' followed by a check that the group came up).",
+				"(for scripts and for 'docker compose up -d' followed by a check that the group came up).\n" +
+				"A node that stopped registering (killed, stopped, cut off) is listed with ROLE down and its\n" +
+				"LAST SEEN age until it comes back or the NameServer forgets it (10 minutes by default).\n" +
+				"COMMIT is - while a node has not learned the commit index (just restarted, not yet\n" +
+				"reached by the leader).",
 			Flags: []cli.Flag{
 				&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for a serving leader in every broker group; exit non-zero if none"},
 			},
@@ -29,19 +34,26 @@ func clusterCommand() *cli.Command {
 	)
 }
 
-// nodeRow is one broker node as the NameServer last heard from it.
+// nodeRow is one broker node as the NameServer last heard from it. A
+// down node (no longer registered) has role "down", Down set and no
+// commit, applied or lag; Term and the addresses are from its last
+// registration.
 type nodeRow struct {
-	Node         string `json:"node"`
-	Role         string `json:"role"`
-	Serving      bool   `json:"serving"`
-	StaleLeader  bool   `json:"stale_leader,omitempty"`
-	Term         uint64 `json:"term"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// Lag is the leader's applied index minus this node's.
-	Lag      uint64 `json:"lag"`
-	Addr     string `json:"addr"`
-	RaftAddr string `json:"raft_addr"`
+	Node        string `json:"node"`
+	Role        string `json:"role"`
+	Down        bool   `json:"down"`
+	Serving     bool   `json:"serving"`
+	StaleLeader bool   `json:"stale_leader,omitempty"`
+	Term        uint64 `json:"term"`
+	// CommitIndex is null while the node does not know it (just started,
+	// not yet heard from a leader) and for a down node.
+	CommitIndex  *uint64 `json:"commit_index"`
+	AppliedIndex *uint64 `json:"applied_index"` // null for a down node
+	// Lag is the leader's applied index minus this node's; null without a
+	// leader and for a down node.
+	Lag      *uint64 `json:"lag"`
+	Addr     string  `json:"addr"`
+	RaftAddr string  `json:"raft_addr"`
 	// LastSeenMillis is how long ago the node last registered.
 	LastSeenMillis int64 `json:"last_seen_ms"`
 }
@@ -65,18 +77,27 @@ func (v clusterStatusView) table(w io.Writer) {
 		for _, n := range g.Nodes {
 			role := n.Role
 			switch {
+			case n.Down:
 			case n.StaleLeader:
 				role += " (stale)"
 			case n.Node == g.Leader:
 				role += " *"
 			}
 			seen := (time.Duration(n.LastSeenMillis) * time.Millisecond).Round(time.Millisecond).String() + " ago"
-			row(w, g.BrokerGroup, n.Node, role, n.Term, n.CommitIndex, n.AppliedIndex, n.Lag, n.Addr, seen)
+			row(w, g.BrokerGroup, n.Node, role, n.Term, indexCell(n.CommitIndex), indexCell(n.AppliedIndex), indexCell(n.Lag), n.Addr, seen)
 		}
 		if g.Leader == "" {
 			row(w, g.BrokerGroup, "-", "no leader", "-", "-", "-", "-", "-", "-")
 		}
 	}
+}
+
+// indexCell renders an index that may be unknown ("-").
+func indexCell(v *uint64) string {
+	if v == nil {
+		return "-"
+	}
+	return strconv.FormatUint(*v, 10)
 }
 
 func clusterStatus(c *cli.Context) error {
@@ -136,11 +157,17 @@ func notReady(st []client.GroupStatus) error {
 	}
 	for _, g := range st {
 		if g.Leader == "" {
-			return fmt.Errorf("broker group %s has no leader (%d node(s) registered)", g.Group, len(g.Nodes))
+			up := 0
+			for _, n := range g.Nodes {
+				if !n.Down {
+					up++
+				}
+			}
+			return fmt.Errorf("broker group %s has no leader (%d node(s) registered, %d down)", g.Group, up, len(g.Nodes)-up)
 		}
 		serving := false
 		for _, n := range g.Nodes {
-			serving = serving || (n.NodeID == g.Leader && n.Serving)
+			serving = serving || (n.NodeID == g.Leader && n.Serving && !n.Down)
 		}
 		if !serving {
 			return fmt.Errorf("broker group %s: leader %s is not serving yet", g.Group, g.Leader)
@@ -154,14 +181,27 @@ func newClusterStatusView(st []client.GroupStatus) clusterStatusView {
 	for _, g := range st {
 		gr := groupStatusRow{BrokerGroup: g.Group, Leader: g.Leader, Term: g.Term, CommitIndex: g.CommitIndex, AppliedIndex: g.AppliedIndex, Nodes: []nodeRow{}}
 		for _, n := range g.Nodes {
-			gr.Nodes = append(gr.Nodes, nodeRow{
+			r := nodeRow{
 				Node: n.NodeID, Role: n.Role, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
-				CommitIndex: n.CommitIndex, AppliedIndex: n.AppliedIndex, Lag: n.Lag,
 				Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(),
-			})
+			}
+			if n.Down {
+				r.Role, r.Down, r.Serving, r.StaleLeader = "down", true, false, false
+			} else {
+				if !n.CommitUnknown {
+					r.CommitIndex = ptr(n.CommitIndex)
+				}
+				r.AppliedIndex = ptr(n.AppliedIndex)
+				if g.Leader != "" {
+					r.Lag = ptr(n.Lag)
+				}
+			}
+			gr.Nodes = append(gr.Nodes, r)
 		}
 		sort.Slice(gr.Nodes, func(i, j int) bool { return gr.Nodes[i].Node < gr.Nodes[j].Node })
 		out = append(out, gr)
 	}
 	return out
 }
+
+func ptr[T any](v T) *T { return &v }

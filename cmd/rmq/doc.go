@@ -30,7 +30,8 @@
 //	rmq group describe GROUP       members; per queue: broker and consumer offset, lag, owner
 //	rmq group reset-offset GROUP --topic T --to RFC3339|earliest|now|10m
 //	rmq cluster status             per broker group and node: role, term, commit and
-//	                               applied index, lag behind the leader, address
+//	                               applied index, lag behind the leader, address;
+//	                               nodes that stopped registering as down, last seen
 //	rmq node status --addr A       one node: Raft indexes, log and data bytes, disk
 //	                               use, and its last log purge with the reason
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -199,7 +200,11 @@ func (v nodeStatusView) table(w io.Writer) {
 		disk = fmt.Sprintf("%.1f%%", 100*float64(v.DiskUsed)/float64(v.DiskTotal))
 	}
 	row(w, "NODE", "GROUP", "ROLE", "SERVING", "TERM", "COMMIT", "APPLIED", "FIRST", "LAST", "LOG BYTES", "DATA BYTES", "DISK", "ADDRESS")
-	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, v.CommitIndex, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.DataBytes, disk, v.Addr)
+	commit := "-" // not learned yet (CommitIndex 0 is raft's value before it learns one)
+	if !v.CommitUnknown && v.CommitIndex != 0 {
+		commit = strconv.FormatUint(v.CommitIndex, 10)
+	}
+	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, commit, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.DataBytes, disk, v.Addr)
 	if p := v.LastPurge; p != nil {
 		fmt.Fprintf(w, "last purge: %s: %d segments, %d bytes, entries %d-%d: %s\n", timeCell(time.UnixMilli(p.AtMillis)),
 			p.Segments, p.Bytes, p.FromIndex, p.ToIndex, textCell(p.Reason))
