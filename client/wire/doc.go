@@ -34,6 +34,41 @@
 // *NotRMQError naming the server and its first bytes; callers do not
 // retry it.
 //
+// # Request codes
+//
+// Every request code, the server that answers it, and its bodies (the
+// types in messages.go; Empty is an empty msgpack map). codes.go holds
+// the numbers; TestDocListsEveryCode keeps this table complete.
+//
+//	code  name                  server     request                  response
+//	  10  CodeSend              broker     SendRequest              SendResponse (a result per message)
+//	  11  CodePull              broker     PullRequest              PullResponse
+//	  20  CodeCreateTopic       broker     TopicRequest             TopicInfo
+//	  21  CodeUpdateTopic       broker     TopicRequest (0 = keep)  TopicInfo
+//	  22  CodeDeleteTopic       broker     TopicRequest             Empty
+//	  23  CodeListTopics        broker     Empty                    TopicList
+//	  24  CodeTopicStatus       broker     TopicRequest             TopicStatus
+//	  30  CodeCommitOffsets     broker     CommitOffsetsRequest     Empty (may be one-way)
+//	  31  CodeQueryOffset       broker     QueryOffsetRequest       QueryOffsetResponse
+//	  32  CodeSearchOffset      broker     SearchOffsetRequest      QueryOffsetResponse
+//	  33  CodeResetOffsets      broker     ResetOffsetsRequest      ResetOffsetsResponse
+//	  40  CodeHeartbeat         broker     HeartbeatRequest         HeartbeatResponse
+//	  41  CodeLeaveGroup        broker     LeaveGroupRequest        Empty
+//	  42  CodeLockQueues        broker     LockRequest              LockResponse
+//	  43  CodeUnlockQueues      broker     LockRequest              Empty
+//	  44  CodeListGroups        broker     Empty                    GroupList
+//	  45  CodeDescribeGroup     broker     DescribeGroupRequest     GroupDescription
+//	  50  CodeNodeStatus        broker     Empty                    NodeStatus
+//	  51  CodeTransfer          broker     TransferRequest          Empty
+//	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
+//	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
+//	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo
+//	 103  CodeGetCluster        namesrv    ClusterRequest or Empty  ClusterInfo
+//
+// Writes (send, topic changes, offsets, locks, transfer) go to a group's
+// leader; a follower answers CodeNotLeader with the leader in ErrorBody.
+// Reads (pull, status, query) may go to any replica.
+//
 // Versioning: the header's version byte is 1. A peer that sees another
 // version closes the connection with ErrMalformed; a later version will
 // negotiate instead.
