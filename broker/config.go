@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 	"github.com/rmq-dev/rmq/raftlog"
 )
@@ -308,8 +307,8 @@ func (c Config) Validate() error {
 	if c.MemberTimeout <= 0 {
 		bad("MemberTimeout %s must be positive", c.MemberTimeout)
 	}
-	if c.LockLease <= wire.LockTrust {
-		bad("LockLease %s must exceed the %s clients trust a lock", c.LockLease, wire.LockTrust)
+	if c.LockLease <= clientLockTrust {
+		bad("LockLease %s must exceed the %s clients trust a lock", c.LockLease, clientLockTrust)
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		bad("MaxAppendEntries %d must be in 1..1024", c.MaxAppendEntries)
