@@ -79,7 +79,7 @@ func (n *Node) runBatcher() {
 		select {
 		case n.inflight <- b:
 		case <-n.stopCh:
-			n.finish(b, b.future.Error())
+			n.finish(b, n.await(b.future))
 			if carry != nil {
 				carry.done <- sendResult{err: ErrClosed}
 			}
@@ -125,12 +125,12 @@ func (n *Node) runCompleter() {
 	for {
 		select {
 		case b := <-n.inflight:
-			n.finish(b, b.future.Error())
+			n.finish(b, n.await(b.future))
 		case <-n.stopCh:
 			for {
 				select {
 				case b := <-n.inflight:
-					n.finish(b, b.future.Error())
+					n.finish(b, n.await(b.future))
 				default:
 					return
 				}

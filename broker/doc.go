@@ -212,8 +212,10 @@
 // ends when all have returned. The registration loop has one goroutine per
 // NameServer so that one that does not answer delays no other
 // (register.go). apply and transfer start one short goroutine per call
-// that ends when raft resolves the future (raft resolves every future on
-// commit, loss of leadership or shutdown). The vote guard owns one
+// that ends when raft resolves the future (on commit, loss of leadership
+// or shutdown; raft v1.7.3 can leave an entry queued for its FSM at
+// shutdown unanswered, so the completer and the leader's Barrier wait
+// through await, which gives up once raft.Shutdown returned). The vote guard owns one
 // goroutine that moves RPCs from the transport to Raft; it stops when Raft
 // shuts down or closeStores closes the transport. leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The

@@ -58,7 +58,7 @@ func (n *Node) leaderSession(ctx context.Context) {
 	defer n.wg.Done()
 	start := time.Now() // real clock: measures the barrier for the log
 	for {
-		err := n.raft.Barrier(n.cfg.ElectionTimeout * 4).Error()
+		err := n.await(n.raft.Barrier(n.cfg.ElectionTimeout * 4))
 		if err == nil {
 			break
 		}

@@ -57,6 +57,7 @@ type Node struct {
 	stopped bool // shutdown began
 
 	stopCh    chan struct{}
+	raftDown  chan struct{} // closed once raft.Shutdown has returned; see await
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -78,6 +79,7 @@ func New(cfg Config) (*Node, error) {
 		inflight: make(chan *inflightBatch, maxInflightBatches),
 		notify:   newNotifier(),
 		stopCh:   make(chan struct{}),
+		raftDown: make(chan struct{}),
 
 		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),
@@ -245,6 +247,7 @@ func (n *Node) shutdown(clean bool) error {
 	}
 	close(n.stopCh)
 	err := n.raft.Shutdown().Error()
+	close(n.raftDown) // unblocks waits on futures raft left unanswered
 	n.wg.Wait()
 	n.notify.close()
 	if clean {
