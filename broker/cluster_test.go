@@ -76,6 +76,7 @@ func newTestCluster(t testing.TB, size int, mutate func(*Config)) *testCluster {
 		if err != nil {
 			t.Fatalf("start %s: %v", p.ID, err)
 		}
+		run(n)
 		c.nodes[p.ID] = n
 	}
 	t.Cleanup(c.closeAll)
@@ -162,6 +163,12 @@ func (c *testCluster) stop(id string) {
 	}
 }
 
+// run starts n's loops and listeners. Run returns once the node is
+// stopped (closeAll stops every node) and logs a failed listener itself.
+func run(n *Node) {
+	go func() { _ = n.Run(context.Background()) }()
+}
+
 // start (re)starts a stopped node on its old address and data directory.
 func (c *testCluster) start(id string) *Node {
 	c.t.Helper()
@@ -177,6 +184,7 @@ func (c *testCluster) start(id string) *Node {
 	if err != nil {
 		c.t.Fatalf("restart %s: %v", id, err)
 	}
+	run(n)
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 	"github.com/rmq-dev/rmq/raftlog"
 )
@@ -163,6 +162,16 @@ type Config struct {
 	// Logger is the root logger; default: a null logger.
 	Logger hclog.Logger
 
+	// Now is the broker's clock; default time.Now. Every time the broker
+	// stamps or judges goes through it: the leader's store time in send
+	// entries, topic creation times, lock grant stamps and lease checks,
+	// the lock janitor's trust cutoff, consumer member expiry, retention's
+	// segment age, and purge records in Status. Tests pass a settable
+	// clock to drive schedulers without waiting. Timers and tickers (how
+	// often a loop runs), Raft's timeouts, context deadlines and log
+	// throttling stay on the real clock.
+	Now func() time.Time
+
 	// diskStat measures a data directory; tests replace it.
 	diskStat func(dir string) (DiskUsage, error)
 }
@@ -231,6 +240,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
 }
 
@@ -295,8 +307,8 @@ func (c Config) Validate() error {
 	if c.MemberTimeout <= 0 {
 		bad("MemberTimeout %s must be positive", c.MemberTimeout)
 	}
-	if c.LockLease <= wire.LockTrust {
-		bad("LockLease %s must exceed the %s clients trust a lock", c.LockLease, wire.LockTrust)
+	if c.LockLease <= clientLockTrust {
+		bad("LockLease %s must exceed the %s clients trust a lock", c.LockLease, clientLockTrust)
 	}
 	if c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024 {
 		bad("MaxAppendEntries %d must be in 1..1024", c.MaxAppendEntries)

@@ -16,7 +16,8 @@
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb
 // for term and vote, and the fsm; it builds a TCP transport and starts
-// raft (never with raft.BootstrapCluster: see below).
+// raft (never with raft.BootstrapCluster: see below). Run(ctx) then
+// starts the node's loops and listeners (run.go).
 //
 // # Bootstrap and rejoin
 //
@@ -150,10 +151,10 @@
 // # Consumer groups and queue locks
 //
 // Members (heartbeats, mode, subscriptions) are leader-local soft state
-// (groups.go): a new leader starts empty and members re-register within a
+// (groups.go, expiring on Config.Now): a new leader starts empty and members re-register within a
 // heartbeat. Queue locks are replicated (locks.go): a lock request from a
 // live member becomes one fsm.LockQueues entry stamped with the leader's
-// wall clock and LockLease (none when no requested queue is grantable);
+// clock (Config.Now) and LockLease (none when no requested queue is grantable);
 // Apply grants each queue that is free, already the requester's, or whose
 // lease ended at the stamped time. Unlock and LeaveGroup propose
 // fsm.UnlockQueues. The leader-only lock janitor releases the locks of
@@ -172,20 +173,59 @@
 // well within LockLease - LockTrust. Client clocks do not matter (clients
 // measure durations only).
 //
+// # Layout: one core, protocols as adapters
+//
+// Every operation a client can ask for is a method of Node with the
+// broker's own types (the list: node_api.go); protocol adapters decode,
+// call and encode. No wire type appears in the core files.
+//
+//	node_api.go         the operations, one interface, each line naming its file
+//	send.go             Send/SendWith: the one validation of the write path, auto-create
+//	batcher.go          group commit: batcher and completer goroutines
+//	apply.go            apply: the ctx -> raft.Apply bridge; raft/fsm error mapping
+//	pull.go             Read (pull, long poll, tag filter)
+//	topics.go           create/update/delete/list topics, TopicStatus, name rules
+//	offsets.go          commit/query/search/reset consumer offsets
+//	groups.go           Heartbeat, ListGroups, DescribeGroup; leader-local members
+//	locks.go            replicated queue locks; the lock janitor (leader service)
+//	status.go           Status
+//	leader.go           leadership watcher, leader session, writability, transfer
+//	leader_services.go  the list of leader-only services
+//	run.go              Run; the list of the node's loops and of its listeners
+//	node.go             New (storage, Raft, bound listeners), Close/Shutdown/Abort
+//	retention.go        retention planning (leader service), disk use, purge loop
+//	rejoin.go           vote guard for a node that lost its Raft state
+//	wire_adapter.go     rmq wire protocol adapter (the client listener)
+//	register.go, namesrv_client.go   NameServer registration and queries (wire)
+//
+// Time: every stamp and judgement of time goes through Config.Now (store
+// time, topic creation, lock grants and leases, member expiry, retention
+// age, purge records), so schedulers can be tested with a settable clock;
+// how often loops run, Raft's timeouts and context deadlines stay real.
+//
 // # Goroutines and locks
 //
-// New starts four goroutines (five on a node with a vote guard: the
-// rejoin prober, which ends once the guard is off), all stopped by
-// Close/Abort through stopCh and waited for with wg: the batcher (sole owner of the BatchEncoder), the
-// completer (resolves proposed entries in order), the leadership watcher
-// (starts one leaderSession goroutine per term of leadership, cancelled
-// when leadership ends; the session runs the retention service and starts
-// the lock janitor, which ends with it), and the maintenance loop. With
-// NameServers configured the registration loop also runs, with one
-// goroutine per NameServer so that one that does not answer delays no
-// other (register.go). apply and transfer start one short goroutine per call
-// that ends when raft resolves the future (raft resolves every future on
-// commit, loss of leadership or shutdown). The vote guard owns one
+// New opens the stores, binds the listeners and starts Raft; Run starts
+// the loops listed in run.go, all stopped by Close/Shutdown/Abort through
+// stopCh and waited for with wg: the batcher (sole owner of the
+// BatchEncoder), the completer (resolves proposed entries in order), the
+// leadership watcher, the maintenance loop, the registration loop (with
+// NameServers) and the rejoin prober (on a node with a vote guard; it ends
+// once the guard is off). Run also starts one goroutine per listener (the
+// rmq wire protocol today), each serving until the node stops, and
+// returns when its ctx is done; the node serves on until Close. runMu
+// orders Run's start against shutdown, so no goroutine starts after
+// shutdown began. The leadership watcher starts one leaderSession
+// goroutine per term of leadership, cancelled when leadership ends: the
+// session passes the Barrier, then runs every leader service of
+// leader_services.go in its own goroutine with the session's context, and
+// ends when all have returned. The registration loop has one goroutine per
+// NameServer so that one that does not answer delays no other
+// (register.go). apply and transfer start one short goroutine per call
+// that ends when raft resolves the future (on commit, loss of leadership
+// or shutdown; raft v1.7.3 can leave an entry queued for its FSM at
+// shutdown unanswered, so the completer and the leader's Barrier wait
+// through await, which gives up once raft.Shutdown returned). The vote guard owns one
 // goroutine that moves RPCs from the transport to Raft; it stops when Raft
 // shuts down or closeStores closes the transport. leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The

@@ -34,6 +34,9 @@ var (
 	// ErrOffsetIllegal means a commit named an offset above the queue's max
 	// offset; the error is an *OffsetIllegalError (RocketMQ OFFSET_ILLEGAL).
 	ErrOffsetIllegal = errors.New("broker: offset illegal")
+	// ErrGroupModeMismatch means a consumer's heartbeat asked for another
+	// consumption mode than the group's live members use.
+	ErrGroupModeMismatch = errors.New("broker: group mode mismatch")
 	// ErrClosed means the node is shut down.
 	ErrClosed = errors.New("broker: closed")
 )

@@ -1,12 +1,134 @@
 package broker
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/fsm"
 )
+
+// Consumption modes of a consumer group (RocketMQ MessageModel).
+const (
+	ModeClustering   = "clustering"   // each queue is consumed by one member
+	ModeBroadcasting = "broadcasting" // every member consumes every queue
+)
+
+// HeartbeatRequest registers or refreshes one member of a consumer group.
+type HeartbeatRequest struct {
+	Group    string
+	ClientID string
+	Mode     string   // ModeClustering or ModeBroadcasting
+	Topics   []string // the topics the member subscribes to
+}
+
+// HeartbeatResult is the group as the leader sees it after a heartbeat.
+type HeartbeatResult struct {
+	Members    []string // sorted client IDs of the live members
+	ResetEpoch uint64   // bumped by every ResetOffsets of the group
+}
+
+// Heartbeat registers or refreshes a member on the leader (members are
+// leader-local soft state) and returns the group's live members, so the
+// client can rebalance. A member whose mode differs from the group's is
+// refused with ErrGroupModeMismatch unless it is the only member.
+func (n *Node) Heartbeat(_ context.Context, req HeartbeatRequest) (HeartbeatResult, error) {
+	if err := ValidateGroupName(req.Group); err != nil {
+		return HeartbeatResult{}, err
+	}
+	if err := n.checkWritable(); err != nil {
+		return HeartbeatResult{}, err
+	}
+	members, err := n.groups.heartbeat(req)
+	if err != nil {
+		return HeartbeatResult{}, err
+	}
+	return HeartbeatResult{Members: members, ResetEpoch: n.fsm.GroupResetEpoch(req.Group)}, nil
+}
+
+// ListGroups lists the groups with committed offsets or live members.
+func (n *Node) ListGroups() []string {
+	seen := map[string]bool{}
+	for _, g := range n.fsm.Groups() {
+		seen[g] = true
+	}
+	for _, g := range n.groups.liveGroups() {
+		seen[g] = true
+	}
+	return sortedKeys(seen)
+}
+
+// GroupQueue is a group's progress on one queue.
+type GroupQueue struct {
+	Topic          string
+	QueueID        uint32
+	BrokerOffset   uint64 // the queue's max offset
+	ConsumerOffset uint64 // the group's committed offset (0 if none)
+	Lag            uint64
+	Owner          string // holder of the queue's unexpired lock, if any
+}
+
+// GroupDescription is a group's mode, live members and per-queue progress.
+type GroupDescription struct {
+	Group   string
+	Mode    string // "" when no member is live
+	Members []string
+	Queues  []GroupQueue
+}
+
+// DescribeGroup reports a group's progress on every queue of every topic
+// it has offsets for or that a live member subscribes to. A group with
+// neither is refused with ErrInvalidArgument.
+func (n *Node) DescribeGroup(group string) (GroupDescription, error) {
+	mode, members := n.groups.describe(group)
+	owners := n.queueOwners(group)
+	topics := map[string]bool{}
+	for _, o := range n.fsm.GroupOffsets(group) {
+		topics[o.Topic] = true
+	}
+	for _, t := range n.groups.memberTopics(group) {
+		topics[t] = true
+	}
+	if len(topics) == 0 && len(members) == 0 {
+		return GroupDescription{}, fmt.Errorf("%w: group %q has no offsets and no live members", ErrInvalidArgument, group)
+	}
+	d := GroupDescription{Group: group, Mode: mode, Members: members}
+	for _, name := range sortedKeys(topics) {
+		t, ok := n.fsm.Topic(name)
+		if !ok {
+			continue
+		}
+		for q := uint32(0); q < t.Queues; q++ {
+			_, next, err := n.QueueRange(name, q)
+			if err != nil {
+				return GroupDescription{}, err
+			}
+			off, _ := n.ConsumerOffset(group, name, q)
+			gq := GroupQueue{Topic: name, QueueID: q, BrokerOffset: next, ConsumerOffset: off,
+				Owner: owners[fsm.QueueRef{Topic: name, QueueID: q}]}
+			if next > off {
+				gq.Lag = next - off
+			}
+			d.Queues = append(d.Queues, gq)
+		}
+	}
+	return d, nil
+}
+
+// ValidateGroupName applies RocketMQ's rule for consumer groups: the topic
+// name characters and at most 120 of them, so that "%RETRY%"+group is a
+// valid topic name.
+func ValidateGroupName(name string) error {
+	if len(name) > 120 {
+		return fmt.Errorf("%w: group name is %d characters, limit 120", ErrInvalidArgument, len(name))
+	}
+	if err := fsm.ValidateTopicName(name); err != nil {
+		return fmt.Errorf("%w: group name: %w", ErrInvalidArgument, err)
+	}
+	return nil
+}
 
 // groupManager tracks live consumer-group members on the group leader,
 // like RocketMQ's ConsumerManager. This state is leader-local on purpose:
@@ -33,18 +155,18 @@ type member struct {
 	topics   []string
 }
 
-func newGroupManager(timeout time.Duration) *groupManager {
-	return &groupManager{now: time.Now, timeout: timeout, groups: map[string]*liveGroup{}}
+func newGroupManager(timeout time.Duration, now func() time.Time) *groupManager {
+	return &groupManager{now: now, timeout: timeout, groups: map[string]*liveGroup{}}
 }
 
 // heartbeat registers or refreshes a member and returns the sorted ids of
 // the group's live members.
-func (g *groupManager) heartbeat(req *wire.HeartbeatRequest) ([]string, error) {
-	if req.Mode != wire.ModeClustering && req.Mode != wire.ModeBroadcasting {
-		return nil, wire.Errorf(wire.CodeInvalidArgument, "mode %q; use %q or %q", req.Mode, wire.ModeClustering, wire.ModeBroadcasting)
+func (g *groupManager) heartbeat(req HeartbeatRequest) ([]string, error) {
+	if req.Mode != ModeClustering && req.Mode != ModeBroadcasting {
+		return nil, fmt.Errorf("%w: mode %q; use %q or %q", ErrInvalidArgument, req.Mode, ModeClustering, ModeBroadcasting)
 	}
 	if req.ClientID == "" {
-		return nil, wire.Errorf(wire.CodeInvalidArgument, "empty client id")
+		return nil, fmt.Errorf("%w: empty client id", ErrInvalidArgument)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -57,9 +179,8 @@ func (g *groupManager) heartbeat(req *wire.HeartbeatRequest) ([]string, error) {
 	}
 	if lg.mode != req.Mode {
 		if _, alone := lg.members[req.ClientID]; !(alone && len(lg.members) == 1) {
-			return nil, wire.Errorf(wire.CodeGroupModeMismatch,
-				"group %q is consumed in %s mode by %d member(s); this client asked for %s",
-				req.Group, lg.mode, len(lg.members), req.Mode)
+			return nil, fmt.Errorf("%w: group %q is consumed in %s mode by %d member(s); this client asked for %s",
+				ErrGroupModeMismatch, req.Group, lg.mode, len(lg.members), req.Mode)
 		}
 		lg.mode = req.Mode // the only member switched modes
 	}

@@ -12,10 +12,10 @@ import (
 
 func TestGroupManager(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newGroupManager(10 * time.Second)
-	g.now = func() time.Time { return now }
+	g := newGroupManager(10*time.Second, func() time.Time { return now })
+	// The wire's mode names go through unchanged: the broker's are the same.
 	hb := func(client, mode string) ([]string, error) {
-		return g.heartbeat(&wire.HeartbeatRequest{Group: "g", ClientID: client, Mode: mode, Topics: []string{"t"}})
+		return g.heartbeat(HeartbeatRequest{Group: "g", ClientID: client, Mode: mode, Topics: []string{"t"}})
 	}
 	if _, err := hb("b", wire.ModeClustering); err != nil {
 		t.Fatal(err)
@@ -25,7 +25,7 @@ func TestGroupManager(t *testing.T) {
 		t.Fatalf("members (-want +got):\n%s", diff)
 	}
 	var we *wire.Error
-	if _, err := hb("c", wire.ModeBroadcasting); !errors.As(err, &we) || we.Code != wire.CodeGroupModeMismatch {
+	if _, err := hb("c", wire.ModeBroadcasting); !errors.As(wireErrorOf(err), &we) || we.Code != wire.CodeGroupModeMismatch {
 		t.Fatalf("mode mismatch: got %v, want CodeGroupModeMismatch", err)
 	}
 	// a stops heartbeating: it expires.

@@ -51,12 +51,14 @@ func (n *Node) watchLeadership() {
 
 // leaderSession runs while this node leads. A new leader must not serve
 // until it has applied every entry committed by earlier terms: its
-// consume queues and topic table would be incomplete (Barrier).
+// consume queues and topic table would be incomplete (Barrier). Then it
+// records its client address and runs the leader services until ctx ends
+// (leadership lost or the node stops).
 func (n *Node) leaderSession(ctx context.Context) {
 	defer n.wg.Done()
-	start := time.Now()
+	start := time.Now() // real clock: measures the barrier for the log
 	for {
-		err := n.raft.Barrier(n.cfg.ElectionTimeout * 4).Error()
+		err := n.await(n.raft.Barrier(n.cfg.ElectionTimeout * 4))
 		if err == nil {
 			break
 		}
@@ -84,12 +86,7 @@ func (n *Node) leaderSession(ctx context.Context) {
 	n.log.Info("leader serving", "term", n.raft.CurrentTerm(), "barrier", time.Since(start))
 	n.pokeRegistration()
 	n.registerNodeAddr(ctx)
-	n.wg.Add(1)
-	go func() { // ends with the session (ctx)
-		defer n.wg.Done()
-		n.runLockJanitor(ctx)
-	}()
-	n.runRetention(ctx)
+	n.runLeaderServices(ctx) // leader_services.go; returns once ctx ends
 }
 
 // checkWritable reports whether this node may accept writes now.

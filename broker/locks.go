@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 )
 
@@ -31,7 +30,7 @@ func (n *Node) LockQueues(ctx context.Context, group, clientID string, queues []
 	if !n.groups.isMember(group, clientID) {
 		return nil, fmt.Errorf("%w: client %q is not a live member of group %q; heartbeat first", ErrInvalidArgument, clientID, group)
 	}
-	now := time.Now().UnixMilli()
+	now := n.cfg.Now().UnixMilli()
 	// Propose only what the applied table says may be granted: a request
 	// for queues other members hold costs no Raft entry. Apply decides
 	// again with the same stamped time.
@@ -120,7 +119,7 @@ func validateLockTarget(group, clientID string, queues []fsm.QueueRef) error {
 
 // queueOwners returns the holders of group's unexpired locks.
 func (n *Node) queueOwners(group string) map[fsm.QueueRef]string {
-	now := time.Now().UnixMilli()
+	now := n.cfg.Now().UnixMilli()
 	out := map[fsm.QueueRef]string{}
 	for _, l := range n.fsm.Locks(group) {
 		if now < l.Expires {
@@ -133,24 +132,24 @@ func (n *Node) queueOwners(group string) map[fsm.QueueRef]string {
 // runLockJanitor is the leader-only service that releases the locks of
 // members that are gone (expired here, or never heartbeated to this
 // leader) so their queues move before the lease ends. It releases a lock
-// only wire.LockTrust after its last grant, when the member can no longer
+// only clientLockTrust after its last grant, when the member can no longer
 // be consuming under it, and says so in the command (GrantedBefore) so a
 // renewal that commits first keeps the lock.
-func (n *Node) runLockJanitor(ctx context.Context) {
+func (n *Node) runLockJanitor(ctx context.Context) error {
 	t := time.NewTicker(min(n.cfg.MemberTimeout/2, time.Second))
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		n.releaseDeparted(ctx, time.Now())
+		n.releaseDeparted(ctx, n.cfg.Now())
 	}
 }
 
 func (n *Node) releaseDeparted(ctx context.Context, now time.Time) {
-	cutoff := now.Add(-wire.LockTrust).UnixMilli()
+	cutoff := now.Add(-clientLockTrust).UnixMilli()
 	type owner struct{ group, client string }
 	var due []owner
 	seen := map[owner]bool{}

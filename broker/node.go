@@ -50,14 +50,23 @@ type Node struct {
 	clientLn    net.Listener  // nil when the node serves no clients
 	registerNow chan struct{} // buffered 1: register with NameServers now
 
+	// runMu orders Run's start of goroutines against shutdown: once
+	// stopped is set no goroutine is added to wg.
+	runMu   sync.Mutex
+	started bool // Run was called
+	stopped bool // shutdown began
+
 	stopCh    chan struct{}
+	raftDown  chan struct{} // closed once raft.Shutdown has returned; see await
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New opens the node's storage, starts Raft and the node's goroutines.
-// The node serves until Close or Abort.
+// New opens the node's storage, binds its listeners and starts Raft (the
+// node votes and replicates at once). Run starts the rest: the node's
+// loops and its client listeners (run.go). The node runs until Close,
+// Shutdown or Abort, whether or not Run was called.
 func New(cfg Config) (*Node, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -70,30 +79,14 @@ func New(cfg Config) (*Node, error) {
 		inflight: make(chan *inflightBatch, maxInflightBatches),
 		notify:   newNotifier(),
 		stopCh:   make(chan struct{}),
+		raftDown: make(chan struct{}),
 
-		groups:      newGroupManager(cfg.MemberTimeout),
+		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),
 	}
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
-	}
-	n.wg.Add(4)
-	go n.runBatcher()
-	go n.runCompleter()
-	go n.watchLeadership()
-	go n.runMaintenance()
-	if n.clientLn != nil {
-		n.wg.Add(1)
-		go n.serveClients(n.clientLn)
-	}
-	if len(n.cfg.NameServers) > 0 {
-		n.wg.Add(1)
-		go n.runRegistration()
-	}
-	if n.guard != nil {
-		n.wg.Add(1)
-		go n.runRejoin()
 	}
 	return n, nil
 }
@@ -241,6 +234,9 @@ func (n *Node) Abort() {
 }
 
 func (n *Node) shutdown(clean bool) error {
+	n.runMu.Lock()
+	n.stopped = true
+	n.runMu.Unlock()
 	n.serving.Store(false)
 	if clean {
 		// A snapshot now means the next start restores it and replays
@@ -251,6 +247,7 @@ func (n *Node) shutdown(clean bool) error {
 	}
 	close(n.stopCh)
 	err := n.raft.Shutdown().Error()
+	close(n.raftDown) // unblocks waits on futures raft left unanswered
 	n.wg.Wait()
 	n.notify.close()
 	if clean {

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 	"github.com/rmq-dev/rmq/raftlog"
 )
@@ -134,30 +133,26 @@ func planRetention(segs []raftlog.SegmentInfo, start uint64, now time.Time, rc R
 // anything itself: it proposes TruncatePrefix{UpTo, Reason} through Raft so
 // every replica moves its queue minimums at the same log position; each
 // node's maintenance loop then purges the segments locally.
-func (n *Node) runRetention(ctx context.Context) {
+func (n *Node) runRetention(ctx context.Context) error {
 	rc := n.cfg.Retention
 	if rc.CheckInterval < 0 {
-		return
+		return nil
 	}
-	conns := map[string]*wire.Conn{} // NameServer connections, by address
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	var ns nameServerConns
+	defer ns.close()
 	t := time.NewTicker(rc.CheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
 		var disks []nodeDisk
 		if rc.MaxDiskBytes > 0 || rc.ForceDiskRatio > 0 {
-			disks = n.groupDisks(ctx, conns)
+			disks = n.groupDisks(ctx, &ns)
 		}
-		p := planRetention(n.store.Segments(), n.fsm.LogStart(), time.Now(), rc, disks)
+		p := planRetention(n.store.Segments(), n.fsm.LogStart(), n.cfg.Now(), rc, disks)
 		if applied := n.fsm.AppliedIndex(); p.UpTo > applied {
 			p.UpTo = applied
 		}
@@ -189,59 +184,9 @@ func (n *Node) proposeTruncate(ctx context.Context, p retentionPlan) {
 	n.log.Info("retention released expired segments", kv...)
 }
 
-// groupDisks returns this node's disk use and that of every other node of
-// the group as it last reported it to a NameServer (followers heartbeat
-// their disk use with their status every RegisterInterval). The first
-// NameServer that answers within a second is used; reports older than
-// three heartbeats are ignored. A node no NameServer has heard from
-// recently is left out: the leader cannot protect a disk it cannot see
-// (see doc.go).
-func (n *Node) groupDisks(ctx context.Context, conns map[string]*wire.Conn) []nodeDisk {
-	out := []nodeDisk{{Node: n.cfg.NodeID, DiskUsage: n.diskUsage(true)}}
-	maxAge := 3 * max(n.cfg.RegisterInterval, time.Second)
-	for _, addr := range n.cfg.NameServers {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		ci, err := clusterInfo(cctx, conns, addr)
-		cancel()
-		if err != nil {
-			n.log.Debug("no follower disk use from namesrv", "namesrv", addr, "error", err)
-			continue
-		}
-		for _, cn := range ci.Nodes {
-			if cn.Cluster != n.cfg.Cluster || cn.Group != n.cfg.Group || cn.NodeID == n.cfg.NodeID ||
-				cn.DiskTotal == 0 || time.Duration(cn.AgeMillis)*time.Millisecond > maxAge {
-				continue
-			}
-			out = append(out, nodeDisk{Node: cn.NodeID, DiskUsage: DiskUsage{FSUsed: cn.DiskUsed, FSTotal: cn.DiskTotal, DataBytes: cn.DataBytes}})
-		}
-		return out
-	}
-	return out
-}
-
-func clusterInfo(ctx context.Context, conns map[string]*wire.Conn, addr string) (*wire.ClusterInfo, error) {
-	c := conns[addr]
-	if c != nil && c.Err() != nil {
-		c.Close()
-		c = nil
-	}
-	if c == nil {
-		var err error
-		if c, err = wire.Dial(ctx, addr, 0); err != nil {
-			delete(conns, addr)
-			return nil, err
-		}
-		conns[addr] = c
-	}
-	var ci wire.ClusterInfo
-	if err := c.Call(ctx, wire.CodeGetCluster, wire.Empty{}, &ci); err != nil {
-		return nil, err
-	}
-	return &ci, nil
-}
-
 // diskCache holds the last measurement of this node's disk use; walking
-// DataDir costs a stat per file, so status calls reuse it for a while.
+// DataDir costs a stat per file, so status calls reuse it for a while
+// (measured on the real clock: the cache is a cost bound, not logic).
 type diskCache struct {
 	mu  sync.Mutex
 	at  time.Time
@@ -350,7 +295,7 @@ func (n *Node) purgeReleased() {
 	if res.Segments == 0 {
 		return
 	}
-	rec := &PurgeRecord{At: time.Now(), Reason: n.fsm.TruncateReason(), Segments: res.Segments, Bytes: res.Bytes,
+	rec := &PurgeRecord{At: n.cfg.Now(), Reason: n.fsm.TruncateReason(), Segments: res.Segments, Bytes: res.Bytes,
 		FromIndex: before, ToIndex: floor}
 	if res.FirstIndex > 0 {
 		rec.ToIndex = res.FirstIndex - 1

@@ -58,6 +58,9 @@ type ProducerConfig struct {
 	MaxInflightAsync int
 	// Logger receives the producer's logs. Default: discard.
 	Logger hclog.Logger
+	// Now is the producer's clock for message born timestamps; default
+	// time.Now. Send timeouts, batching and backoffs run on real timers.
+	Now func() time.Time
 }
 
 // DefaultProducerConfig returns a config with every default filled in
@@ -67,6 +70,9 @@ func DefaultProducerConfig() ProducerConfig {
 }
 
 func (c ProducerConfig) withDefaults() ProducerConfig {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.SendTimeout == 0 {
 		c.SendTimeout = 3 * time.Second
 	}
@@ -200,9 +206,18 @@ type ConsumerConfig struct {
 	OffsetDir string
 	// Logger receives the consumer's logs. Default: discard.
 	Logger hclog.Logger
+	// Now is the consumer's clock for queue-lock logic: when a lock
+	// request was sent, how long a lock is trusted (wire.LockTrust) and
+	// when it is due for renewal; default time.Now. Tests pass a settable
+	// clock to expire or renew locks without waiting. Pull waits,
+	// heartbeats, rebalancing and backoffs run on real timers.
+	Now func() time.Time
 }
 
 func (c ConsumerConfig) withDefaults() ConsumerConfig {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.PullBatch == 0 {
 		c.PullBatch = 32
 	}

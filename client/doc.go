@@ -104,7 +104,10 @@
 // time; different queues run concurrently. Orderly additionally stops
 // delivering a queue whose lock was not renewed for wire.LockTrust (30s),
 // counted from when the granting request was sent; the broker's lease
-// (60s) is longer, so two members never hold one queue. After a failover
+// (60s) is longer, so two members never hold one queue. That lock logic
+// reads ConsumerConfig.Now (born timestamps read ProducerConfig.Now), so
+// tests can move a client's clock; timeouts, waits and backoffs use real
+// timers, and the Admin reads no clock. After a failover
 // consumption continues from in-memory positions (pulls go to any
 // replica when the leader is unknown); messages past the last commit may
 // be delivered again (MessageExt.Redelivered, ConsumerStats.Redelivered).

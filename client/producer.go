@@ -161,8 +161,7 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 	if err != nil {
 		return false
 	}
-	now := time.Now()
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, now), ctx: ctx, deadline: now.Add(p.cfg.SendTimeout), group: q.Group}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, p.cfg.Now()), ctx: ctx, deadline: time.Now().Add(p.cfg.SendTimeout), group: q.Group}
 	if dl, ok := ctx.Deadline(); ok && dl.Before(it.deadline) {
 		it.deadline = dl
 	}
@@ -218,7 +217,7 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 			return fmt.Errorf("%w: group %s", ErrNoLeader, q.Group)
 		}
 	}
-	req := wire.SendRequest{Messages: []wire.Message{toWire(msg, p.ids.next(), q.QueueID, time.Now())}}
+	req := wire.SendRequest{Messages: []wire.Message{toWire(msg, p.ids.next(), q.QueueID, p.cfg.Now())}}
 	if auto {
 		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
 	}
@@ -254,7 +253,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := p.cfg.Now()
 	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs)), Atomic: true}
 	for i, m := range msgs {
 		req.Messages[i] = toWire(m, p.ids.next(), q.QueueID, now)
@@ -387,7 +386,7 @@ func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendRe
 	if err != nil {
 		return SendResult{}, err
 	}
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, time.Now()), auto: auto}
+	it := &sendItem{msg: toWire(msg, id, q.QueueID, p.cfg.Now()), auto: auto}
 	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
 	res, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResult, error) {
 		b, err := p.batcher(addr)

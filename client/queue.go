@@ -339,7 +339,7 @@ func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 func (qr *queueRun) waitLock() bool {
 	for {
 		qr.mu.Lock()
-		ok := time.Since(qr.lockedAt) < orderlyLockValid
+		ok := qr.c.cfg.Now().Sub(qr.lockedAt) < orderlyLockValid
 		qr.mu.Unlock()
 		if ok || qr.c.cfg.Mode == Broadcasting {
 			return true

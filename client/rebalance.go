@@ -197,7 +197,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		c.mu.Lock()
 		for q := range desired {
 			if _, ok := c.queues[q]; !ok && c.state == stateStarted {
-				c.startQueue(q, time.Now())
+				c.startQueue(q, c.cfg.Now())
 			}
 		}
 		c.noteAssignment(desired, keep)
@@ -213,7 +213,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	renew := make(map[string]bool)
 	for q, qr := range owned {
 		qr.mu.Lock()
-		due := time.Since(qr.lockedAt) >= lockRenew
+		due := c.cfg.Now().Sub(qr.lockedAt) >= lockRenew
 		qr.mu.Unlock()
 		renew[q.Group] = renew[q.Group] || due
 	}
@@ -231,7 +231,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		if _, ok := members[g]; !ok {
 			continue // leader unreachable this round: keep going as we are
 		}
-		sent := time.Now() // the lock is trusted from here, not from the answer
+		sent := c.cfg.Now() // the lock is trusted from here, not from the answer
 		locked, err := c.lock(ctx, g, qs)
 		if err != nil {
 			if firstErr == nil {

@@ -97,10 +97,17 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 		if err != nil {
 			t.Fatalf("start %s: %v", p.ID, err)
 		}
+		startRun(n)
 		c.nodes[p.ID] = n
 	}
 	c.LeaderID(15 * time.Second)
 	return c
+}
+
+// startRun starts n's loops and listeners. Run returns once the node is
+// stopped (every test stops its nodes) and logs a failed listener itself.
+func startRun(n *broker.Node) {
+	go func() { _ = n.Run(context.Background()) }()
 }
 
 func listen(t testing.TB, addr string) net.Listener {
@@ -238,6 +245,7 @@ func (c *Cluster) Restart(id string) *broker.Node {
 	if err != nil {
 		c.t.Fatalf("restart %s: %v", id, err)
 	}
+	startRun(n)
 	c.mu.Lock()
 	c.nodes[id] = n
 	c.mu.Unlock()

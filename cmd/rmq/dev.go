@@ -48,11 +48,17 @@ func runDev(c *cli.Context) error {
 		peers = append(peers, fmt.Sprintf("n%d=127.0.0.1:%d", i, base+10*i+1))
 	}
 	var nodes []*broker.Node
+	var runs []chan error // each node's Run, which returns once the node stops
 	// The whole group stops together, so no node hands leadership over.
 	stopAll := func() error {
 		var errs []error
 		for _, n := range nodes {
 			errs = append(errs, n.Shutdown())
+		}
+		for _, done := range runs {
+			if err := <-done; !errors.Is(err, broker.ErrClosed) {
+				errs = append(errs, err)
+			}
 		}
 		cancel()
 		errs = append(errs, <-nsDone)
@@ -75,6 +81,9 @@ func runDev(c *cli.Context) error {
 			var n *broker.Node
 			if n, err = broker.New(cfg); err == nil {
 				nodes = append(nodes, n)
+				done := make(chan error, 1)
+				go func() { done <- n.Run(ctx) }() // ends when stopAll shuts n down
+				runs = append(runs, done)
 				continue
 			}
 		}

@@ -159,11 +159,11 @@ func runBroker(c *cli.Context, cfg broker.Config) error {
 	}
 	defer func() { stopPprof(); waitPprof() }()
 	cfg.Logger.Info("broker serving", "node", cfg.NodeID, "group", cfg.Group, "addr", n.ClientAddr(), "data", cfg.DataDir)
-	<-c.Context.Done()
+	runErr := n.Run(c.Context) // until Ctrl-C (or a listener fails)
 	cfg.Logger.Info("shutting down: transferring leadership first")
 	ctx, cancel := contextWithTimeout(c.Duration("timeout"))
 	defer cancel()
-	return n.Close(ctx)
+	return errors.Join(runErr, n.Close(ctx))
 }
 
 func splitList(s string) []string {

@@ -3,27 +3,31 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
 )
 
-// serveClients runs the client protocol server until the node stops.
-func (n *Node) serveClients(ln net.Listener) {
-	defer n.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-n.stopCh; cancel() }() // ends with the node
-	err := wire.Serve(ctx, ln, n.handle, wire.ServerConfig{
+// This file is the rmq wire protocol adapter: it decodes each request,
+// calls the node's protocol-neutral method (node_api.go) and encodes the
+// answer; errors leave through wireError. No logic of the node lives
+// here, so the RocketMQ remoting protocol and the HTTP admin API can be
+// adapters of their own.
+
+// clientLockTrust is how long an rmq client trusts a granted queue lock
+// (wire.LockTrust); the lock janitor never releases a lock younger than
+// that (locks.go).
+const clientLockTrust = wire.LockTrust
+
+// serveWire serves the rmq wire protocol on ln until ctx ends (the node
+// stops).
+func (n *Node) serveWire(ctx context.Context, ln net.Listener) error {
+	return wire.Serve(ctx, ln, n.handle, wire.ServerConfig{
 		MaxFrame: n.cfg.MaxFrame,
 		Logf:     func(msg string, kv ...any) { n.log.Warn(msg, kv...) },
 	})
-	if err != nil {
-		n.log.Error("client server stopped", "error", err)
-	}
 }
 
 // handle serves one client request. Every error leaves through wireError,
@@ -81,7 +85,7 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 			return wire.Empty{}, n.UnlockQueues(ctx, req.Group, req.ClientID, queueRefs(req.Queues), false)
 		}, ctx)
 	case wire.CodeListGroups:
-		return n.listGroups(), nil
+		return &wire.GroupList{Groups: n.ListGroups()}, nil
 	case wire.CodeDescribeGroup:
 		return decodeThen(r, n.handleDescribeGroup, ctx)
 	case wire.CodeNodeStatus:
@@ -103,8 +107,19 @@ func decodeThen[T any](r *wire.Request, f func(context.Context, *T) (any, error)
 	return f(ctx, req)
 }
 
-// wireError maps broker, fsm and context errors to wire error codes.
+// wireError maps broker, fsm and context errors to wire error codes; a
+// not-leader answer carries the leader's client address.
 func (n *Node) wireError(err error) error {
+	we := wireErrorOf(err)
+	var nl *NotLeaderError
+	if we.Code == wire.CodeNotLeader && errors.As(err, &nl) && nl.LeaderID != "" {
+		we.Leader, _ = n.fsm.NodeAddr(nl.LeaderID)
+	}
+	return we
+}
+
+// wireErrorOf maps err to its wire error (without the leader's address).
+func wireErrorOf(err error) *wire.Error {
 	var we *wire.Error
 	if errors.As(err, &we) {
 		return we
@@ -117,9 +132,6 @@ func (n *Node) wireError(err error) error {
 	switch {
 	case errors.As(err, &nl):
 		code = wire.CodeNotLeader
-		if nl.LeaderID != "" {
-			body.Leader, _ = n.fsm.NodeAddr(nl.LeaderID)
-		}
 	case errors.As(err, &om):
 		code, body.MinOffset, body.MaxOffset = wire.CodeOffsetMoved, om.Min, om.Max
 	case errors.As(err, &oi):
@@ -142,6 +154,8 @@ func (n *Node) wireError(err error) error {
 		code = wire.CodeInvalidArgument
 	case errors.Is(err, fsm.ErrStaleEpoch):
 		code = wire.CodeStaleEpoch
+	case errors.Is(err, ErrGroupModeMismatch):
+		code = wire.CodeGroupModeMismatch
 	case errors.Is(err, context.DeadlineExceeded):
 		code = wire.CodeTimeout
 	}
@@ -149,19 +163,6 @@ func (n *Node) wireError(err error) error {
 }
 
 func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, error) {
-	if len(req.Messages) == 0 {
-		return nil, fmt.Errorf("%w: a send needs at least one message", ErrInvalidArgument)
-	}
-	// Leadership first: a follower that is still catching up may not know
-	// the topic yet, and must say "not leader", never "topic not found".
-	if err := n.checkWritable(); err != nil {
-		return nil, err
-	}
-	if req.TimeoutMillis > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
-		defer cancel()
-	}
 	msgs := make([]*fsm.Message, len(req.Messages))
 	for i := range req.Messages {
 		m := &req.Messages[i]
@@ -173,7 +174,10 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	// Per-message refusals (unknown or read-only topic, too large) come
 	// back in the results, unless the request is atomic; the error is for
 	// the whole request.
-	results, err := n.send(ctx, msgs, autoCreate{queues: req.AutoCreateQueues, topics: req.AutoTopics}, req.Atomic)
+	results, err := n.SendWith(ctx, msgs, SendOptions{
+		AutoCreateQueues: req.AutoCreateQueues, AutoCreateTopics: req.AutoTopics, Atomic: req.Atomic,
+		Timeout: time.Duration(req.TimeoutMillis) * time.Millisecond,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -188,38 +192,11 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	return resp, nil
 }
 
-// autoCreate creates topic for a send that asked for it (RocketMQ's
-// autoCreateTopicEnable path), or reports it missing (ErrTopicNotFound).
-func (n *Node) autoCreate(ctx context.Context, topic string, queues uint32) error {
-	if queues == 0 || n.cfg.DisableAutoCreate {
-		why := "the send did not ask for auto-creation"
-		if n.cfg.DisableAutoCreate {
-			why = "auto-creation is disabled on this broker"
-		}
-		if err := ValidateTopicName(topic); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %q (%s)", ErrTopicNotFound, topic, why)
-	}
-	_, err := n.CreateTopic(ctx, TopicSpec{Name: topic, Queues: min(queues, fsm.MaxQueues)})
-	if err != nil && !errors.Is(err, ErrTopicExists) {
-		return err
-	}
-	if err == nil {
-		n.log.Info("auto-created topic", "topic", topic, "queues", queues)
-		n.pokeRegistration()
-	}
-	return nil
-}
-
 func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, error) {
-	if err := ValidateTopicName(req.Topic); err != nil {
-		return nil, err
-	}
-	wait := min(time.Duration(req.WaitMillis)*time.Millisecond, n.cfg.LongPollMax)
 	res, err := n.Read(ctx, ReadRequest{
 		Topic: req.Topic, QueueID: req.QueueID, Offset: req.Offset,
-		MaxMessages: req.MaxMessages, MaxBytes: req.MaxBytes, Wait: wait, Filter: ParseTagFilter(req.Tags),
+		MaxMessages: req.MaxMessages, MaxBytes: req.MaxBytes,
+		Wait: time.Duration(req.WaitMillis) * time.Millisecond, Filter: ParseTagFilter(req.Tags),
 	})
 	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
 		return nil, err
@@ -245,17 +222,15 @@ func (n *Node) handleCreateTopic(ctx context.Context, req *wire.TopicRequest) (a
 	if err != nil {
 		return nil, err
 	}
-	n.pokeRegistration()
 	return topicInfo(t), nil
 }
 
 func (n *Node) handleUpdateTopic(ctx context.Context, req *wire.TopicRequest) (any, error) {
-	// On the wire Queues and Perm are 0 for "keep".
+	// On the wire Queues and Perm are 0 for "keep", as in TopicUpdate.
 	t, err := n.UpdateTopic(ctx, TopicUpdate{Name: req.Name, Queues: req.Queues, Perm: req.Perm})
 	if err != nil {
 		return nil, err
 	}
-	n.pokeRegistration()
 	return topicInfo(t), nil
 }
 
@@ -264,7 +239,7 @@ func topicInfo(t fsm.Topic) *wire.TopicInfo {
 }
 
 func (n *Node) listTopics() *wire.TopicList {
-	ts := n.fsm.Topics()
+	ts := n.Topics()
 	out := &wire.TopicList{Topics: make([]wire.TopicInfo, len(ts))}
 	for i, t := range ts {
 		out.Topics[i] = *topicInfo(t)
@@ -273,23 +248,13 @@ func (n *Node) listTopics() *wire.TopicList {
 }
 
 func (n *Node) handleTopicStatus(_ context.Context, req *wire.TopicRequest) (any, error) {
-	t, ok := n.fsm.Topic(req.Name)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, req.Name)
+	ts, err := n.TopicStatus(req.Name)
+	if err != nil {
+		return nil, err
 	}
-	st := &wire.TopicStatus{Topic: *topicInfo(t)}
-	for q := uint32(0); q < t.Queues; q++ {
-		min, next, err := n.QueueRange(t.Name, q)
-		if err != nil {
-			return nil, err
-		}
-		qs := wire.QueueStatus{QueueID: q, MinOffset: min, MaxOffset: next}
-		if next > min {
-			if u, err := n.fsm.Units(t.Name, q, next-1, 1, nil); err == nil && len(u) == 1 {
-				qs.LastStoreTime = u[0].StoreTime
-			}
-		}
-		st.Queues = append(st.Queues, qs)
+	st := &wire.TopicStatus{Topic: *topicInfo(ts.Topic)}
+	for _, q := range ts.Queues {
+		st.Queues = append(st.Queues, wire.QueueStatus{QueueID: q.QueueID, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset, LastStoreTime: q.LastStoreTime})
 	}
 	return st, nil
 }
@@ -302,42 +267,24 @@ func (n *Node) handleCommitOffsets(ctx context.Context, req *wire.CommitOffsetsR
 	return wire.Empty{}, n.CommitOffsets(ctx, req.Group, offs, req.ResetEpoch)
 }
 
-// handleResetOffsets moves a group to the first message stored at or after
-// a time in every queue of a topic, and bumps the group's reset epoch so
-// live members re-read the committed offsets instead of overwriting them.
 func (n *Node) handleResetOffsets(ctx context.Context, req *wire.ResetOffsetsRequest) (any, error) {
-	if err := ValidateGroupName(req.Group); err != nil {
-		return nil, err
-	}
-	t, ok := n.fsm.Topic(req.Topic)
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrTopicNotFound, req.Topic)
-	}
-	resp := &wire.ResetOffsetsResponse{}
-	cmd := &fsm.CommitOffsets{Group: req.Group, Reset: true}
-	for q := uint32(0); q < t.Queues; q++ {
-		off, err := n.OffsetForTime(t.Name, q, req.Timestamp)
-		if err != nil {
-			return nil, err
-		}
-		cmd.Offsets = append(cmd.Offsets, fsm.OffsetEntry{Topic: t.Name, QueueID: q, Offset: off})
-		resp.Offsets = append(resp.Offsets, wire.QueueOffset{Topic: t.Name, QueueID: q, Offset: off})
-	}
-	return resp, n.applyCommand(ctx, cmd)
-}
-
-func (n *Node) handleHeartbeat(_ context.Context, req *wire.HeartbeatRequest) (any, error) {
-	if err := ValidateGroupName(req.Group); err != nil {
-		return nil, err
-	}
-	if err := n.checkWritable(); err != nil {
-		return nil, err
-	}
-	members, err := n.groups.heartbeat(req)
+	offs, err := n.ResetOffsets(ctx, req.Group, req.Topic, req.Timestamp)
 	if err != nil {
 		return nil, err
 	}
-	return &wire.HeartbeatResponse{Members: members, ResetEpoch: n.fsm.GroupResetEpoch(req.Group)}, nil
+	resp := &wire.ResetOffsetsResponse{}
+	for _, o := range offs {
+		resp.Offsets = append(resp.Offsets, wire.QueueOffset{Topic: o.Topic, QueueID: o.QueueID, Offset: o.Offset})
+	}
+	return resp, nil
+}
+
+func (n *Node) handleHeartbeat(ctx context.Context, req *wire.HeartbeatRequest) (any, error) {
+	res, err := n.Heartbeat(ctx, HeartbeatRequest{Group: req.Group, ClientID: req.ClientID, Mode: req.Mode, Topics: req.Topics})
+	if err != nil {
+		return nil, err
+	}
+	return &wire.HeartbeatResponse{Members: res.Members, ResetEpoch: res.ResetEpoch}, nil
 }
 
 func (n *Node) handleLock(ctx context.Context, req *wire.LockRequest) (any, error) {
@@ -360,64 +307,24 @@ func queueRefs(qs []wire.QueueOffset) []fsm.QueueRef {
 	return out
 }
 
-func (n *Node) listGroups() *wire.GroupList {
-	seen := map[string]bool{}
-	for _, g := range n.fsm.Groups() {
-		seen[g] = true
-	}
-	for _, g := range n.groups.liveGroups() {
-		seen[g] = true
-	}
-	return &wire.GroupList{Groups: sortedKeys(seen)}
-}
-
-// handleDescribeGroup reports a group's progress on every queue of every
-// topic it has offsets for or that a live member subscribes to.
 func (n *Node) handleDescribeGroup(_ context.Context, req *wire.DescribeGroupRequest) (any, error) {
-	mode, members := n.groups.describe(req.Group)
-	owners := n.queueOwners(req.Group)
-	topics := map[string]bool{}
-	for _, o := range n.fsm.GroupOffsets(req.Group) {
-		topics[o.Topic] = true
+	g, err := n.DescribeGroup(req.Group)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range n.groups.memberTopics(req.Group) {
-		topics[t] = true
-	}
-	if len(topics) == 0 && len(members) == 0 {
-		return nil, wire.Errorf(wire.CodeInvalidArgument, "group %q has no offsets and no live members", req.Group)
-	}
-	d := &wire.GroupDescription{Group: req.Group, Mode: mode, Members: members}
-	for _, name := range sortedKeys(topics) {
-		t, ok := n.fsm.Topic(name)
-		if !ok {
-			continue
-		}
-		for q := uint32(0); q < t.Queues; q++ {
-			_, next, err := n.QueueRange(name, q)
-			if err != nil {
-				return nil, err
-			}
-			off, _ := n.ConsumerOffset(req.Group, name, q)
-			gq := wire.GroupQueue{Topic: name, QueueID: q, BrokerOffset: next, ConsumerOffset: off,
-				Owner: owners[fsm.QueueRef{Topic: name, QueueID: q}]}
-			if next > off {
-				gq.Lag = next - off
-			}
-			d.Queues = append(d.Queues, gq)
-		}
+	d := &wire.GroupDescription{Group: g.Group, Mode: g.Mode, Members: g.Members}
+	for _, q := range g.Queues {
+		d.Queues = append(d.Queues, wire.GroupQueue{Topic: q.Topic, QueueID: q.QueueID, BrokerOffset: q.BrokerOffset,
+			ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner})
 	}
 	return d, nil
 }
 
 func (n *Node) nodeStatus() *wire.NodeStatus {
 	st := n.Status()
-	role := strings.ToLower(st.State)
-	if role == "leader" && !st.Serving {
-		role = "candidate" // elected but still applying earlier terms
-	}
 	return &wire.NodeStatus{
 		Cluster: n.cfg.Cluster, Group: st.Group, NodeID: st.NodeID, Addr: n.ClientAddr(),
-		RaftAddr: string(n.trans.LocalAddr()), Role: role, Serving: st.Serving, LeaderID: st.LeaderID,
+		RaftAddr: string(n.trans.LocalAddr()), Role: st.Role(), Serving: st.Serving, LeaderID: st.LeaderID,
 		Term: st.Term, CommitIndex: st.CommitIndex, CommitUnknown: st.CommitUnknown, AppliedIndex: st.AppliedIndex,
 		FirstIndex: st.FirstIndex, LastIndex: st.LastIndex, LogBytes: st.LogBytes,
 		DiskUsed: st.Disk.FSUsed, DiskTotal: st.Disk.FSTotal, DataBytes: st.Disk.DataBytes,

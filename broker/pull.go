@@ -47,9 +47,13 @@ type ReadResult struct {
 
 // Read returns committed messages. Any replica serves reads; a follower
 // lags the leader by about one round trip (CommitTimeout when idle). With
-// Wait > 0 an empty read waits until a message is applied to the queue,
-// the wait elapses or ctx ends.
+// Wait > 0 (capped at LongPollMax) an empty read waits until a message is
+// applied to the queue, the wait elapses or ctx ends.
 func (n *Node) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
+	if err := ValidateTopicName(req.Topic); err != nil {
+		return ReadResult{}, err
+	}
+	req.Wait = min(req.Wait, n.cfg.LongPollMax)
 	if req.MaxMessages <= 0 {
 		req.MaxMessages = 32
 	}

@@ -1,0 +1,42 @@
+package broker
+
+import (
+	"context"
+	"sync"
+)
+
+// leaderService is a goroutine that runs only on the serving leader. Its
+// context ends when leadership is lost or the node stops, and it acts on
+// the group only by proposing Raft commands (apply), so whatever it
+// decides every replica applies at the same log position, and a deposed
+// leader's late proposal fails with ErrNotLeader.
+type leaderService struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// leaderServices lists the leader-only services. Adding one (timers,
+// retry, transaction check-back, pop revive) is one entry here.
+func (n *Node) leaderServices() []leaderService {
+	return []leaderService{
+		{name: "retention", run: n.runRetention},      // retention.go: TruncatePrefix by age, budget, ratio
+		{name: "lock-janitor", run: n.runLockJanitor}, // locks.go: releases departed members' locks
+	}
+}
+
+// runLeaderServices runs every leader service in its own goroutine with
+// ctx and returns once all have returned. A service that fails is logged;
+// the others go on.
+func (n *Node) runLeaderServices(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range n.leaderServices() {
+		wg.Add(1)
+		go func() { // ends with ctx
+			defer wg.Done()
+			if err := s.run(ctx); err != nil && ctx.Err() == nil {
+				n.log.Error("leader service stopped", "service", s.name, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
