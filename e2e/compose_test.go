@@ -84,6 +84,13 @@ func TestDockerCompose(t *testing.T) {
 	}
 	before := engineObjects(t, run, engine)
 	t.Cleanup(func() {
+		if t.Failed() { // the containers' last words, before they are removed
+			ids, _ := run(30*time.Second, engine, "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="+project)
+			for _, id := range strings.Fields(ids) {
+				out, _ := run(30*time.Second, engine, "logs", "--tail", "40", id)
+				t.Logf("logs of container %s:\n%s", id, out)
+			}
+		}
 		if out, err := run(2*time.Minute, composeArgs("down", "-v")...); err != nil {
 			t.Logf("compose down: %v\n%s", err, out)
 		}
@@ -125,10 +132,12 @@ func TestDockerCompose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
+	var lastStatus string // what the NameServer last said, for failure messages
 	leader := func() (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		gs, err := admin.ClusterStatus(ctx)
+		lastStatus = fmt.Sprintf("%+v (error %v)", gs, err)
 		if err != nil || len(gs) != 1 {
 			return "", 0
 		}
@@ -169,7 +178,7 @@ func TestDockerCompose(t *testing.T) {
 	}
 	Eventually(t, 30*time.Second, func() error {
 		if l, _ := leader(); l == "" || l == first {
-			return fmt.Errorf("leader still %q", l)
+			return fmt.Errorf("leader still %q; cluster status %s", l, lastStatus)
 		}
 		return nil
 	})
