@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // The broker's calls to NameServers other than registration

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestReadNeedsReadPermission: pulls from a topic without read permission

@@ -10,9 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/namesrv"
 	"github.com/rmq-dev/rmq/raftlog"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 func TestRetentionConfigDefaultsAndOff(t *testing.T) {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // singleNodeConfig is a one-node group with a client listener.

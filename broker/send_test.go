@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestSendRefusesPerMessage: one request mixing healthy messages with a

@@ -6,8 +6,8 @@ import (
 	"net"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // This file is the rmq wire protocol adapter: it decodes each request,

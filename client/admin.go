@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // Admin manages topics, groups and the cluster. Safe for concurrent use.

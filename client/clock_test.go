@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestOrderlyLockTrustUsesConfigNow: an Orderly queue trusts its lock for

@@ -1,5 +1,5 @@
 // Package client is rmq's Go client: Producer, Consumer and Admin over the
-// wire protocol (package client/wire). It does not run servers.
+// wire protocol (package wire). It does not run servers.
 //
 // # Producing
 //

@@ -7,7 +7,7 @@ import (
 	"net"
 	"syscall"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // Error is an error answered by a broker or NameServer, or a local check

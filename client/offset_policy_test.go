@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestCorrectOffset: where a queue continues after an offset-moved answer.

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // dialTimeout bounds one connection attempt. A crashed host (or a killed

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // settleRounds is how many heartbeat rounds a consumer keeps its current

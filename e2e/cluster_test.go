@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestClusterRoutesToNewLeader: the NameServer routes to the leader, and

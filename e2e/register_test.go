@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rmq-dev/rmq/broker"
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/namesrv"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // blackHole accepts TCP connections and never reads or answers, as a

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/rmq-dev/rmq/broker"
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // registrations is a second NameServer endpoint that only records, in

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/rmq-dev/rmq/client"
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // TestWipeNodesRestartWithBootstrap replaces data directories with empty

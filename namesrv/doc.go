@@ -5,7 +5,7 @@
 // It does not proxy messages, create topics or take part in elections.
 //
 // Entry point: New(cfg) binds the listener, Run(ctx) serves the wire
-// protocol (package client/wire) until ctx ends. Requests served:
+// protocol (package wire) until ctx ends. Requests served:
 //
 //	CodeRegisterBroker   RegisterBrokerRequest   -> Empty
 //	CodeUnregisterBroker UnregisterBrokerRequest -> Empty

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // downView lists a cluster answer's down nodes as "group/node" strings.

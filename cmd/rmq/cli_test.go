@@ -17,9 +17,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/e2e"
 	"github.com/rmq-dev/rmq/namesrv"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
@@ -583,19 +583,9 @@ func TestParseResetTime(t *testing.T) {
 func TestClusterStatusWait(t *testing.T) {
 	// A NameServer no broker has registered with: --wait gives up with the
 	// reason and a non-zero exit.
-	cfg := namesrv.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = e2e.TestLogger(t)
-	ns, err := namesrv.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ns.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ns, _ := startNamesrv(t)
 	var stdout, stderr bytes.Buffer
-	err = run(context.Background(), []string{"rmq", "--namesrv", ns.Addr(), "cluster", "status", "--wait", "600ms"}, &stdout, &stderr)
+	err := run(context.Background(), []string{"rmq", "--namesrv", ns.Addr(), "cluster", "status", "--wait", "600ms"}, &stdout, &stderr)
 	if want := "not ready after 600ms: no broker group has registered with the NameServer"; err == nil || err.Error() != want {
 		t.Fatalf("cluster status --wait on an empty NameServer: got %v, want %q", err, want)
 	}
@@ -694,17 +684,7 @@ func TestClusterStatusDownNode(t *testing.T) {
 // registering is listed as down, and --wait does not take its last
 // (serving) status for a serving leader.
 func TestClusterStatusWaitIgnoresDownLeader(t *testing.T) {
-	cfg := namesrv.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = e2e.TestLogger(t)
-	ns, err := namesrv.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ns.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	ns, ctx := startNamesrv(t)
 	conn, err := wire.Dial(ctx, ns.Addr(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -727,4 +707,22 @@ func TestClusterStatusWaitIgnoresDownLeader(t *testing.T) {
 	if len(v) != 1 || v[0].Leader != "" || len(v[0].Nodes) != 1 || !v[0].Nodes[0].Down || v[0].Nodes[0].Serving {
 		t.Errorf("cluster status printed %+v, want broker-a without a leader and n0 down, not serving", v)
 	}
+}
+
+// startNamesrv runs a NameServer no broker knows, until the test ends; ctx
+// ends with it.
+func startNamesrv(t *testing.T) (*namesrv.Server, context.Context) {
+	t.Helper()
+	cfg := namesrv.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = e2e.TestLogger(t)
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ns.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ns, ctx
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rmq-dev/rmq/client"
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/drill"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 func failoverCommand() *cli.Command {

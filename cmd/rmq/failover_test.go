@@ -10,9 +10,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/rmq-dev/rmq/client/wire"
 	"github.com/rmq-dev/rmq/drill"
 	"github.com/rmq-dev/rmq/e2e"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 func TestNodeAndFailoverCommands(t *testing.T) {

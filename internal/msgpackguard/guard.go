@@ -14,7 +14,7 @@
 // declared length.
 //
 // It imports only the standard library and msgpack, so every package that
-// decodes msgpack (client/wire, fsm) can use it without depending on each
+// decodes msgpack (wire, fsm) can use it without depending on each
 // other.
 package msgpackguard
 
