@@ -13,7 +13,8 @@ import (
 
 // The one bridge from a caller's context to raft's timeout-based Apply,
 // and the mapping of raft's and the fsm's errors to the broker's. Every
-// write other than a send (which the batcher packs) goes through apply;
+// write other than a send (which the batcher packs) goes through propose,
+// after exactly one writability check (apply, or the operation itself);
 // leader services act only through it.
 
 // applyError maps raft's errors to the broker's: whether the write may
@@ -32,12 +33,21 @@ func (n *Node) applyError(err error) error {
 	return fmt.Errorf("%w: %w", ErrIndeterminate, err)
 }
 
-// apply proposes one control command and waits for its result. It is the
-// broker's one bridge from a context to raft's timeout-based Apply.
+// apply checks that this node may write, then proposes one control
+// command and waits for its result.
 func (n *Node) apply(ctx context.Context, data []byte) (any, error) {
 	if err := n.checkWritable(); err != nil {
 		return nil, err
 	}
+	return n.propose(ctx, data)
+}
+
+// propose is the broker's one bridge from a context to raft's
+// timeout-based Apply, for operations that called checkWritable already
+// (before their look-ups, so a follower answers "not leader" first): each
+// write is checked once. Raft itself refuses a proposal on a node that lost
+// leadership in between (ErrNotLeader, mapped by applyError).
+func (n *Node) propose(ctx context.Context, data []byte) (any, error) {
 	timeout := n.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -87,11 +97,20 @@ func (n *Node) await(f raft.Future) error {
 
 // applyCommand encodes cmd and proposes it with apply.
 func (n *Node) applyCommand(ctx context.Context, cmd fsm.Command) error {
+	if err := n.checkWritable(); err != nil {
+		return err
+	}
+	return n.proposeCommand(ctx, cmd)
+}
+
+// proposeCommand encodes cmd and proposes it with propose: for operations
+// that checked writability already.
+func (n *Node) proposeCommand(ctx context.Context, cmd fsm.Command) error {
 	data, err := fsm.Encode(cmd)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	_, err = n.apply(ctx, data)
+	_, err = n.propose(ctx, data)
 	return mapFSMError(err)
 }
 

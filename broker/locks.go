@@ -51,7 +51,7 @@ func (n *Node) LockQueues(ctx context.Context, group, clientID string, queues []
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	res, err := n.apply(ctx, data)
+	res, err := n.propose(ctx, data)
 	if err != nil {
 		return nil, mapFSMError(err)
 	}
@@ -90,7 +90,7 @@ func (n *Node) UnlockQueues(ctx context.Context, group, clientID string, queues 
 	if !all {
 		cmd.Queues = queues
 	}
-	return n.applyCommand(ctx, cmd)
+	return n.proposeCommand(ctx, cmd)
 }
 
 // LeaveGroup removes a member at once and releases its queue locks.

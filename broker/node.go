@@ -47,7 +47,8 @@ type Node struct {
 	disk      diskCache                   // this node's disk use, see retention.go
 	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
 
-	clientLn    net.Listener  // nil when the node serves no clients
+	lns         []listener    // bound by open from listeners() (run.go)
+	clientLn    net.Listener  // the rmq protocol's, nil when the node serves no clients
 	registerNow chan struct{} // buffered 1: register with NameServers now
 
 	// runMu orders Run's start of goroutines against shutdown: once
@@ -129,10 +130,8 @@ func (n *Node) open() error {
 	if n.trans, err = n.newTransport(); err != nil {
 		return err
 	}
-	if n.clientLn = n.cfg.ClientListener; n.clientLn == nil && n.cfg.ClientListen != "" {
-		if n.clientLn, err = net.Listen("tcp", n.cfg.ClientListen); err != nil {
-			return fmt.Errorf("broker: client listen %s: %w", n.cfg.ClientListen, err)
-		}
+	if err := n.bindListeners(); err != nil { // run.go
+		return err
 	}
 	// Raft always starts without bootstrapping; a node without state
 	// learns its peers' terms first (runRejoin) and bootstraps only a
@@ -260,8 +259,8 @@ func (n *Node) shutdown(clean bool) error {
 
 func (n *Node) closeStores() error {
 	var errs []error
-	if n.clientLn != nil {
-		n.clientLn.Close() // normally closed by the server already
+	for _, l := range n.lns {
+		l.ln.Close() // normally closed by its server already
 	}
 	if n.guard != nil {
 		errs = append(errs, n.guard.Close())

@@ -38,7 +38,7 @@ func (n *Node) CommitOffsets(ctx context.Context, group string, offsets []fsm.Of
 	if bad != nil {
 		return bad
 	}
-	return n.applyCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets, Epoch: epoch})
+	return n.proposeCommand(ctx, &fsm.CommitOffsets{Group: group, Offsets: offsets, Epoch: epoch})
 }
 
 // ConsumerOffset returns a group's committed offset for a queue.
@@ -75,7 +75,7 @@ func (n *Node) ResetOffsets(ctx context.Context, group, topic string, ts int64) 
 		}
 		cmd.Offsets = append(cmd.Offsets, fsm.OffsetEntry{Topic: t.Name, QueueID: q, Offset: off})
 	}
-	if err := n.applyCommand(ctx, cmd); err != nil {
+	if err := n.proposeCommand(ctx, cmd); err != nil {
 		return nil, err
 	}
 	return cmd.Offsets, nil

@@ -39,19 +39,41 @@ func (n *Node) loops() []loop {
 // protocol adapter that serves it until ctx ends (the node stops).
 type listener struct {
 	name  string
-	ln    net.Listener
+	addr  string       // bound by open unless ln is preset
+	ln    net.Listener // preset (tests pre-bind 127.0.0.1:0) or bound by open
 	serve func(ctx context.Context, ln net.Listener) error
 }
 
 // listeners lists the node's client-facing servers. Adding a protocol
-// (RocketMQ remoting, the HTTP admin API) is one entry here, with its
-// listener bound in open and closed in closeStores.
+// (RocketMQ remoting, the HTTP admin API) is one entry here: open binds
+// every entry with an address or a preset listener, Run serves it, and
+// closeStores closes it. An entry without either is off.
 func (n *Node) listeners() []listener {
-	var out []listener
-	if n.clientLn != nil {
-		out = append(out, listener{name: "rmq", ln: n.clientLn, serve: n.serveWire}) // wire_adapter.go
+	return []listener{
+		{name: "rmq", addr: n.cfg.ClientListen, ln: n.cfg.ClientListener, serve: n.serveWire}, // wire_adapter.go
 	}
-	return out
+}
+
+// bindListeners binds the listed listeners into n.lns (the rmq one is also
+// n.clientLn, whose address the node registers).
+func (n *Node) bindListeners() error {
+	for _, l := range n.listeners() {
+		if l.ln == nil && l.addr == "" {
+			continue
+		}
+		if l.ln == nil {
+			ln, err := net.Listen("tcp", l.addr)
+			if err != nil {
+				return fmt.Errorf("broker: %s listen %s: %w", l.name, l.addr, err)
+			}
+			l.ln = ln
+		}
+		n.lns = append(n.lns, l)
+		if l.name == "rmq" {
+			n.clientLn = l.ln
+		}
+	}
+	return nil
 }
 
 // Run starts every loop and every listener, then waits until ctx is done,
@@ -75,7 +97,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.wg.Add(1)
 		go l.run()
 	}
-	lns := n.listeners()
+	lns := n.lns
 	failed := make(chan error, len(lns))
 	lctx, cancel := context.WithCancel(context.Background())
 	n.wg.Add(1 + len(lns))

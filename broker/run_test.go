@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,5 +157,23 @@ func TestLeaderServicesOnInjectedClock(t *testing.T) {
 	clk.Add(n.cfg.MemberTimeout + time.Second)
 	if g := n.ListGroups(); len(g) != 0 {
 		t.Fatalf("groups after MemberTimeout on the moved clock: %v, want none (no offsets, no live members)", g)
+	}
+}
+
+// A listener whose address is taken fails New with its name and address,
+// instead of a bare bind error.
+func TestListenerBindErrorNamesIt(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := singleNodeConfig(t)
+	cfg.ClientListener.Close()
+	cfg.ClientListener, cfg.ClientListen = nil, taken.Addr().String()
+	_, err = New(cfg)
+	want := "broker: rmq listen " + taken.Addr().String() + ": "
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("New: got %v, want an error starting %q", err, want)
 	}
 }

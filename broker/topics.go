@@ -103,7 +103,7 @@ func (n *Node) UpdateTopic(ctx context.Context, u TopicUpdate) (fsm.Topic, error
 		return fsm.Topic{}, fmt.Errorf("%w: topic %q has %d queues, asked for %d: queues can be added, not removed",
 			ErrInvalidArgument, u.Name, t.Queues, u.Queues)
 	}
-	if err := n.applyCommand(ctx, &fsm.UpdateTopic{Name: u.Name, Queues: u.Queues, Perm: u.Perm}); err != nil {
+	if err := n.proposeCommand(ctx, &fsm.UpdateTopic{Name: u.Name, Queues: u.Queues, Perm: u.Perm}); err != nil {
 		return fsm.Topic{}, err
 	}
 	n.notify.wakeTopic(u.Name) // long polls on this node re-check the perm now
