@@ -216,15 +216,20 @@ func (c *testCluster) waitApplied(index uint64, timeout time.Duration) {
 // eventually polls f until it returns nil or the deadline passes.
 func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
+	if err := poll(timeout, f); err != nil {
+		t.Fatalf("condition not met after %s: %v", timeout, err)
+	}
+}
+
+// poll is eventually without failing the test: it returns f's last error
+// once the deadline passes, or nil.
+func poll(timeout time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	backoff := time.Millisecond
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(backoff) // polling interval, not a wait for state
 		if backoff < 50*time.Millisecond {

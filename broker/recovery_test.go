@@ -184,15 +184,3 @@ func TestFreshNodeAfterRetention(t *testing.T) {
 	// And it accepts writes as leader.
 	produce(t, c, "logs", 4, 40, 40, 10, "z")
 }
-
-// poll is eventually without failing the test: the last error, or nil.
-func poll(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
-}

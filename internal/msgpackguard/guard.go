@@ -1,21 +1,3 @@
-// Package msgpackguard decodes msgpack that may come from outside the
-// process (a client frame, a raft entry, a snapshot from the leader)
-// without trusting its declared lengths.
-//
-// msgpack v5.4.1 preallocates a slice of the length an array header
-// declares: its allocation limit never applies to slices of structs (the
-// check in decode_slice.go compares a flag with 1), so a few bytes that
-// declare four billion elements make the process run out of memory.
-// Unmarshal first walks the items without decoding them and refuses any
-// array, map, string, binary or extension that declares more elements or
-// bytes than remain in the input. Each element needs at least one byte, so
-// after the check a decode allocates at most (size of the Go element) x
-// len(b) for any container, proportional to the real input, never to a
-// declared length.
-//
-// It imports only the standard library and msgpack, so every package that
-// decodes msgpack (wire, fsm) can use it without depending on each
-// other.
 package msgpackguard
 
 import (
