@@ -3,11 +3,14 @@ package compat
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -135,4 +138,14 @@ func callCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// waitClosed reads nc until the peer closes it (EOF or reset: a peer that
+// closes with unread input resets the connection).
+func waitClosed(t *testing.T, nc net.Conn) {
+	t.Helper()
+	_, err := io.Copy(io.Discard, nc)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("waiting for the peer to close: %v", err)
+	}
 }

@@ -170,18 +170,14 @@ func TestMalformedFrameClosesOnlyThatConnection(t *testing.T) {
 	if _, err := bad.Write([]byte{0, 0, 0, 6, 9, 0, 0, 2, '{', '}'}); err != nil { // serialize type 9
 		t.Fatal(err)
 	}
-	if _, err := io.ReadAll(bad); err != nil {
-		t.Fatalf("bad connection: %v, want it closed by the server", err)
-	}
+	waitClosed(t, bad)
 	eventually(t, 5*time.Second, func() error { return ts.log.has("unknown serialize type 9") })
 
 	big := rawConn(t, ts.addr)
 	if _, err := big.Write([]byte{0x7F, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.ReadAll(big); err != nil {
-		t.Fatal(err)
-	}
+	waitClosed(t, big)
 	eventually(t, 5*time.Second, func() error { return ts.log.has("frame too large") })
 
 	if _, err := good.Call(callCtx(t), NewRequest(ReqHeartBeat, nil, nil)); err != nil {
@@ -214,9 +210,7 @@ func TestServerHandlerPanic(t *testing.T) {
 func TestServerIdleTimeout(t *testing.T) {
 	ts := startServer(t, echo, ServerConfig{IdleTimeout: 20 * time.Millisecond})
 	nc := rawConn(t, ts.addr)
-	if _, err := io.ReadAll(nc); err != nil { // the server closes the silent connection
-		t.Fatal(err)
-	}
+	waitClosed(t, nc)
 	eventually(t, 5*time.Second, func() error { return ts.log.has("idle") })
 }
 
