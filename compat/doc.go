@@ -1,3 +1,113 @@
 // Package compat is the RocketMQ remoting-protocol codec and connection
-// layer used by rmq's broker and NameServer adapters.
+// layer that rmq's broker and NameServer adapters are built on. It lets
+// stock RocketMQ clients (rocketmq-client-go v2, the Java client) talk to
+// rmq. It knows the bytes and the connection rules; it knows nothing of
+// topics, queues or Raft. The adapters decode a Command, call the
+// protocol-neutral broker or NameServer core, and encode the answer.
+//
+// # Frames
+//
+// A remoting connection carries frames (reference §3.1-§3.3):
+//
+//	+--------------+--------------------------------+--------+------+
+//	| int32 length | byte serialize | int24 hdrLen  | header | body |
+//	+--------------+--------------------------------+--------+------+
+//	  length counts everything after itself: 4 + hdrLen + len(body)
+//
+//	serialize 0, JSON header: {"code":105,"extFields":{"topic":"T"},"flag":0,
+//	  "language":"GO","opaque":7,"version":317}
+//	serialize 1, ROCKETMQ binary header, big-endian:
+//	  int16 code | int8 language | int16 version | int32 opaque | int32 flag |
+//	  int32 remarkLen | remark | int32 extLen | {int16 kLen | k | int32 vLen | v}*
+//
+// ReadCommand/DecodeCommand and AppendCommand convert between frames and
+// Command. ReadCommand never allocates more than its limit
+// (DefaultMaxFrame, 16 MiB) whatever the prefix claims. Bad bytes give
+// errors wrapping ErrMalformed or ErrFrameTooLarge with the reason; a
+// stream that ends inside a frame gives io.ErrUnexpectedEOF. We write JSON
+// keys sorted (ext too) and add Java's "serializeTypeCurrentRPC"; binary
+// can carry only int16 codes, so POP codes (2000xx) need JSON. Ext values
+// are strings; Command.ExtString/ExtInt64/... return *FieldError naming
+// the field ("header field \"queueId\": missing").
+//
+// # Connections
+//
+// Serve runs a remoting server: one reader goroutine per connection and
+// one goroutine per request (at most MaxInflight per connection, then the
+// reader waits), all stopped and awaited by Serve when its ctx ends. A
+// response goes out with the request's serialization and opaque; a
+// FlagOneway request gets none. Requests flow both ways on a connection:
+// ServerConn.Invoke sends broker-to-client requests (CHECK_TRANSACTION_STATE,
+// NOTIFY_CONSUMER_IDS_CHANGED, ...) with opaques from the connection's own
+// counter and matches the client's FlagResponse frames to them. Client is
+// the same machinery from the other end, for rmq's tests and tools. Every
+// write has WriteTimeout (10 s) so a client that stops reading cannot
+// block a handler; a failed write closes the connection. ServerConn,
+// Client and Mux methods are safe for concurrent use. Caveat: while all
+// MaxInflight slots are busy the reader stops, so a handler that Invokes
+// the client then waits for its ctx or the connection to end.
+//
+// # One port, two protocols
+//
+// Mux splits one listener into rmq's own protocol (package wire) and
+// remoting by the first SniffLen (10) bytes of each connection, sniffed in
+// a goroutine per connection with SniffTimeout; the bytes are replayed to
+// the sub-listener's connection. Both frames start with an int32 length:
+//
+//	rmq:      len | byte version(1) | byte flags | uint16 code | uint64 id ...
+//	remoting: len | byte serialize  | 3 bytes hdrLen          | header ...
+//
+// Rule: byte 4 == 0 and byte 8 == '{' (with 2 <= hdrLen <= len-4) is JSON
+// remoting; byte 4 == 1 and bytes 8-9 (the int16 request code) != 0 with
+// 21 <= hdrLen <= len-4 is binary remoting; byte 4 == wire.Version and
+// bytes 8-9 == 0 (the top of the request id) with len >= 12 is rmq; else
+// unknown, closed and logged. Limits: wire.Version and the binary type are
+// both 1, so the rule relies on rmq request ids staying below 2^48 and on
+// no remoting client opening with code 0 (a response); a binary remoting
+// request with code 0 would be taken for rmq. Anything else (HTTP, TLS) is
+// unknown.
+//
+// # Stored messages
+//
+// Pull bodies are stored messages back to back (§3.7), written by
+// AppendMessageExt: MagicV1 (1-byte topic length) for topics up to 127
+// bytes, since rocketmq-client-go ignores the magic and always reads one
+// byte; MagicV2 above that (Java 5.x only). BODYCRC is UtilAll.crc32, IEEE
+// with the top bit cleared. The IPv6 sysFlag bits follow the host
+// addresses. The adapters fill in: QueueOffset (the consume-queue offset),
+// PhysicalOffset (unique and stable per message: clients use it as
+// CommitLogOffset and it is half of OffsetMsgID, which VIEW_MESSAGE_BY_ID
+// must map back), StoreHost (the broker's advertised address, the other
+// half of OffsetMsgID), BornHost/BornTimestamp/StoreTimestamp, SysFlag
+// from the send (compressed and transaction bits; a compressed body stays
+// compressed), Flag, ReconsumeTimes, and Properties as sent (UNIQ_KEY is
+// the client's message id; clients add MIN_OFFSET/MAX_OFFSET themselves).
+// Call CheckMessageExt for messages that did not come through a RocketMQ
+// send: AppendMessageExt panics on a topic or properties too long for the
+// length fields. Send only whole messages: the Go client's decoder has no
+// bounds checks. Properties are "k\x01v\x02..." with keys sorted; the Go
+// client drops a property whose value holds \x01 (Java keeps it).
+// DecodeBatch reads SEND_BATCH_MESSAGE bodies (magic and CRC are 0 there).
+//
+// # JSON bodies and quirks
+//
+// The body types carry RocketMQ's field names. DecodeJSON also accepts
+// fastjson's unquoted integer map keys ({0:"ip:port"}), which Java sends
+// to clients older than V4_9_4; we always write quoted keys, which Java
+// and the Go client both read (the Go client splits the brokerAddrs text
+// on ',' and the first ':' and strips quotes). Surprises found in
+// rocketmq-client-go v2.1.2: its route decoder slices the brokerAddrs text
+// and panics on null or a missing field, and a null queueDatas fails, so
+// BrokerData and TopicRouteData never marshal nil as null; its QueueData
+// reads "topicSynFlag" (sic), so our "topicSysFlag" is ignored by it; its
+// heartbeat sends codeSet as strings (Java: numbers; SubscriptionData
+// takes both) and sets as arrays; it reads the JSON header language only
+// unquoted, so it sees our "JAVA" as unknown (harmless); it prints IPv6
+// hosts of stored messages as their first 4 bytes in IPv4 form, though it
+// decodes the rest of the message and the offset message id correctly.
+//
+// ## Supported features
+//
+// | feature | codes | status | notes |
+// |---|---|---|---|
 package compat
