@@ -68,6 +68,20 @@ const (
 	ReqPollingInfo                      = 200055
 	ReqPopRollback                      = 200056
 	ReqBatchAckMessage                  = 200151
+	ReqUpdateBrokerConfig               = 25
+	ReqGetBrokerConfig                  = 26
+	ReqGetAllDelayOffset                = 45
+	ReqWipeWritePermOfBroker            = 205
+	ReqDeleteSubscriptionGroup          = 207
+	ReqRegisterTopicInNamesrv           = 217
+	ReqGetKVListByNamespace             = 219
+	ReqQueryTopicConsumeByWho           = 300
+	ReqGetSystemTopicListFromNS         = 304
+	ReqGetBrokerConsumeStats            = 317
+	ReqQueryConsumeQueue                = 321
+	ReqAddWritePermOfBroker             = 327
+	ReqGetTopicConfig                   = 351
+	ReqGetSubscriptionGroupConfig       = 352
 )
 
 // Response codes (RemotingSysResponseCode.java, ResponseCode.java; reference §3.5).
@@ -181,6 +195,20 @@ var requestNames = map[int32]string{
 	ReqPollingInfo:                      "POLLING_INFO",
 	ReqPopRollback:                      "POP_ROLLBACK",
 	ReqBatchAckMessage:                  "BATCH_ACK_MESSAGE",
+	ReqUpdateBrokerConfig:               "UPDATE_BROKER_CONFIG",
+	ReqGetBrokerConfig:                  "GET_BROKER_CONFIG",
+	ReqGetAllDelayOffset:                "GET_ALL_DELAY_OFFSET",
+	ReqWipeWritePermOfBroker:            "WIPE_WRITE_PERM_OF_BROKER",
+	ReqDeleteSubscriptionGroup:          "DELETE_SUBSCRIPTIONGROUP",
+	ReqRegisterTopicInNamesrv:           "REGISTER_TOPIC_IN_NAMESRV",
+	ReqGetKVListByNamespace:             "GET_KVLIST_BY_NAMESPACE",
+	ReqQueryTopicConsumeByWho:           "QUERY_TOPIC_CONSUME_BY_WHO",
+	ReqGetSystemTopicListFromNS:         "GET_SYSTEM_TOPIC_LIST_FROM_NS",
+	ReqGetBrokerConsumeStats:            "GET_BROKER_CONSUME_STATS",
+	ReqQueryConsumeQueue:                "QUERY_CONSUME_QUEUE",
+	ReqAddWritePermOfBroker:             "ADD_WRITE_PERM_OF_BROKER",
+	ReqGetTopicConfig:                   "GET_TOPIC_CONFIG",
+	ReqGetSubscriptionGroupConfig:       "GET_SUBSCRIPTIONGROUP_CONFIG",
 }
 
 var responseNames = map[int32]string{
