@@ -183,10 +183,10 @@
 //	send.go             Send/SendWith: the one validation of the write path, auto-create
 //	batcher.go          group commit: batcher and completer goroutines
 //	apply.go            apply: the ctx -> raft.Apply bridge; raft/fsm error mapping
-//	pull.go             Read (pull, long poll, tag filter)
+//	pull.go             Read (pull, long poll, tag filter), Locate, MessageAt
 //	topics.go           create/update/delete/list topics, TopicStatus, name rules
 //	offsets.go          commit/query/search/reset consumer offsets
-//	groups.go           Heartbeat, ListGroups, DescribeGroup; leader-local members
+//	groups.go           Heartbeat, ListGroups, GroupMembers, DescribeGroup; members
 //	locks.go            replicated queue locks; the lock janitor (leader service)
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
@@ -195,8 +195,22 @@
 //	node.go             New (storage, Raft, bound listeners), Close/Shutdown/Abort
 //	retention.go        retention planning (leader service), disk use, purge loop
 //	rejoin.go           vote guard for a node that lost its Raft state
-//	wire_adapter.go     rmq wire protocol adapter (the client listener)
+//	wire_adapter.go     rmq wire protocol adapter
+//	remoting_adapter.go RocketMQ remoting adapter: the client port's mux, dispatch, error codes
+//	remoting_messages.go  remoting send/pull/offsets: RocketMQ messages <-> fsm.Message
+//	remoting_clients.go   RocketMQ clients: heartbeats, subscriptions, notifications, locks
 //	register.go, namesrv_client.go   NameServer registration and queries (wire)
+//
+// Both protocols share the client port: compat.Mux reads the first bytes
+// of each connection and hands it to the rmq or the remoting adapter
+// (compat/doc.go has the rule and the table of RocketMQ features served).
+// The remoting adapter maps RocketMQ's ids onto rmq's: a group is a
+// RocketMQ broker (brokerName = Group), a message's "physical offset" is
+// its Raft index << 28 | its byte position in the entry (the same on
+// every replica, so offset message ids survive failover), and a RocketMQ
+// consumer is a group member with a 120 s TTL that every node records
+// (its clients heartbeat all nodes every 30 s), so a new leader knows the
+// members at once.
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention
@@ -212,7 +226,8 @@
 // leadership watcher, the maintenance loop, the registration loop (with
 // NameServers) and the rejoin prober (on a node with a vote guard; it ends
 // once the guard is off). Run also starts one goroutine per listener (the
-// rmq wire protocol today), each serving until the node stops, and
+// client port, whose mux and two protocol servers are three goroutines
+// that end together), each serving until the node stops, and
 // returns when its ctx is done; the node serves on until Close. runMu
 // orders Run's start against shutdown, so no goroutine starts after
 // shutdown began. The leadership watcher starts one leaderSession

@@ -22,6 +22,14 @@ type HeartbeatRequest struct {
 	ClientID string
 	Mode     string   // ModeClustering or ModeBroadcasting
 	Topics   []string // the topics the member subscribes to
+	// TTL, if > 0, is how long this member stays live without another
+	// heartbeat, instead of the node's MemberTimeout (RocketMQ clients
+	// heartbeat every 30 s and are expired after 120 s).
+	TTL time.Duration
+	// AnyNode records the member on a follower too, instead of answering
+	// *NotLeaderError: RocketMQ clients heartbeat every node of a group,
+	// so a follower that becomes leader already knows the live members.
+	AnyNode bool
 }
 
 // HeartbeatResult is the group as the leader sees it after a heartbeat.
@@ -38,7 +46,7 @@ func (n *Node) Heartbeat(_ context.Context, req HeartbeatRequest) (HeartbeatResu
 	if err := ValidateGroupName(req.Group); err != nil {
 		return HeartbeatResult{}, err
 	}
-	if err := n.checkWritable(); err != nil {
+	if err := n.checkWritable(); err != nil && !req.AnyNode {
 		return HeartbeatResult{}, err
 	}
 	members, err := n.groups.heartbeat(req)
@@ -46,6 +54,14 @@ func (n *Node) Heartbeat(_ context.Context, req HeartbeatRequest) (HeartbeatResu
 		return HeartbeatResult{}, err
 	}
 	return HeartbeatResult{Members: members, ResetEpoch: n.fsm.GroupResetEpoch(req.Group)}, nil
+}
+
+// GroupMembers returns the sorted client IDs of group's live members as
+// this node knows them (the leader knows every member; a follower those
+// that heartbeat it with AnyNode).
+func (n *Node) GroupMembers(group string) []string {
+	_, members := n.groups.describe(group)
+	return members
 }
 
 // ListGroups lists the groups with committed offsets or live members.
@@ -130,12 +146,14 @@ func ValidateGroupName(name string) error {
 	return nil
 }
 
-// groupManager tracks live consumer-group members on the group leader,
-// like RocketMQ's ConsumerManager. This state is leader-local on purpose:
-// it is soft (clients re-heartbeat every second), and replicating
-// heartbeats through Raft would cost a log entry per client per second.
-// After failover members reach the new leader within one heartbeat
-// interval. Queue locks are not kept here: they are replicated (fsm
+// groupManager tracks live consumer-group members, like RocketMQ's
+// ConsumerManager. This state is local to each node on purpose: it is
+// soft (clients re-heartbeat), and replicating heartbeats through Raft
+// would cost a log entry per client per heartbeat. rmq's clients
+// heartbeat the leader every second, so after failover they reach the
+// new leader within one interval; RocketMQ clients heartbeat every node
+// every 30 s (HeartbeatRequest.AnyNode), so every node knows them and
+// keeps them across leadership changes. Queue locks are not kept here: they are replicated (fsm
 // LockQueues, see locks.go), so a new leader honours every lease the old
 // one granted.
 type groupManager struct {
@@ -152,6 +170,8 @@ type liveGroup struct {
 
 type member struct {
 	lastSeen time.Time
+	ttl      time.Duration // 0: the manager's timeout
+	anyNode  bool          // recorded on every node (kept by reset)
 	topics   []string
 }
 
@@ -184,7 +204,7 @@ func (g *groupManager) heartbeat(req HeartbeatRequest) ([]string, error) {
 		}
 		lg.mode = req.Mode // the only member switched modes
 	}
-	lg.members[req.ClientID] = &member{lastSeen: now, topics: slices.Clone(req.Topics)}
+	lg.members[req.ClientID] = &member{lastSeen: now, ttl: req.TTL, anyNode: req.AnyNode, topics: slices.Clone(req.Topics)}
 	return sortedKeys(lg.members), nil
 }
 
@@ -213,7 +233,11 @@ func (g *groupManager) isMember(group, client string) bool {
 func (g *groupManager) expireLocked(now time.Time) {
 	for name, lg := range g.groups {
 		for id, m := range lg.members {
-			if now.Sub(m.lastSeen) > g.timeout {
+			ttl := g.timeout
+			if m.ttl > 0 {
+				ttl = m.ttl
+			}
+			if now.Sub(m.lastSeen) > ttl {
 				delete(lg.members, id)
 			}
 		}
@@ -241,11 +265,22 @@ func (g *groupManager) liveGroups() []string {
 	return sortedKeys(g.groups)
 }
 
-// reset forgets everything (leadership lost: the next leader starts fresh).
+// reset forgets the members that heartbeat only the leader (leadership
+// lost: they move to the next leader); those that heartbeat every node
+// stay.
 func (g *groupManager) reset() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.groups = map[string]*liveGroup{}
+	for name, lg := range g.groups {
+		for id, m := range lg.members {
+			if !m.anyNode {
+				delete(lg.members, id)
+			}
+		}
+		if len(lg.members) == 0 {
+			delete(g.groups, name)
+		}
+	}
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -42,7 +42,8 @@ type Node struct {
 	sends    chan *sendReq       // batcher input, see batcher.go
 	inflight chan *inflightBatch // proposed entries awaiting commit
 	notify   *notifier
-	groups   *groupManager // consumer members (leader-local; locks are in fsm)
+	groups   *groupManager    // consumer members (leader-local; locks are in fsm)
+	remoting *remotingClients // RocketMQ clients' connections and subscriptions (remoting_clients.go)
 
 	disk      diskCache                   // this node's disk use, see retention.go
 	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
@@ -85,6 +86,7 @@ func New(cfg Config) (*Node, error) {
 		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),
 	}
+	n.remoting = newRemotingClients(n)
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err

@@ -10,8 +10,8 @@ import (
 // method with the broker's own Go types that returns the package's errors
 // (errors.go). Protocol adapters decode a request, call one of these and
 // encode the answer: the rmq wire protocol in wire_adapter.go; the
-// RocketMQ remoting protocol and the HTTP admin API are to be adapters
-// alike. Which node may answer: writes (and Heartbeat, locks, resets)
+// RocketMQ remoting protocol in remoting_adapter.go; the HTTP admin API
+// is to be one alike. Which node may answer: writes (and Heartbeat, locks, resets)
 // need the serving leader and answer *NotLeaderError elsewhere; reads and
 // queries answer from any replica's applied state.
 //
@@ -22,6 +22,8 @@ type nodeAPI interface {
 	Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, error)                       // send.go
 	SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptions) ([]SendResult, error) // send.go
 	Read(ctx context.Context, req ReadRequest) (ReadResult, error)                             // pull.go
+	Locate(topic string, queueID uint32, offset uint64) (Position, error)                      // pull.go
+	MessageAt(pos Position) (StoredMessage, error)                                             // pull.go
 
 	// Topics.
 	CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error)    // topics.go
@@ -37,10 +39,12 @@ type nodeAPI interface {
 	ConsumerOffset(group, topic string, queueID uint32) (uint64, bool)                              // offsets.go
 	OffsetForTime(topic string, queueID uint32, ts int64) (uint64, error)                           // offsets.go
 	ResetOffsets(ctx context.Context, group, topic string, ts int64) ([]fsm.OffsetEntry, error)     // offsets.go
+	GroupResetEpoch(group string) uint64                                                            // offsets.go
 
 	// Consumer groups and queue locks.
 	Heartbeat(ctx context.Context, req HeartbeatRequest) (HeartbeatResult, error)                          // groups.go
 	ListGroups() []string                                                                                  // groups.go
+	GroupMembers(group string) []string                                                                    // groups.go
 	DescribeGroup(group string) (GroupDescription, error)                                                  // groups.go
 	LeaveGroup(ctx context.Context, group, clientID string) error                                          // locks.go
 	LockQueues(ctx context.Context, group, clientID string, queues []fsm.QueueRef) ([]fsm.QueueRef, error) // locks.go

@@ -46,6 +46,10 @@ func (n *Node) ConsumerOffset(group, topic string, queueID uint32) (uint64, bool
 	return n.fsm.ConsumerOffset(group, topic, queueID)
 }
 
+// GroupResetEpoch is the group's reset epoch: the number of ResetOffsets
+// it has had. A commit must carry it (CommitOffsets).
+func (n *Node) GroupResetEpoch(group string) uint64 { return n.fsm.GroupResetEpoch(group) }
+
 // OffsetForTime returns the first offset stored at or after ts (unix ms).
 func (n *Node) OffsetForTime(topic string, queueID uint32, ts int64) (uint64, error) {
 	off, err := n.fsm.OffsetForTime(topic, queueID, ts)

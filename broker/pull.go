@@ -1,8 +1,12 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/rmq-dev/rmq/fsm"
@@ -35,6 +39,33 @@ type StoredMessage struct {
 	QueueOffset uint64
 	StoreTime   int64 // leader time of the entry, unix ms
 	RaftIndex   uint64
+	Pos         uint32 // byte position of the message's record in the entry
+}
+
+// Position is where a message is stored in the CommitLog: the Raft entry
+// and the byte position of its record inside the entry. It is the same
+// on every replica, for as long as retention keeps the entry.
+type Position struct {
+	Index uint64
+	Pos   uint32
+}
+
+// Locate returns the CommitLog position of the message at offset of a
+// queue, from the applied consume queue (no CommitLog read).
+func (n *Node) Locate(topic string, queueID uint32, offset uint64) (Position, error) {
+	var one [1]fsm.Unit
+	units, err := n.fsm.Units(topic, queueID, offset, 1, one[:0])
+	if err != nil {
+		return Position{}, mapFSMError(err)
+	}
+	if len(units) == 0 {
+		min, next, err := n.fsm.QueueRange(topic, queueID)
+		if err != nil {
+			return Position{}, mapFSMError(err)
+		}
+		return Position{}, &OffsetMovedError{Topic: topic, QueueID: queueID, Requested: offset, Min: min, Max: next}
+	}
+	return Position{Index: units[0].Index, Pos: units[0].Pos}, nil
 }
 
 // ReadResult holds messages from Offset on and the queue's bounds.
@@ -149,7 +180,7 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 				continue // tag hash collision
 			}
 			res.Messages = append(res.Messages, StoredMessage{
-				Message: m, QueueOffset: offs[k], StoreTime: u.StoreTime, RaftIndex: u.Index,
+				Message: m, QueueOffset: offs[k], StoreTime: u.StoreTime, RaftIndex: u.Index, Pos: u.Pos,
 			})
 			bytes += len(m.Body)
 		}
@@ -174,4 +205,60 @@ func coalesce(units []fsm.Unit, i int) (int, uint32) {
 		j++
 	}
 	return j, end - start
+}
+
+// ErrMessageNotFound means no retained message is stored at a position.
+var ErrMessageNotFound = errors.New("broker: message not found")
+
+// MessageAt returns the message whose record is at pos, with its queue
+// offset (found by a binary search of its queue's consume queue, which is
+// ordered by position). Any replica answers from its own log. A position
+// that is not the start of a retained message of a live topic is
+// ErrMessageNotFound.
+func (n *Node) MessageAt(pos Position) (StoredMessage, error) {
+	notFound := func(why string) (StoredMessage, error) {
+		return StoredMessage{}, fmt.Errorf("%w at entry %d position %d: %s", ErrMessageNotFound, pos.Index, pos.Pos, why)
+	}
+	var lenBuf [4]byte
+	b, err := n.store.ReadAt(pos.Index, pos.Pos, 4, lenBuf[:0])
+	if err != nil {
+		return notFound(err.Error())
+	}
+	size := binary.BigEndian.Uint32(b)
+	if size < 4 || size > fsm.MaxBodyLen+1<<20 {
+		return notFound("no record starts there")
+	}
+	rec, err := n.store.ReadAt(pos.Index, pos.Pos, size, nil)
+	if err != nil {
+		return notFound(err.Error())
+	}
+	m, err := fsm.DecodeMessage(rec)
+	if err != nil {
+		return notFound("no record starts there")
+	}
+	t, ok := n.fsm.Topic(m.Topic)
+	if !ok || t.ID != m.TopicID {
+		return notFound(fmt.Sprintf("its topic %q no longer exists", m.Topic))
+	}
+	min, next, err := n.fsm.QueueRange(m.Topic, m.QueueID)
+	if err != nil || m.QueueID >= t.Queues {
+		return notFound(fmt.Sprintf("its queue %s/%d no longer exists", m.Topic, m.QueueID))
+	}
+	// The first queue offset whose unit is at or after pos.
+	var one [1]fsm.Unit
+	var lookErr error
+	i := sort.Search(int(next-min), func(i int) bool {
+		us, err := n.fsm.Units(m.Topic, m.QueueID, min+uint64(i), 1, one[:0])
+		if err != nil || len(us) == 0 {
+			lookErr = cmp.Or(err, errors.New("queue shrank"))
+			return true
+		}
+		return us[0].Index > pos.Index || us[0].Index == pos.Index && us[0].Pos >= pos.Pos
+	})
+	off := min + uint64(i)
+	us, err := n.fsm.Units(m.Topic, m.QueueID, off, 1, one[:0])
+	if lookErr != nil || err != nil || len(us) == 0 || us[0].Index != pos.Index || us[0].Pos != pos.Pos {
+		return notFound(fmt.Sprintf("it is not in the consume queue of %s/%d (topic recreated, or purged)", m.Topic, m.QueueID))
+	}
+	return StoredMessage{Message: m, QueueOffset: off, StoreTime: us[0].StoreTime, RaftIndex: pos.Index, Pos: pos.Pos}, nil
 }

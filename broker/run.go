@@ -50,7 +50,9 @@ type listener struct {
 // closeStores closes it. An entry without either is off.
 func (n *Node) listeners() []listener {
 	return []listener{
-		{name: "rmq", addr: n.cfg.ClientListen, ln: n.cfg.ClientListener, serve: n.serveWire}, // wire_adapter.go
+		// The client port: rmq's protocol and RocketMQ remoting, told apart
+		// per connection (remoting_adapter.go).
+		{name: "rmq", addr: n.cfg.ClientListen, ln: n.cfg.ClientListener, serve: n.serveClientPort},
 	}
 }
 

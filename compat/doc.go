@@ -61,7 +61,10 @@
 // remoting; byte 4 == 1 and bytes 8-9 (the int16 request code) != 0 with
 // 21 <= hdrLen <= len-4 is binary remoting; byte 4 == wire.Version and
 // bytes 8-9 == 0 (the top of the request id) with len >= 12 is rmq; else
-// unknown, closed and logged. Limits: wire.Version and the binary type are
+// unknown, closed and logged. A connection whose first bytes already rule
+// out both (a length below 6 or above MuxConfig.MaxFrame, a fifth byte
+// that is neither) is closed at once rather than after SniffTimeout.
+// Limits: wire.Version and the binary type are
 // both 1, so the rule relies on rmq request ids staying below 2^48 and on
 // no remoting client opening with code 0 (a response); a binary remoting
 // request with code 0 would be taken for rmq. Anything else (HTTP, TLS) is
@@ -79,8 +82,8 @@
 // CommitLogOffset and it is half of OffsetMsgID, which VIEW_MESSAGE_BY_ID
 // must map back), StoreHost (the broker's advertised address, the other
 // half of OffsetMsgID), BornHost/BornTimestamp/StoreTimestamp, SysFlag
-// from the send (compressed and transaction bits; a compressed body stays
-// compressed), Flag, ReconsumeTimes, and Properties as sent (UNIQ_KEY is
+// from the send (compressed and transaction bits; rmq's broker stores a
+// compressed body inflated, so it serves sysFlag 0), Flag, ReconsumeTimes, and Properties as sent (UNIQ_KEY is
 // the client's message id; clients add MIN_OFFSET/MAX_OFFSET themselves).
 // Call CheckMessageExt for messages that did not come through a RocketMQ
 // send: AppendMessageExt panics on a topic or properties too long for the
@@ -106,8 +109,36 @@
 // hosts of stored messages as their first 4 bytes in IPv4 form, though it
 // decodes the rest of the message and the offset message id correctly.
 //
-// ## Supported features
+// # Supported features
 //
-// | feature | codes | status | notes |
-// |---|---|---|---|
+// What rmq's broker and NameServer adapters serve to RocketMQ 4.x clients
+// (broker/remoting_*.go, namesrv/remoting_adapter.go); the proof is the
+// e2e/rocketmq module (unmodified rocketmq-client-go v2.1.2). A code not
+// listed is answered REQUEST_CODE_NOT_SUPPORTED (3) with a remark naming
+// it. Keep this table true.
+//
+//	feature                        codes / properties             status   notes
+//	routes                         105 GET_ROUTEINFO_BY_TOPIC     yes      brokerName = group; Raft leader = brokerId 0, followers 1..n; TBW102 lists writable groups (8 queues) for auto-create
+//	cluster, topic lists           106, 206, 224                  yes      GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER, GET_TOPICS_BY_CLUSTER
+//	KV config                      101 GET_KV_CONFIG              partly   always QUERY_NOT_FOUND: rmq keeps no KV config
+//	RocketMQ brokers registering   103, 104                       no       rmq brokers register over rmq's protocol
+//	send sync / async / oneway     10 (V1), 310 (V2)              yes      auto-create when a default topic is named (queues: defaultTopicQueueNums, at most 8); zlib bodies stored inflated; LZ4/ZSTD refused
+//	batch send                     320                            yes      all or nothing, one queue, consecutive offsets
+//	tags, keys, properties, ids    TAGS, KEYS, UNIQ_KEY, any      yes      TAGS/KEYS/UNIQ_KEY become rmq's Tags/Keys/ID; a non-upper-case UNIQ_KEY is also kept verbatim
+//	pull, long polling             11 PULL_MESSAGE                yes      suspend up to the broker's LongPollMax (20 s); tag filter from the pull or the heartbeat's subscription; the commitOffset flag is ignored (offsets come by 15)
+//	stored-message encoding        pull bodies                    yes      physical offset = Raft index << 28 | position in the entry; born host not stored (0.0.0.0:0)
+//	offsets                        14, 15, 29, 30, 31, 32         yes      commits go through Raft; a group with no offset on a queue that still holds offset 0 starts at 0 (RocketMQ 4.x rule) unless it heartbeat CONSUME_FROM_TIMESTAMP
+//	heartbeat, members, rebalance  34, 38, 35; 40 pushed          yes      members recorded on every node (120 s TTL, dropped when the connection closes); NOTIFY_CONSUMER_IDS_CHANGED on change; %RETRY%group created
+//	ordered consumption            41, 42 LOCK/UNLOCK_BATCH_MQ    yes      replicated queue locks, 60 s lease
+//	topic admin                    17, 215                        yes      UPDATE_AND_CREATE_TOPIC (queues = max(read, write); perm read/write only), DELETE_TOPIC_IN_BROKER
+//	view message by id             33 VIEW_MESSAGE_BY_ID          yes      any replica resolves the physical offset
+//	SQL92 filters                  11, 34 expressionType SQL92    no       refused SUBSCRIPTION_PARSE_FAILED (issue #14)
+//	query by key / unique key      12 QUERY_MESSAGE               no       issue #14
+//	retry, DLQ                     36 CONSUMER_SEND_MSG_BACK      no       left unanswered on purpose: rocketmq-client-go v2.1.2 takes any answer as success and would drop the message; on the timeout it redelivers locally (issue #12)
+//	delay levels, timers           DELAY, TIMER_* properties      no       refused MESSAGE_ILLEGAL naming the property (issue #12)
+//	transactions                   TRAN_MSG, 37; 39 pushed        no       half messages refused MESSAGE_ILLEGAL; 37 not supported (issue #13); the connection layer can push 39
+//	request-reply                  324, 325; 326 pushed           no       issue #13
+//	pop consumption                200050-200056, 200151          no       issue #12
+//	admin statistics               21, 28, 43, 202-208, 307       no       issue #15 (fastjson object-keyed maps)
+//	ACL, TLS                       -                              no       issue #15
 package compat

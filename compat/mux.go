@@ -64,7 +64,22 @@ func Sniff(b []byte) Protocol {
 // MuxConfig configures a Mux.
 type MuxConfig struct {
 	SniffTimeout time.Duration        // default 10 s: a connection that sends nothing this long is closed
+	MaxFrame     int                  // a first frame claiming more is refused at once; default DefaultMaxFrame
 	Logf         func(string, ...any) // unknown protocols and sniff failures; default none
+}
+
+// ruledOut reports whether the first bytes b (fewer than SniffLen) already
+// rule out both protocols, so the connection can be closed without
+// waiting for the rest: a length prefix no frame of either protocol has
+// (below the smallest, 6 bytes, or above maxFrame) or a fifth byte that is
+// neither a serialize type nor wire.Version.
+func ruledOut(b []byte, maxFrame int) bool {
+	if len(b) >= 4 {
+		if total := binary.BigEndian.Uint32(b); total < 6 || uint64(total) > uint64(maxFrame) {
+			return true
+		}
+	}
+	return len(b) >= 5 && b[4] != SerializeJSON && b[4] != SerializeBinary && b[4] != wire.Version
 }
 
 // Mux serves rmq's own protocol and RocketMQ remoting on one listener,
@@ -80,6 +95,9 @@ type Mux struct {
 func NewMux(ln net.Listener, cfg MuxConfig) *Mux {
 	if cfg.SniffTimeout <= 0 {
 		cfg.SniffTimeout = 10 * time.Second
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = DefaultMaxFrame
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -145,7 +163,17 @@ func (m *Mux) route(ctx context.Context, nc net.Conn) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() }) // unblocks the sniff read at shutdown
 	buf := make([]byte, SniffLen)
 	_ = nc.SetReadDeadline(time.Now().Add(m.cfg.SniffTimeout))
-	n, err := io.ReadFull(nc, buf)
+	n, err := 0, error(nil)
+	for n < SniffLen && err == nil && !ruledOut(buf[:n], m.cfg.MaxFrame) {
+		var k int
+		k, err = nc.Read(buf[n:])
+		n += k
+	}
+	if n < SniffLen && err == nil {
+		err = fmt.Errorf("the first %d bytes are no frame of either protocol", n)
+	} else if n < SniffLen && errors.Is(err, io.EOF) && n > 0 {
+		err = io.ErrUnexpectedEOF
+	}
 	_ = nc.SetReadDeadline(time.Time{})
 	if !stop() {
 		nc.Close()

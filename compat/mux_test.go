@@ -238,3 +238,25 @@ func TestMuxSubListenerClose(t *testing.T) {
 	}
 	waitClosed(t, nc)
 }
+
+// TestMuxRulesOutShortPrefixes: a connection whose first bytes already
+// rule out both protocols (a length no frame has, a fifth byte that is no
+// version or serialize type) is closed at once, without waiting for the
+// sniff timeout (an hour here) or for more bytes.
+func TestMuxRulesOutShortPrefixes(t *testing.T) {
+	tm := startMux(t, time.Hour)
+	for name, prefix := range map[string][]byte{
+		"length too short": {0, 0, 0, 3},
+		"length too long":  {0x80, 0, 0, 0},
+		"bad fifth byte":   {0, 0, 0, 40, 9},
+	} {
+		t.Run(name, func(t *testing.T) {
+			nc := rawConn(t, tm.addr)
+			if _, err := nc.Write(prefix); err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			waitClosed(t, nc)
+		})
+	}
+}

@@ -431,3 +431,37 @@ func sortedIDs(g *group) []string {
 	slices.Sort(ids)
 	return ids
 }
+
+// groupRoutes lists every group of cluster ("" for all) with its leader
+// and followers, without topic data (RocketMQ's brokerAddrTable).
+func (r *registry) groupRoutes(cluster string, now time.Time) []wire.GroupRoute {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(now)
+	groups := r.sortedGroupsLocked(cluster)
+	out := make([]wire.GroupRoute, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, groupRoute(g, 0, 0))
+	}
+	return out
+}
+
+// topicNames lists, sorted, every topic some group of cluster ("" for
+// all) serves.
+func (r *registry) topicNames(cluster string, now time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(now)
+	seen := map[string]bool{}
+	for _, g := range r.sortedGroupsLocked(cluster) {
+		for t := range g.topics {
+			seen[t] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rmq-dev/rmq/compat"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -70,12 +71,26 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.sweepLoop(ctx)
 	}()
-	err := wire.Serve(ctx, s.ln, s.handle, wire.ServerConfig{
-		MaxFrame: s.cfg.MaxFrame,
-		Logf:     s.log.Warn,
-		OnClose:  s.onClose,
-	})
-	cancel() // Serve also returns on an accept error: stop the sweeper too
+	// rmq's protocol and RocketMQ remoting share the port, told apart per
+	// connection (remoting_adapter.go).
+	mux := compat.NewMux(s.ln, compat.MuxConfig{MaxFrame: s.cfg.MaxFrame, Logf: s.log.Named("mux").Warn})
+	errs := make(chan error, 3)
+	go func() { errs <- mux.Run(ctx) }()
+	go func() {
+		errs <- wire.Serve(ctx, mux.Listener(compat.ProtoRMQ), s.handle, wire.ServerConfig{
+			MaxFrame: s.cfg.MaxFrame,
+			Logf:     s.log.Warn,
+			OnClose:  s.onClose,
+		})
+	}()
+	go func() { errs <- s.serveRemoting(ctx, mux.Listener(compat.ProtoRemoting)) }()
+	var err error
+	for range 3 {
+		if e := <-errs; e != nil && err == nil && ctx.Err() == nil {
+			err = e
+		}
+		cancel() // one ended (an accept error, or ctx): end the others and the sweeper
+	}
 	wg.Wait()
 	s.log.Info("namesrv stopped")
 	if err != nil {

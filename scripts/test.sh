@@ -12,6 +12,11 @@
 #     fsm or broker). It is pinned below and installed with `go install`
 #     into $RMQ_TOOLS (default ~/.cache/rmq-tools), not a go.mod tool
 #     dependency, which would add about 200 modules to go.mod.
+# Then the RocketMQ compatibility proof (e2e/rocketmq), its own Go module
+# so that rocketmq-client-go stays out of the main module's dependencies;
+# it runs without the race detector, which would report races inside the
+# unmodified third-party client (rmq's servers run in their own processes
+# there, and are raced by the main suite).
 # gotestsum (a tool dependency in go.mod) prints one line per package and,
 # at the end, every skipped test with its reason, so a test that could not
 # run here (e.g. the compose test without podman) is visible. This is the
@@ -40,3 +45,6 @@ fi
 
 echo "== go test -race ./... (via gotestsum)"
 go tool gotestsum --format pkgname --format-hide-empty-pkg -- -race -count=1 -timeout 15m ./...
+
+echo "== e2e/rocketmq: unmodified rocketmq-client-go v2.1.2 against rmq"
+(cd e2e/rocketmq && go vet ./... && go test -count=1 -timeout 10m ./...)
