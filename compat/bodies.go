@@ -183,7 +183,7 @@ func DecodeJSON(b []byte, v any) error {
 			}
 		}
 	}
-	return fmt.Errorf("%w: %T body: %v", ErrMalformed, v, err)
+	return fmt.Errorf("%w: %T body: %w", ErrMalformed, v, err)
 }
 
 // quoteIntKeys rewrites unquoted integer object keys as strings. It

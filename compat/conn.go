@@ -70,7 +70,7 @@ func (c *conn) errClosed() error {
 	if reason == nil || errors.Is(reason, errClosedLocally) {
 		return ErrClosed
 	}
-	return fmt.Errorf("%w: %v", ErrClosed, reason)
+	return fmt.Errorf("%w: %w", ErrClosed, reason)
 }
 
 // writeFrame writes one encoded frame under the write lock with

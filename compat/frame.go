@@ -266,7 +266,7 @@ type jsonHeader struct {
 func decodeJSONHeader(h []byte) (*Command, error) {
 	var jh jsonHeader
 	if err := json.Unmarshal(h, &jh); err != nil {
-		return nil, fmt.Errorf("%w: JSON header: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: JSON header: %w", ErrMalformed, err)
 	}
 	c := &Command{
 		Code:     jh.Code,

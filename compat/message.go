@@ -530,7 +530,7 @@ func ParseOffsetMsgID(id string) (netip.AddrPort, int64, error) {
 	}
 	b, err := hex.DecodeString(id)
 	if err != nil {
-		return netip.AddrPort{}, 0, fmt.Errorf("compat: offset message id %q: %v", id, err)
+		return netip.AddrPort{}, 0, fmt.Errorf("compat: offset message id %q: %w", id, err)
 	}
 	n := len(b) - 12
 	ad, _ := netip.AddrFromSlice(b[:n])
