@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -142,13 +143,14 @@ func (d *devCluster) stop(t testing.TB) {
 // groupCluster is a NameServer and a three-node broker group, each its
 // own rmq process, so that one node can be SIGKILLed and restarted.
 type groupCluster struct {
-	t     testing.TB
-	ns    string
-	root  string
-	peers string
-	ids   []string
-	nodes map[string]nodeSpec
-	admin *client.Admin
+	t      testing.TB
+	ns     string
+	root   string
+	peers  string
+	ids    []string
+	nodes  map[string]nodeSpec
+	config string // brokers' --config file, if any
+	admin  *client.Admin
 
 	mu    sync.Mutex
 	procs map[string]*proc // "namesrv", "n0", "n1", "n2"; absent while killed
@@ -160,8 +162,10 @@ type nodeSpec struct {
 }
 
 // startGroup starts the NameServer and nodes n0..n2 and waits for a
-// serving leader. t.Cleanup SIGKILLs every process still running.
-func startGroup(t testing.TB) *groupCluster {
+// serving leader. brokerTOML, if given, is every broker's --config file
+// (settings the flags below do not set, such as segment_size). t.Cleanup
+// SIGKILLs every process still running.
+func startGroup(t testing.TB, brokerTOML ...string) *groupCluster {
 	t.Helper()
 	ports, err := pickPorts(7, map[int]bool{})
 	if err != nil {
@@ -180,6 +184,12 @@ func startGroup(t testing.TB) *groupCluster {
 		peers = append(peers, id+"="+n.raft)
 	}
 	g.peers = strings.Join(peers, ",")
+	if len(brokerTOML) > 0 {
+		g.config = filepath.Join(g.root, "broker.toml")
+		if err := os.WriteFile(g.config, []byte(strings.Join(brokerTOML, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if g.admin, err = newAdmin(g.ns); err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +220,12 @@ func (g *groupCluster) start(name string, args ...string) {
 func (g *groupCluster) Restart(id string) {
 	g.t.Helper()
 	n := g.nodes[id]
-	g.start(id, "--namesrv", g.ns, "--log-level", "info", "broker", "--id", id, "--data", n.data,
-		"--listen", n.client, "--raft", n.raft, "--peers", g.peers, "--bootstrap")
+	args := []string{"--namesrv", g.ns, "--log-level", "info", "broker", "--id", id, "--data", n.data,
+		"--listen", n.client, "--raft", n.raft, "--peers", g.peers, "--bootstrap"}
+	if g.config != "" {
+		args = append(args, "--config", g.config)
+	}
+	g.start(id, args...)
 }
 
 func (g *groupCluster) proc(name string) *proc {

@@ -21,17 +21,19 @@
 //     equal to sent set, duplicates counted (TestClustering10k);
 //     broadcasting: two members each get everything (TestBroadcasting);
 //   - orderly consumption of sharding-key sequences (TestOrderlyShardingKey),
-//     tag filters (TestTagFilter), consume from a timestamp
-//     (TestConsumeFromTimestamp), committed offsets surviving a consumer
-//     restart (TestOffsetsSurviveRestart);
+//     tag filters (TestTagFilter), committed offsets surviving a consumer
+//     restart (TestOffsetsSurviveRestart), consume from a timestamp
+//     (TestConsumeFromTimestamp: on a process group with 64 KiB segments
+//     and 2s retention, because RocketMQ starts a new group at offset 0
+//     while its queue still holds offset 0, whatever ConsumeFromWhere says);
 //   - failover: SIGKILL of the leader of a NameServer + three-broker group
 //     of separate processes while producing and consuming; lost
 //     acknowledged sends must be 0, failed sends and duplicates are logged
 //     (TestFailoverLeaderKill). rocketmq-client-go v2.1.2 refreshes routes
 //     every 30s (a constant, no option), so the clients' outage lasts up to
 //     that long and this test takes 30-60s;
-//   - interop with rmq's own client (package client) both ways
-//     (TestInteropRmqToRocketMQ, TestInteropRocketMQToRmq);
+//   - interop with rmq's own client (package client) both ways, message
+//     ids included (TestInteropRmqToRocketMQ, TestInteropRocketMQToRmq);
 //   - throughput, 1 KiB messages, sync and async: TestThroughput (only with
 //     RMQ_BENCH=1) and BenchmarkSendSync/BenchmarkSendAsync; they print
 //     msgs/s and assert nothing about timing.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ func interopSpecs(run string) []msgSpec {
 
 // TestInteropRmqToRocketMQ sends with rmq's own client and consumes with
 // RocketMQ's push consumer: body, tag, keys and properties arrive, at the
-// queue and offset rmq's client reported.
+// queue and offset rmq's client reported, and the message id is the same
+// in both (RocketMQ's UNIQ_KEY is rmq's MsgID; compared ignoring case, as
+// rmq's ids are upper-case hex and the Go client's are mixed).
 func TestInteropRmqToRocketMQ(t *testing.T) {
 	skipUnderRace(t)
 	d := startDev(t)
@@ -57,12 +60,15 @@ func TestInteropRmqToRocketMQ(t *testing.T) {
 		if uint32(m.Queue.QueueId) != res.QueueID || m.QueueOffset != int64(res.QueueOffset) {
 			t.Errorf("%s consumed from queue %d offset %d; rmq's Send said queue %d offset %d", s.body, m.Queue.QueueId, m.QueueOffset, res.QueueID, res.QueueOffset)
 		}
-		t.Logf("%s: rmq MsgID %s, RocketMQ MsgId %s, UNIQ_KEY %q", s.body, res.MsgID, m.MsgId, m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex))
+		if uniq := m.GetProperty(primitive.PropertyUniqueClientMessageIdKeyIndex); !strings.EqualFold(uniq, res.MsgID) || m.MsgId != uniq {
+			t.Errorf("%s: RocketMQ sees MsgId %q, UNIQ_KEY %q; want rmq's MsgID %s (up to case)", s.body, m.MsgId, uniq, res.MsgID)
+		}
 	}
 }
 
 // TestInteropRocketMQToRmq sends with RocketMQ's producer and consumes
-// with rmq's own client.
+// with rmq's own client: the same fields, and rmq's MsgID is the
+// UNIQ_KEY RocketMQ's SendSync returned.
 func TestInteropRocketMQToRmq(t *testing.T) {
 	skipUnderRace(t)
 	d := startDev(t)
@@ -108,7 +114,9 @@ func TestInteropRocketMQToRmq(t *testing.T) {
 		if m.Queue.QueueID != uint32(res.MessageQueue.QueueId) || int64(m.QueueOffset) != res.QueueOffset {
 			t.Errorf("%s consumed from queue %d offset %d; RocketMQ's SendSync said queue %d offset %d", s.body, m.Queue.QueueID, m.QueueOffset, res.MessageQueue.QueueId, res.QueueOffset)
 		}
-		t.Logf("%s: RocketMQ MsgID (UNIQ_KEY) %s, rmq MsgID %s", s.body, res.MsgID, m.MsgID)
+		if !strings.EqualFold(m.MsgID, res.MsgID) {
+			t.Errorf("%s: rmq sees MsgID %s; want RocketMQ's MsgID (UNIQ_KEY) %s (up to case)", s.body, m.MsgID, res.MsgID)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,19 +144,47 @@ func TestTagFilter(t *testing.T) {
 
 // TestConsumeFromTimestamp starts a new group at a timestamp between two
 // batches of messages: it gets only the later batch.
+//
+// RocketMQ starts a group with no committed offset at offset 0, whatever
+// ConsumeFromWhere says, while the queue still holds offset 0 (the broker
+// answers QUERY_CONSUMER_OFFSET with 0; rmq follows that rule), so the Go
+// client asks for the timestamp's offset only on a queue whose first
+// messages are gone. The test therefore runs on a process group with tiny
+// segments and a 2s retention, and first waits until the queue no longer
+// holds offset 0.
 func TestConsumeFromTimestamp(t *testing.T) {
 	skipUnderRace(t)
 	const n = 20
-	d := startDev(t)
+	g := startGroup(t, `segment_size = "64KiB"`, `retention_max_age = "2s"`, `retention_check_interval = "200ms"`,
+		`snapshot_interval = "200ms"`, `snapshot_threshold = 8`)
 	topic := uniqueName(t, "T")
-	createTopic(t, d.ns, topic, 1)
-	p := newProducer(t, d.ns)
+	createTopic(t, g.ns, topic, 1)
+	p := newProducer(t, g.ns)
 	run := uniqueName(t, "m")
-	var before, after []string
+	filler := strings.Repeat("f", 2000) // under 4 KiB: not compressed
+	for i := 0; i < 100; i++ {          // about three segments
+		mustSendSync(t, p, primitive.NewMessage(topic, []byte(fmt.Sprintf("%s/filler/%03d/%s", run, i, filler))))
+	}
+	a, err := newAdmin(g.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	eventually(t, 30*time.Second, "retention past offset 0", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		qs, err := a.TopicStatus(ctx, topic)
+		if err != nil {
+			return err
+		}
+		if len(qs) != 1 || qs[0].MinOffset == 0 {
+			return fmt.Errorf("queue still holds offset 0: %+v", qs)
+		}
+		return nil
+	})
+
 	for i := 0; i < n; i++ {
-		s := msgSpec{body: fmt.Sprintf("%s/before/%02d", run, i)}
-		mustSendSync(t, p, s.message(topic))
-		before = append(before, s.body)
+		mustSendSync(t, p, primitive.NewMessage(topic, []byte(fmt.Sprintf("%s/before/%02d", run, i))))
 	}
 	// The Go client takes the timestamp to the second ("20060102150405",
 	// UTC): wait for the next whole second, so every earlier message was
@@ -163,6 +192,7 @@ func TestConsumeFromTimestamp(t *testing.T) {
 	// time condition the test is about; it waits for nothing else.
 	boundary := time.Now().Truncate(time.Second).Add(time.Second)
 	time.Sleep(time.Until(boundary) + 10*time.Millisecond)
+	var after []string
 	for i := 0; i < n; i++ {
 		s := msgSpec{body: fmt.Sprintf("%s/after/%02d", run, i)}
 		mustSendSync(t, p, s.message(topic))
@@ -170,13 +200,13 @@ func TestConsumeFromTimestamp(t *testing.T) {
 	}
 
 	col := newCollector()
-	newPushConsumer(t, d.ns, uniqueName(t, "G"), topic, subAll, col.handle,
+	newPushConsumer(t, g.ns, uniqueName(t, "G"), topic, subAll, col.handle,
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromTimestamp),
 		consumer.WithConsumeTimestamp(boundary.UTC().Format("20060102150405")),
 		consumer.WithConsumeGoroutineNums(1)) // one queue, in order: the last message comes last
 	col.waitFor(t, 30*time.Second, after)
-	for _, b := range before {
-		if col.has(b) {
+	for b := range col.bodies() {
+		if !strings.Contains(b, "/after/") {
 			t.Errorf("%s was stored before %s but consumed", b, boundary.Format(time.RFC3339))
 		}
 	}
