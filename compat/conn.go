@@ -25,7 +25,9 @@ type conn struct {
 	maxFrame int
 	logf     func(string, ...any)
 
-	wmu sync.Mutex // serializes frame writes
+	wmu     sync.Mutex    // serializes frame writes
+	bw      *bufio.Writer // under wmu
+	writers atomic.Int32  // frame writes started and not yet done: the last one flushes
 
 	opaque atomic.Int32
 
@@ -42,7 +44,8 @@ func newConn(nc net.Conn, maxFrame int, logf func(string, ...any)) *conn {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &conn{nc: nc, maxFrame: maxFrame, logf: logf, pending: make(map[int32]chan *Command), done: make(chan struct{})}
+	return &conn{nc: nc, maxFrame: maxFrame, logf: logf, bw: bufio.NewWriterSize(nc, 64<<10),
+		pending: make(map[int32]chan *Command), done: make(chan struct{})}
 }
 
 var errClosedLocally = errors.New("closed locally")
@@ -74,18 +77,27 @@ func (c *conn) errClosed() error {
 }
 
 // writeFrame writes one encoded frame under the write lock with
-// WriteTimeout. A failed write closes the connection (a partial frame
-// would corrupt the stream).
+// WriteTimeout. Frames written concurrently (the answers to a batch of
+// sends committed together) share system calls: each goes into the
+// buffer, and the last writer, the one no other is waiting behind,
+// flushes. A failed write closes the connection (a partial frame would
+// corrupt the stream).
 func (c *conn) writeFrame(frame []byte) error {
+	c.writers.Add(1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	last := c.writers.Add(-1) == 0
 	select {
 	case <-c.done:
 		return c.errClosed()
 	default:
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-	if _, err := c.nc.Write(frame); err != nil {
+	_, err := c.bw.Write(frame)
+	if err == nil && last {
+		err = c.bw.Flush()
+	}
+	if err != nil {
 		c.close(fmt.Errorf("write: %w", err))
 		return c.errClosed()
 	}

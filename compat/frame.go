@@ -264,6 +264,9 @@ type jsonHeader struct {
 }
 
 func decodeJSONHeader(h []byte) (*Command, error) {
+	if c, ok := fastJSONHeader(h); ok {
+		return c, nil
+	}
 	var jh jsonHeader
 	if err := json.Unmarshal(h, &jh); err != nil {
 		return nil, fmt.Errorf("%w: JSON header: %w", ErrMalformed, err)

@@ -318,3 +318,28 @@ func TestCodeNames(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONHeaderFastPath: the headers clients send take the fast scanner
+// (escaped property separators included), not encoding/json.
+func TestJSONHeaderFastPath(t *testing.T) {
+	req := NewRequest(ReqSendMessage, map[string]string{
+		"topic": "orders", "queueId": "3", "properties": "TAGS\x01paid\x02UNIQ_KEY\x01C0A8\x02KEYS\x01订单\x02",
+	}, []byte("body"))
+	frame, err := AppendCommand(nil, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl := int(frame[5])<<16 | int(frame[6])<<8 | int(frame[7])
+	h := frame[8 : 8+hl]
+	c, ok := fastJSONHeader(h)
+	if !ok {
+		t.Fatalf("fast path refused our own header %s", h)
+	}
+	if c.Code != ReqSendMessage || c.Ext["properties"] != req.Ext["properties"] || c.Ext["queueId"] != "3" {
+		t.Fatalf("fast path decoded %+v", c)
+	}
+	goHeader := `{"code":10,"language":"GO","version":317,"opaque":12,"flag":0,"remark":"","extFields":{"bname":"broker-a","producerGroup":"pg","properties":"KEYS\u0001k1\u0002TAGS\u0001a\u0002UNIQ_KEY\u0001C00002021E470000000002707f180001\u0002","queueId":"1","topic":"t"}}`
+	if c, ok := fastJSONHeader([]byte(goHeader)); !ok || c.Ext["bname"] != "broker-a" || c.Opaque != 12 {
+		t.Fatalf("fast path on rocketmq-client-go's header: %+v %v", c, ok)
+	}
+}

@@ -2,7 +2,9 @@ package compat
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -143,6 +145,47 @@ func FuzzSniff(f *testing.F) {
 					t.Fatalf("remoting frame %x sniffed as %v", fr[:SniffLen], Sniff(fr))
 				}
 			}
+		}
+	})
+}
+
+// slowJSONHeader decodes h with encoding/json only, as decodeJSONHeader
+// did before its fast path.
+func slowJSONHeader(h []byte) (*Command, error) {
+	var jh jsonHeader
+	if err := json.Unmarshal(h, &jh); err != nil {
+		return nil, err
+	}
+	c := &Command{Code: jh.Code, Language: jh.Language, Version: jh.Version, Opaque: jh.Opaque, Flag: jh.Flag, Remark: jh.Remark}
+	if len(jh.ExtFields) > 0 {
+		c.Ext = jh.ExtFields
+	}
+	return c, nil
+}
+
+// FuzzJSONHeader: whatever the fast header scanner accepts, encoding/json
+// accepts too and decodes to the same Command.
+func FuzzJSONHeader(f *testing.F) {
+	for _, s := range []string{
+		`{"code":105,"extFields":{"topic":"T"},"flag":0,"language":"GO","opaque":7,"version":317}`,
+		`{"code":10,"language":"GO","version":317,"opaque":3,"flag":0,"remark":"","extFields":{"properties":"TAGS\u0001a\u0002UNIQ_KEY\u0001ABC\u0002","topic":"t\"q"},"serializeTypeCurrentRPC":"JSON"}`,
+		`{ "code" : -1 , "remark" : null , "extFields" : null }`,
+		`{"code":1,"extFields":{"a":"\u00e9\ud83d\ude00"}}`,
+		`{"code":01}`, `{"Code":1}`, `{"code":1,"extFields":{},"extFields":{"a":"b"}}`, `{}`, `{"code":2147483648}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, h []byte) {
+		fast, ok := fastJSONHeader(h)
+		if !ok {
+			return
+		}
+		slow, err := slowJSONHeader(h)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json refuses it: %v", h, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q: fast path %+v, encoding/json %+v", h, fast, slow)
 		}
 	})
 }

@@ -122,25 +122,51 @@ func Serve(ctx context.Context, ln net.Listener, h Handler, cfg ServerConfig) er
 	return err
 }
 
+// workerIdle is how long a connection's request worker waits for the
+// next request before it ends.
+const workerIdle = 10 * time.Second
+
 // serve runs the connection's read loop, then closes it, waits for its
 // handlers and calls OnClose.
 func (sc *ServerConn) serve(h Handler, cfg ServerConfig) {
 	if cfg.OnOpen != nil {
 		cfg.OnOpen(sc)
 	}
+	// Each request runs in a goroutine of its own (a long poll never
+	// blocks the others), taken from the connection's idle workers when
+	// one waits: a fresh goroutine per request would grow (copy) its
+	// stack on every send. A worker idle for workerIdle ends.
 	sem := make(chan struct{}, cfg.MaxInflight)
+	work := make(chan *Command) // unbuffered: handed only to a waiting worker
+	worker := func(req *Command) {
+		defer sc.handlers.Done()
+		idle := time.NewTimer(workerIdle)
+		defer idle.Stop()
+		for {
+			sc.handle(h, req, cfg.Logf)
+			<-sem
+			idle.Reset(workerIdle)
+			select {
+			case req = <-work:
+			case <-idle.C:
+				return
+			case <-sc.c.done:
+				return
+			}
+		}
+	}
 	err := sc.c.readLoop(cfg.IdleTimeout, func(req *Command) bool {
 		select {
 		case sem <- struct{}{}:
 		case <-sc.c.done:
 			return false
 		}
-		sc.handlers.Add(1)
-		go func() {
-			defer sc.handlers.Done()
-			defer func() { <-sem }()
-			sc.handle(h, req, cfg.Logf)
-		}()
+		select {
+		case work <- req:
+		default:
+			sc.handlers.Add(1)
+			go worker(req)
+		}
 		return true
 	})
 	sc.logReadErr(err, cfg)

@@ -22,10 +22,8 @@
 //     broadcasting: two members each get everything (TestBroadcasting);
 //   - orderly consumption of sharding-key sequences (TestOrderlyShardingKey),
 //     tag filters (TestTagFilter), committed offsets surviving a consumer
-//     restart (TestOffsetsSurviveRestart), consume from a timestamp
-//     (TestConsumeFromTimestamp: on a process group with 64 KiB segments
-//     and 2s retention, because RocketMQ starts a new group at offset 0
-//     while its queue still holds offset 0, whatever ConsumeFromWhere says);
+//     restart (TestOffsetsSurviveRestart), consume from a timestamp on a
+//     young queue (TestConsumeFromTimestamp);
 //   - failover: SIGKILL of the leader of a NameServer + three-broker group
 //     of separate processes while producing and consuming; lost
 //     acknowledged sends must be 0, failed sends and duplicates are logged
