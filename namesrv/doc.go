@@ -80,9 +80,18 @@
 // with a leader is returned with Queues 0 and Perm read|write, so a
 // producer can auto-create the topic on first send.
 //
-// Goroutines: Run starts the sweeper and wire.Serve (one reader per
-// connection, one goroutine per request) and stops and waits for all of
-// them before it returns. Addr is safe at any time; Run is called once.
+// RocketMQ clients ask the same port (compat.Mux tells a connection's
+// protocol by its first bytes; remoting_adapter.go answers): routes
+// (GET_ROUTEINFO_BY_TOPIC) come from the same registry, with a group as a
+// RocketMQ broker whose current leader is brokerId 0 and whose followers
+// are 1..n in node-ID order, so a failover moves brokerId 0 as a master
+// switch would; TBW102 is answered with the default route (8 queues) for
+// auto-creation. Cluster info and topic lists are served too; RocketMQ
+// brokers cannot register (REQUEST_CODE_NOT_SUPPORTED with a remark).
+//
+// Goroutines: Run starts the sweeper, the mux, wire.Serve and
+// compat.Serve (one reader per connection, one goroutine per request) and
+// stops and waits for all of them before it returns. Addr is safe at any time; Run is called once.
 //
 // Failure assumptions: a NameServer restart loses everything and is
 // refilled by the next round of heartbeats; until then routes may be
