@@ -32,7 +32,11 @@
 //     pre-vote request, retrying until all have answered (the missing ones
 //     are logged every 5s). A pre-vote changes nothing on the receiver,
 //     and Raft answers it in every state, configured or not, with its
-//     current term; peers with a leader log that they rejected it;
+//     current term; peers with a leader log that they rejected it. An RPC
+//     a peer sends this node meanwhile (appends, heartbeats, snapshots,
+//     votes; not another guarded node's term-0 probe) counts as that
+//     peer's answer with the term it carries: a follower of a leader that
+//     then dies need not wait for that leader to answer a probe;
 //  3. floor = the highest answer, recorded in vote-guard.json. If every
 //     answer was 0 the group is brand new, and a node with Bootstrap
 //     writes the full voter set (every node of a new group does the same
@@ -60,9 +64,10 @@
 // group until every node has started once. A node restarted again before
 // the probe finished finds {pending} and probes again; Bootstrap with no
 // Peers is refused by Validate, and without Peers the guard cannot bound
-// anything (it warns and votes). Raft state arriving from a leader does not
-// end the probe early: it rules out bootstrapping (raft refuses then) but
-// says nothing about the floor.
+// anything (it warns and votes). Raft state arriving from a leader rules
+// out bootstrapping (raft refuses then) and answers for that leader only:
+// the term a peer states at any time after this node lost its state is at
+// least every term this node can have voted for it in, as with a probe.
 //
 // A new server identity for the wiped node was the alternative; it was not
 // chosen because with two of three nodes wiped the old IDs still form a

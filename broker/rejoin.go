@@ -64,6 +64,9 @@ type voteGuard struct {
 	mu    sync.Mutex
 	state guardState
 	off   bool // Raft's term passed the floor: Raft keeps one vote per term itself
+	// seen holds, per peer, the highest term its own RPCs to this node
+	// carried since the node started: as good an answer as a probe's.
+	seen map[string]uint64
 
 	stopCh    chan struct{}
 	wg        sync.WaitGroup
@@ -84,7 +87,7 @@ func openVoteGuard(dir string, hasState bool, trans *raft.NetworkTransport, loca
 	}
 	g := &voteGuard{
 		NetworkTransport: trans, path: path, localID: localID, fresh: !hasState, log: log,
-		rpcCh: make(chan raft.RPC), state: st, stopCh: make(chan struct{}),
+		rpcCh: make(chan raft.RPC), state: st, stopCh: make(chan struct{}), seen: map[string]uint64{},
 	}
 	if !hasState {
 		// Probe again even if an earlier start got answers: the bootstrap
@@ -157,6 +160,20 @@ func (g *voteGuard) start(term func() uint64) {
 	go g.forward()
 }
 
+// SetHeartbeatHandler passes the transport's heartbeat fast path (which
+// bypasses Consumer) through observe, so a leader's heartbeats count as
+// its answer too.
+func (g *voteGuard) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
+	if cb == nil {
+		g.NetworkTransport.SetHeartbeatHandler(nil)
+		return
+	}
+	g.NetworkTransport.SetHeartbeatHandler(func(rpc raft.RPC) {
+		g.observe(rpc.Command)
+		cb(rpc)
+	})
+}
+
 // Consumer is the RPC channel Raft reads.
 func (g *voteGuard) Consumer() <-chan raft.RPC { return g.rpcCh }
 
@@ -192,9 +209,48 @@ func (g *voteGuard) forward() {
 	}
 }
 
+// observe records the term a peer's RPC carries. A term a peer reports
+// after this node lost its state is at least every term this node can
+// have voted for it in before (terms never go down), so it bounds past
+// votes as a probe's answer does: a follower that hears its leader need
+// not wait for that leader to answer a probe, which it may never do
+// (the leader dies, as in a failover right after a restart). Probes from
+// guarded peers (pre-votes for term 0) carry no term and are skipped.
+func (g *voteGuard) observe(cmd any) {
+	var id []byte
+	var term uint64
+	switch req := cmd.(type) {
+	case *raft.AppendEntriesRequest:
+		id, term = req.ID, req.Term
+	case *raft.InstallSnapshotRequest:
+		id, term = req.ID, req.Term
+	case *raft.RequestVoteRequest:
+		id, term = req.ID, req.Term
+	case *raft.RequestPreVoteRequest:
+		id, term = req.ID, req.Term
+	}
+	if len(id) == 0 || term == 0 || string(id) == string(g.localID) {
+		return
+	}
+	g.mu.Lock()
+	if term > g.seen[string(id)] {
+		g.seen[string(id)] = term
+	}
+	g.mu.Unlock()
+}
+
+// observed returns the highest term peer's RPCs carried, if any came.
+func (g *voteGuard) observed(peer string) (uint64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t, ok := g.seen[peer]
+	return t, ok
+}
+
 // intercept answers rpc itself if it would let this node vote in a
 // guarded term, and reports whether it did.
 func (g *voteGuard) intercept(rpc raft.RPC) bool {
+	g.observe(rpc.Command)
 	switch req := rpc.Command.(type) {
 	case *raft.RequestVoteRequest:
 		if !g.allowsVote(req.Term) {
@@ -340,7 +396,8 @@ func (n *Node) runRejoin() {
 }
 
 // probePeers asks every other peer for its current term, retrying until
-// each has answered, and returns the answers (false if the node stopped).
+// each has answered (or sent this node an RPC with its term, see
+// observe), and returns the answers (false if the node stopped).
 // The probe is a pre-vote request for term 0: Raft answers it in every
 // state with its current term and changes nothing.
 func (n *Node) probePeers() ([]uint64, bool) {
@@ -357,6 +414,11 @@ func (n *Node) probePeers() ([]uint64, bool) {
 	delay, lastLog := probeFirstDelay, time.Now()
 	for len(missing) > 0 {
 		for id, addr := range missing {
+			if term, ok := n.guard.observed(id); ok {
+				terms = append(terms, term)
+				delete(missing, id)
+				continue
+			}
 			term, err := n.probeTerm(id, addr)
 			if err != nil {
 				n.log.Debug("vote guard: peer did not answer", "peer", id, "error", err)

@@ -207,3 +207,33 @@ func TestVoteGuardPendingSurvivesRestart(t *testing.T) {
 		t.Fatal("pending guard granted a vote after a restart")
 	}
 }
+
+// TestVoteGuardObservesPeerTerms: a peer's own RPCs tell the guard its
+// term (as a probe's answer would), the highest one wins, and a guarded
+// peer's probe (a pre-vote for term 0) tells nothing.
+func TestVoteGuardObservesPeerTerms(t *testing.T) {
+	g, _ := guardedRaft(t, t.TempDir(), false)
+	c := newCandidate(t, g)
+	if _, ok := g.observed("c"); ok {
+		t.Fatal("a term observed before any RPC")
+	}
+	c.preVote(0) // a probe
+	if term, ok := g.observed("c"); ok {
+		t.Fatalf("a probe recorded term %d", term)
+	}
+	var resp raft.AppendEntriesResponse
+	if err := c.trans.AppendEntries("n1", c.to, &raft.AppendEntriesRequest{RPCHeader: c.header(), Term: 7}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if term, ok := g.observed("c"); !ok || term != 7 {
+		t.Fatalf("after an AppendEntries of term 7: %d %v", term, ok)
+	}
+	c.preVote(5) // older: the highest stays
+	if term, _ := g.observed("c"); term != 7 {
+		t.Fatalf("after a pre-vote of term 5: %d, want 7", term)
+	}
+	c.preVote(9)
+	if term, _ := g.observed("c"); term != 9 {
+		t.Fatalf("after a pre-vote of term 9: %d, want 9", term)
+	}
+}

@@ -87,7 +87,7 @@ func TestDockerCompose(t *testing.T) {
 		if t.Failed() { // the containers' last words, before they are removed
 			ids, _ := run(30*time.Second, engine, "ps", "-a", "-q", "--filter", "label=com.docker.compose.project="+project)
 			for _, id := range strings.Fields(ids) {
-				out, _ := run(30*time.Second, engine, "logs", "--tail", "40", id)
+				out, _ := run(30*time.Second, engine, "logs", "--tail", "300", id)
 				t.Logf("logs of container %s:\n%s", id, out)
 			}
 		}
