@@ -215,7 +215,10 @@ func (g *voteGuard) forward() {
 // votes as a probe's answer does: a follower that hears its leader need
 // not wait for that leader to answer a probe, which it may never do
 // (the leader dies, as in a failover right after a restart). Probes from
-// guarded peers (pre-votes for term 0) carry no term and are skipped.
+// guarded peers (pre-votes for term 0) carry no term and are skipped. A
+// real pre-vote asks for the sender's term + 1, which it has not taken
+// (so it is not a sign that the group exists: a peer that bootstrapped a
+// brand-new group campaigns with pre-votes for term 1 while still at 0).
 func (g *voteGuard) observe(cmd any) {
 	var id []byte
 	var term uint64
@@ -225,15 +228,20 @@ func (g *voteGuard) observe(cmd any) {
 	case *raft.InstallSnapshotRequest:
 		id, term = req.ID, req.Term
 	case *raft.RequestVoteRequest:
-		id, term = req.ID, req.Term
+		id, term = req.ID, req.Term // a candidate persists its term before asking
 	case *raft.RequestPreVoteRequest:
-		id, term = req.ID, req.Term
+		if req.Term == 0 {
+			return // a probe
+		}
+		id, term = req.ID, req.Term-1
+	default:
+		return
 	}
-	if len(id) == 0 || term == 0 || string(id) == string(g.localID) {
+	if len(id) == 0 || string(id) == string(g.localID) {
 		return
 	}
 	g.mu.Lock()
-	if term > g.seen[string(id)] {
+	if prev, ok := g.seen[string(id)]; !ok || term > prev {
 		g.seen[string(id)] = term
 	}
 	g.mu.Unlock()

@@ -232,8 +232,17 @@ func TestVoteGuardObservesPeerTerms(t *testing.T) {
 	if term, _ := g.observed("c"); term != 7 {
 		t.Fatalf("after a pre-vote of term 5: %d, want 7", term)
 	}
-	c.preVote(9)
-	if term, _ := g.observed("c"); term != 9 {
-		t.Fatalf("after a pre-vote of term 9: %d, want 9", term)
+	c.preVote(9) // the sender is at 8 and asks for 9
+	if term, _ := g.observed("c"); term != 8 {
+		t.Fatalf("after a pre-vote for term 9: %d, want the sender's 8", term)
+	}
+
+	// A peer that bootstrapped a new group campaigns for term 1 from term
+	// 0: it answers 0, so the group still counts as brand new.
+	g2, _ := guardedRaft(t, t.TempDir(), false)
+	c2 := newCandidate(t, g2)
+	c2.preVote(1)
+	if term, ok := g2.observed("c"); !ok || term != 0 {
+		t.Fatalf("after a pre-vote for term 1: %d %v, want 0 (observed)", term, ok)
 	}
 }
