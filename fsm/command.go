@@ -25,6 +25,7 @@ const (
 	CmdRegisterNode   CommandType = 8
 	CmdLockQueues     CommandType = 9
 	CmdUnlockQueues   CommandType = 10
+	CmdDeliverTimers  CommandType = 11
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -272,6 +273,7 @@ var commands = commandTable(
 	def[RegisterNode](),
 	def[LockQueues](),
 	def[UnlockQueues](),
+	def[DeliverTimers](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

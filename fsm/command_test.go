@@ -37,6 +37,7 @@ func sampleCommands() []Command {
 		RegisterNode{ID: "n0", Addr: "127.0.0.1:10911"},
 		LockQueues{Group: "g1", ClientID: "c1", Queues: []QueueRef{{Topic: "orders", QueueID: 3}}, Now: 1700000000000, Lease: 60000},
 		UnlockQueues{Group: "g1", ClientID: "c1", All: true, GrantedBefore: 1700000000000},
+		DeliverTimers{Now: 1700000001000, Items: []TimerRef{{Due: 1700000000500, Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 3, QueueID: 1}}},
 	}
 }
 

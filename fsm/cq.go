@@ -75,6 +75,8 @@ type queue struct {
 	cur     *cqFile // file of the last write, saves a map lookup
 	err     error   // first local I/O error; the queue needs a rebuild
 	gen     uint64  // ApplyBatch generation that last touched the queue
+
+	delivered deliveredTable // delivered delayed messages' record entries (timers.go)
 }
 
 // cqStore owns the consume-queue files. Every method runs under FSM.mu

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"container/heap"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -32,10 +33,15 @@ type queueKey struct {
 // BatchResult is the Apply result of a message batch entry.
 type BatchResult struct {
 	// Offsets holds each message's queue offset, in batch order, or -1 if
-	// the message was rejected (unknown topic, stale TopicID, queue out of range).
+	// the message was rejected (unknown topic, stale TopicID, queue out of
+	// range), or OffsetDelayed if it waits for its timer (timers.go).
 	Offsets  []int64
 	Rejected int
 }
+
+// OffsetDelayed is the BatchResult offset of a delayed message: it gets a
+// queue offset when its timer is delivered.
+const OffsetDelayed = -2
 
 type appendNote struct {
 	topicID uint32
@@ -65,6 +71,8 @@ type FSM struct {
 	closed      bool
 
 	locks map[string]map[queueKey]lockState // consumer group -> queue -> lock
+
+	timers timerHeap // pending delayed messages (timers.go)
 
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
@@ -96,6 +104,7 @@ func (f *FSM) resetState() {
 	f.resetEpochs = map[string]uint64{}
 	f.nodes = map[string]string{}
 	f.locks = map[string]map[queueKey]lockState{}
+	f.timers = nil
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }
@@ -171,26 +180,36 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 			res.Rejected++
 			continue
 		}
-		q := t.queues[r.queueID]
-		off := q.next
+		if due, ok := delayed(r.props, ts); ok {
+			heap.Push(&f.timers, timer{due: due, index: index, pos: refs[i].pos, size: refs[i].size,
+				tagHash: TagHash(string(r.tags)), topicID: t.ID, queueID: r.queueID})
+			res.Offsets[i] = OffsetDelayed
+			continue
+		}
 		u := Unit{Index: index, Pos: refs[i].pos, Size: refs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts}
-		if q.err == nil {
-			if err := f.store.write(q, off, u); err != nil {
-				// State still advances (it must match other replicas); the
-				// local CQ is now short and Sync reports it until a restart
-				// rebuilds it.
-				q.err = fmt.Errorf("write consume queue %s/%d: %w", q.topic, q.id, err)
-				f.log.Error("consume queue write failed", "topic", q.topic, "queue-id", q.id, "error", err)
-			}
-		}
-		q.next++
-		res.Offsets[i] = int64(off)
-		if q.gen != f.gen {
-			q.gen = f.gen
-			f.notes = append(f.notes, appendNote{topicID: q.topicID, topic: q.topic, queueID: q.id})
-		}
+		res.Offsets[i] = int64(f.appendUnit(t.queues[r.queueID], u))
 	}
 	return res
+}
+
+// appendUnit writes u at q's next offset and returns that offset.
+func (f *FSM) appendUnit(q *queue, u Unit) uint64 {
+	off := q.next
+	if q.err == nil {
+		if err := f.store.write(q, off, u); err != nil {
+			// State still advances (it must match other replicas); the
+			// local CQ is now short and Sync reports it until a restart
+			// rebuilds it.
+			q.err = fmt.Errorf("write consume queue %s/%d: %w", q.topic, q.id, err)
+			f.log.Error("consume queue write failed", "topic", q.topic, "queue-id", q.id, "error", err)
+		}
+	}
+	q.next++
+	if q.gen != f.gen {
+		q.gen = f.gen
+		f.notes = append(f.notes, appendNote{topicID: q.topicID, topic: q.topic, queueID: q.id})
+	}
+	return off
 }
 
 // takeNotes fills in final next offsets of touched queues (under mu).
@@ -350,6 +369,7 @@ func (f *FSM) truncatePrefix(upTo uint64) {
 			}
 			q.min = f.firstAbove(q, q.min, upTo)
 			f.store.retireBelow(q, q.min)
+			q.delivered.dropBelow(q.min)
 		}
 	}
 }

@@ -104,6 +104,10 @@ func (f *FSM) Units(topic string, queueID uint32, from uint64, max int, dst []Un
 		if !ok {
 			return dst, fmt.Errorf("%w: %s/%d offset %d has no consume queue file", ErrCorrupt, topic, queueID, off)
 		}
+		u, err := q.resolve(off, u)
+		if err != nil {
+			return dst, err
+		}
 		dst = append(dst, u)
 		max--
 	}

@@ -30,7 +30,39 @@ func (f *FSM) rebuild(need []*queue) error {
 	}
 	var refs []recRef
 	var unit [UnitSize]byte
+	// Delayed messages: a record with a timer gets its unit from the first
+	// DeliverTimers entry that lists it (as Apply decided: a timer is
+	// delivered once), not from its batch. Its record is in the scan: the
+	// log is kept from every live delivered unit's record (PinnedIndex).
+	scheduled := map[[2]uint64]bool{} // (index, pos) of records waiting for a timer
+	delivered := map[[2]uint64]bool{} // ... and of those a DeliverTimers listed
+	deliver := func(index uint64, data []byte) {
+		cmd, err := Decode(data)
+		if err != nil {
+			return
+		}
+		c, ok := cmd.(DeliverTimers)
+		if !ok || c.validate() != nil {
+			return
+		}
+		for _, it := range c.Items {
+			key := [2]uint64{it.Index, uint64(it.Pos)}
+			if !scheduled[key] || delivered[key] {
+				continue
+			}
+			delivered[key] = true
+			q := f.queueByID(it.TopicID, it.QueueID)
+			if buf, ok := bufs[q]; ok && q != nil {
+				putUnit(unit[:], Unit{Index: index, Pos: it.Pos, Size: it.Size | unitDelivered, TagHash: it.TagHash, StoreTime: c.Now})
+				bufs[q] = append(buf, unit[:]...)
+			}
+		}
+	}
 	scan := func(index uint64, typ raft.LogType, data []byte) error {
+		if typ == raft.LogCommand && len(data) >= 2 && CommandType(data[0]) == CmdDeliverTimers {
+			deliver(index, data)
+			return nil
+		}
 		if typ != raft.LogCommand || len(data) < 2 || CommandType(data[0]) != CmdMessageBatch || data[1] != msgBatchVersion {
 			return nil
 		}
@@ -43,6 +75,10 @@ func (f *FSM) rebuild(need []*queue) error {
 			r := &rs[i].r
 			t := f.topics[string(r.topic)]
 			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
+				continue
+			}
+			if _, ok := delayed(r.props, ts); ok {
+				scheduled[[2]uint64{index, uint64(rs[i].pos)}] = true
 				continue
 			}
 			q := t.queues[r.queueID]

@@ -39,6 +39,8 @@ type snapState struct {
 	ResetEpochs map[string]uint64 `msgpack:"reset_epochs,omitempty"`
 	Nodes       map[string]string `msgpack:"nodes,omitempty"`
 	Locks       []snapLock        `msgpack:"locks,omitempty"`
+	// Timers: the pending delayed messages, packed (timers.go packTimers).
+	Timers []byte `msgpack:"timers,omitempty"`
 }
 
 // snapLock is one queue lock (sorted by group, topic, queue).
@@ -60,6 +62,15 @@ type snapTopic struct {
 	Min        []uint64          `msgpack:"min"`   // per queue; len is the queue count
 	Next       []uint64          `msgpack:"next"`  // per queue
 	Since      []uint64          `msgpack:"since"` // per queue: raft index that created it
+	// Delivered: per queue with delivered delayed messages, the offsets
+	// of their units and their records' entries.
+	Delivered []snapDelivered `msgpack:"delivered,omitempty"`
+}
+
+type snapDelivered struct {
+	QueueID uint32   `msgpack:"q"`
+	Offsets []uint64 `msgpack:"o"`
+	Orig    []uint64 `msgpack:"i"`
 }
 
 type snapGroup struct {
@@ -81,13 +92,17 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, ErrClosed
 	}
 	st := snapState{Applied: f.applied, LogStart: f.logStart, LastTopicID: f.lastTopicID,
-		ResetEpochs: maps.Clone(f.resetEpochs), Nodes: maps.Clone(f.nodes)}
+		ResetEpochs: maps.Clone(f.resetEpochs), Nodes: maps.Clone(f.nodes), Timers: packTimers(f.timers)}
 	st.Topics = make([]snapTopic, 0, len(f.topics))
 	for _, t := range f.topics {
 		s := snapTopic{Name: t.Name, ID: t.ID, Perm: t.Perm, CreatedAt: t.CreatedAt, Attributes: t.Attributes,
 			Min: make([]uint64, t.Queues), Next: make([]uint64, t.Queues), Since: make([]uint64, t.Queues)}
 		for i, q := range t.queues {
 			s.Min[i], s.Next[i], s.Since[i] = q.min, q.next, q.since
+			if len(q.delivered.offsets) > 0 {
+				s.Delivered = append(s.Delivered, snapDelivered{QueueID: uint32(i),
+					Offsets: slices.Clone(q.delivered.offsets), Orig: slices.Clone(q.delivered.orig)})
+			}
 		}
 		st.Topics = append(st.Topics, s)
 	}
@@ -228,8 +243,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		for i, q := range t.queues {
 			q.min, q.next, q.since = s.Min[i], s.Next[i], s.Since[i]
 		}
+		for _, d := range s.Delivered {
+			if int(d.QueueID) >= len(t.queues) || len(d.Offsets) != len(d.Orig) {
+				return fmt.Errorf("%w: snapshot delivered table of %s/%d", ErrCorrupt, s.Name, d.QueueID)
+			}
+			t.queues[d.QueueID].delivered = deliveredTable{offsets: d.Offsets, orig: d.Orig}
+		}
 		f.topics[t.Name] = t
 		all = append(all, t.queues...)
+	}
+	if f.timers, err = unpackTimers(st.Timers); err != nil {
+		return err
 	}
 	for _, g := range st.Groups {
 		offs := make(map[queueKey]uint64, len(g.Offsets))

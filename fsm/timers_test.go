@@ -1,0 +1,173 @@
+package fsm
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func delayedMsg(topic string, id, q uint32, body string, due int64) Message {
+	m := msg(topic, id, q, body)
+	m.Properties = map[string]string{PropDeliverAt: strconv.FormatInt(due, 10), "k": "v"}
+	return m
+}
+
+// timerHarness has topic x (2 queues) with, in entry 2, a normal message
+// and two delayed ones (due ts+1000 on queue 0, ts+500 on queue 1).
+func timerHarness(t *testing.T) (*harness, int64) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "x", Queues: 2})
+	id := h.topicID("x")
+	const ts = 1_700_000_000_000
+	res := h.send(ts, msg("x", id, 0, "now"), delayedMsg("x", id, 0, "later", ts+1000), delayedMsg("x", id, 1, "sooner", ts+500))
+	if want := []int64{0, OffsetDelayed, OffsetDelayed}; !cmp.Equal(res.Offsets, want) {
+		t.Fatalf("batch offsets %v, want %v", res.Offsets, want)
+	}
+	return h, ts
+}
+
+func mustDeliver(t *testing.T, h *harness, c DeliverTimers) *DeliverResult {
+	t.Helper()
+	data, err := Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, ok := h.applyLog(0, data).(*DeliverResult)
+	if !ok {
+		t.Fatal("DeliverTimers apply did not return *DeliverResult")
+	}
+	return res
+}
+
+// TestDelayedMessagesWaitForTheirTimers: a delayed message gets no unit
+// when stored; DeliverTimers appends one pointing at the original record
+// (same entry and position as if it had been stored then), once only.
+func TestDelayedMessagesWaitForTheirTimers(t *testing.T) {
+	h, ts := timerHarness(t)
+	f := h.f
+	if _, next, _ := f.QueueRange("x", 0); next != 1 {
+		t.Fatalf("queue 0 next %d, want 1 (the delayed message waits)", next)
+	}
+	if n := f.PendingTimers(); n != 2 {
+		t.Fatalf("pending timers %d, want 2", n)
+	}
+	if due, ok := f.NextDue(); !ok || due != ts+500 {
+		t.Fatalf("next due %d %v", due, ok)
+	}
+	if pin, ok := f.PinnedIndex(); !ok || pin != 2 {
+		t.Fatalf("pinned index %d %v, want 2 (the batch)", pin, ok)
+	}
+	if got := f.DueTimers(ts+499, 10); len(got) != 0 {
+		t.Fatalf("due before their time: %v", got)
+	}
+	due := f.DueTimers(ts+1000, 10)
+	if len(due) != 2 || due[0].Due != ts+500 || due[1].Due != ts+1000 {
+		t.Fatalf("due timers %+v, want both, soonest first", due)
+	}
+	if got := f.DueTimers(ts+1000, 1); len(got) != 1 || got[0] != due[0] {
+		t.Fatalf("DueTimers max 1: %+v", got)
+	}
+
+	r := mustDeliver(t, h, DeliverTimers{Now: ts + 1000, Items: due})
+	if r.Delivered != 2 || r.Skipped != 0 {
+		t.Fatalf("deliver result %+v", r)
+	}
+	deliverIndex := h.idx
+	again := mustDeliver(t, h, DeliverTimers{Now: ts + 2000, Items: due})
+	if again.Delivered != 0 || again.Skipped != 2 {
+		t.Fatalf("repeated deliver result %+v, want 2 skipped", again)
+	}
+	normal, err := f.Units("x", 0, 0, 10, nil)
+	if err != nil || len(normal) != 2 {
+		t.Fatalf("queue 0 units %v %v", normal, err)
+	}
+	later := normal[1]
+	if later.Index != normal[0].Index || later.StoreTime != ts+1000 || later.Size&unitDelivered != 0 || later.Pos <= normal[0].Pos {
+		t.Fatalf("delivered unit %+v (normal %+v): want the batch's entry, a later position, store time = delivery", later, normal[0])
+	}
+	if n := f.PendingTimers(); n != 0 {
+		t.Fatalf("pending after delivery: %d", n)
+	}
+	// The live delivered units pin their records until retention passes
+	// the delivery entry.
+	if pin, ok := f.PinnedIndex(); !ok || pin != 2 {
+		t.Fatalf("pinned index after delivery %d %v, want 2", pin, ok)
+	}
+	h.mustCmd(TruncatePrefix{UpTo: deliverIndex})
+	if pin, ok := f.PinnedIndex(); ok {
+		t.Fatalf("still pinned at %d after retention passed the delivery", pin)
+	}
+	if min, _, _ := f.QueueRange("x", 0); min != 2 {
+		t.Fatalf("queue 0 min %d after truncation, want 2", min)
+	}
+}
+
+// TestDelayedMessageRules: a due time not after the batch's store time
+// delivers at once; a timer whose topic was deleted is dropped at
+// delivery; a malformed due time is an ordinary message.
+func TestDelayedMessageRules(t *testing.T) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "x", Queues: 1})
+	id := h.topicID("x")
+	const ts = 1_700_000_000_000
+	bad := msg("x", id, 0, "bad")
+	bad.Properties = map[string]string{PropDeliverAt: "soon"}
+	res := h.send(ts, delayedMsg("x", id, 0, "past", ts), bad, delayedMsg("x", id, 0, "future", ts+1))
+	if want := []int64{0, 1, OffsetDelayed}; !cmp.Equal(res.Offsets, want) {
+		t.Fatalf("offsets %v, want %v", res.Offsets, want)
+	}
+	due := h.f.DueTimers(ts+1, 10)
+	h.mustCmd(DeleteTopic{Name: "x"})
+	if r := mustDeliver(t, h, DeliverTimers{Now: ts + 1, Items: due}); r.Dropped != 1 {
+		t.Fatalf("deliver to a deleted topic: %+v, want 1 dropped", r)
+	}
+}
+
+// TestTimersSurviveSnapshotAndRebuild: pending timers and delivered units
+// come back from a snapshot, and a replica that rebuilds its consume
+// queues from the log gets the same units.
+func TestTimersSurviveSnapshotAndRebuild(t *testing.T) {
+	h, ts := timerHarness(t)
+	mustDeliver(t, h, DeliverTimers{Now: ts + 600, Items: h.f.DueTimers(ts+600, 10)}) // "sooner" only
+	h.send(ts+700, msg("x", h.topicID("x"), 1, "after"))
+	snap := snapshotBytes(t, h.f)
+	want := dump(t, h.f)
+	for name, dir := range map[string]string{"kept consume queues": copyDir(t, h.f), "rebuilt from the log": t.TempDir()} {
+		t.Run(name, func(t *testing.T) {
+			f2 := newFSM(t, dir, 16, h.log)
+			if err := restore(t, f2, snap); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, dump(t, f2)); diff != "" {
+				t.Fatalf("restored state (-want +got):\n%s", diff)
+			}
+			if n := f2.PendingTimers(); n != 1 {
+				t.Fatalf("pending timers after restore: %d, want 1", n)
+			}
+			if got := f2.DueTimers(ts+1000, 10); len(got) != 1 || got[0].Due != ts+1000 {
+				t.Fatalf("due after restore: %+v", got)
+			}
+		})
+	}
+}
+
+// TestRebuildReplaysRepeatedDeliveries: a DeliverTimers repeated by a new
+// leader adds nothing, in Apply and in a rebuild alike.
+func TestRebuildReplaysRepeatedDeliveries(t *testing.T) {
+	h, ts := timerHarness(t)
+	due := h.f.DueTimers(ts+1000, 10)
+	mustDeliver(t, h, DeliverTimers{Now: ts + 1000, Items: due[:1]})
+	mustDeliver(t, h, DeliverTimers{Now: ts + 1001, Items: due}) // the first again, and the second
+	want := dump(t, h.f)
+	f2 := newFSM(t, t.TempDir(), 16, h.log)
+	if err := restore(t, f2, snapshotBytes(t, h.f)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, dump(t, f2)); diff != "" {
+		t.Fatalf("rebuilt state (-want +got):\n%s", diff)
+	}
+	if q1 := want.Queues["x/1"]; q1.Next != 1 {
+		t.Fatalf("queue 1 next %d, want 1 (delivered once)", q1.Next)
+	}
+}
