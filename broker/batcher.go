@@ -25,6 +25,7 @@ type sendReq struct {
 
 type sendResult struct {
 	offsets   []int64
+	positions []uint32
 	index     uint64
 	storeTime int64
 	err       error
@@ -159,6 +160,7 @@ func (n *Node) finish(b *inflightBatch, err error) {
 	for _, r := range b.reqs {
 		r.done <- sendResult{
 			offsets:   res.Offsets[pos : pos+len(r.msgs)],
+			positions: res.Positions[pos : pos+len(r.msgs)],
 			index:     b.future.Index(),
 			storeTime: b.storeTime,
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -117,6 +118,16 @@ type Config struct {
 	// MaxFrame is the largest accepted request frame. Default 16 MiB.
 	MaxFrame int
 
+	// Delayed messages (delay.go). DelayLevels are the delays of levels
+	// 1..n (RocketMQ messageDelayLevel; default its 18 levels, 1s to 2h;
+	// a level above n means n). MaxDelay bounds a timer message's delay (not
+	// the levels; RocketMQ timerMaxDelaySec; default 3 days). TimerPoll is how often
+	// the leader's scheduler looks for due timers (default 100ms: a
+	// message is delivered within about that after its due time).
+	DelayLevels []time.Duration
+	MaxDelay    time.Duration
+	TimerPoll   time.Duration
+
 	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
 	FlushMode raftlog.FlushMode
 	// FlushInterval is the fsync period in async mode. Default 100ms.
@@ -186,6 +197,9 @@ func DefaultConfig() Config {
 		LockLease:           60 * time.Second,
 		LongPollMax:         20 * time.Second,
 		MaxFrame:            16 << 20,
+		DelayLevels:         slices.Clone(RocketMQDelayLevels),
+		MaxDelay:            72 * time.Hour,
+		TimerPoll:           100 * time.Millisecond,
 		FlushMode:           raftlog.FlushSync,
 		FlushInterval:       100 * time.Millisecond,
 		SegmentSize:         1 << 30,
@@ -218,6 +232,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.LockLease, d.LockLease)
 	setDefault(&c.LongPollMax, d.LongPollMax)
 	setDefault(&c.MaxFrame, d.MaxFrame)
+	setDefault(&c.MaxDelay, d.MaxDelay)
+	setDefault(&c.TimerPoll, d.TimerPoll)
+	if len(c.DelayLevels) == 0 {
+		c.DelayLevels = d.DelayLevels
+	}
 	setDefault(&c.FlushInterval, d.FlushInterval)
 	setDefault(&c.SegmentSize, d.SegmentSize)
 	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
@@ -315,6 +334,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMessageSize <= 0 || c.MaxMessageSize > fsm.MaxBodyLen {
 		bad("MaxMessageSize %d must be in 1..%d", c.MaxMessageSize, fsm.MaxBodyLen)
+	}
+	for i, l := range c.DelayLevels {
+		if l <= 0 {
+			bad("DelayLevels[%d] = %s must be positive", i, l)
+		}
 	}
 	if c.MaxBatchBytes < 4<<10 {
 		bad("MaxBatchBytes %d must be at least 4KiB", c.MaxBatchBytes)

@@ -21,6 +21,7 @@ func (n *Node) leaderServices() []leaderService {
 	return []leaderService{
 		{name: "retention", run: n.runRetention},      // retention.go: TruncatePrefix by age, budget, ratio
 		{name: "lock-janitor", run: n.runLockJanitor}, // locks.go: releases departed members' locks
+		{name: "timers", run: n.runTimers},            // delay.go: delivers due delayed messages
 	}
 }
 

@@ -104,11 +104,6 @@ func (n *Node) remotingMessage(sh sendHeader, flag int32, props map[string]strin
 	if tx := sh.sysFlag & 0xC; tx == compat.SysFlagTransactionPrepared || strings.EqualFold(props[compat.PropTransactionPrepared], "true") {
 		return nil, fmt.Errorf("%w: transactional (half) messages are not supported by this rmq version", errMessageRefused)
 	}
-	for _, p := range []string{compat.PropDelayLevel, compat.PropTimerDeliverMS, compat.PropTimerDelaySec, compat.PropTimerDelayMS} {
-		if v := props[p]; v != "" && v != "0" {
-			return nil, fmt.Errorf("%w: delayed messages (property %s=%s) are not supported by this rmq version", errMessageRefused, p, v)
-		}
-	}
 	m := &fsm.Message{
 		Topic:         sh.topic,
 		QueueID:       sh.queueID,
@@ -222,16 +217,16 @@ func (n *Node) remotingStore(ctx context.Context, req *compat.Command, sh sendHe
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		pos, err := n.Locate(sh.topic, r.QueueID, r.QueueOffset)
-		if err != nil { // retention cannot have reached a message just stored; report it anyway
-			return nil, fmt.Errorf("broker: locate stored message %s/%d@%d: %w", sh.topic, r.QueueID, r.QueueOffset, err)
-		}
-		ids = append(ids, compat.OffsetMsgID(n.storeHost(), physicalOffset(pos.Index, pos.Pos)))
+		ids = append(ids, compat.OffsetMsgID(n.storeHost(), physicalOffset(r.RaftIndex, r.Pos)))
 	}
 	resp := ok(req)
 	resp.SetExt("msgId", strings.Join(ids, ","))
 	resp.SetExt("queueId", strconv.FormatUint(uint64(res[0].QueueID), 10))
-	resp.SetExt("queueOffset", strconv.FormatUint(res[0].QueueOffset, 10))
+	offset := strconv.FormatUint(res[0].QueueOffset, 10)
+	if res[0].Delayed {
+		offset = "-1" // it gets its queue offset when it is delivered
+	}
+	resp.SetExt("queueOffset", offset)
 	resp.SetExt("MSG_REGION", "DefaultRegion")
 	resp.SetExt("TRACE_ON", "true")
 	return resp, nil

@@ -281,6 +281,14 @@ func (n *Node) purgeReleased() {
 		return
 	}
 	floor := start - 1
+	if pin, ok := n.fsm.PinnedIndex(); ok && pin <= floor {
+		// A pending timer or a delivered delayed message still points at
+		// a record there: keep the log from it (delay.go).
+		floor = pin - 1
+		if floor == 0 {
+			return
+		}
+	}
 	if n.store.AllowedPrefix() < floor {
 		if err := n.raft.Snapshot().Error(); err != nil {
 			n.log.Debug("snapshot before purge", "error", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rmq-dev/rmq/fsm"
@@ -16,6 +17,11 @@ type SendResult struct {
 	QueueOffset uint64 // logical offset in (topic, queue), dense from 0
 	RaftIndex   uint64 // the CommitLog entry holding the message
 	StoreTime   int64  // leader time stamped into the entry, unix ms
+	Pos         uint32 // the record's byte position in the entry
+	// Delayed: the message waits for its delivery time (DeliverAt) and
+	// has no queue offset yet; it gets one when it is delivered.
+	Delayed   bool
+	DeliverAt int64 // unix ms, for a delayed message
 	// Err is non-nil if this message alone was refused: by validation
 	// (ErrTopicNotFound, ErrNoPermission, ErrMessageTooLarge,
 	// ErrInvalidArgument; nothing of it written) or at apply (its topic
@@ -116,10 +122,14 @@ func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptio
 		if out[i].Err != nil {
 			continue
 		}
-		out[i] = SendResult{QueueID: m.QueueID, RaftIndex: res.index, StoreTime: res.storeTime}
-		if off := res.offsets[j]; off >= 0 {
+		out[i] = SendResult{QueueID: m.QueueID, RaftIndex: res.index, StoreTime: res.storeTime, Pos: res.positions[j]}
+		switch off := res.offsets[j]; {
+		case off >= 0:
 			out[i].QueueOffset = uint64(off)
-		} else {
+		case off == fsm.OffsetDelayed:
+			out[i].Delayed = true
+			out[i].DeliverAt, _ = strconv.ParseInt(m.Properties[fsm.PropDeliverAt], 10, 64)
+		default:
 			out[i].Err = fmt.Errorf("%w: %q was deleted or recreated during the send", ErrTopicNotFound, m.Topic)
 		}
 		j++
@@ -205,6 +215,9 @@ func requestLevel(err error) bool {
 func (n *Node) validateMessage(m *fsm.Message, lookup func(string) (*topicCheck, error)) (int, error) {
 	if len(m.Body) > n.cfg.MaxMessageSize {
 		return 0, fmt.Errorf("%w: body is %d bytes, limit %d", ErrMessageTooLarge, len(m.Body), n.cfg.MaxMessageSize)
+	}
+	if err := n.normalizeDelay(m, n.cfg.Now()); err != nil {
+		return 0, err
 	}
 	if err := fsm.ValidateMessage(m); err != nil { // includes the topic name
 		return 0, fmt.Errorf("%w: %w", ErrInvalidArgument, err)

@@ -184,6 +184,9 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	resp := &wire.SendResponse{Results: make([]wire.SendResult, len(results))}
 	for i, r := range results {
 		resp.Results[i] = wire.SendResult{QueueID: r.QueueID, QueueOffset: r.QueueOffset, RaftIndex: r.RaftIndex, StoreTime: r.StoreTime}
+		if r.Delayed {
+			resp.Results[i].DeliverAt = r.DeliverAt
+		}
 		if r.Err != nil {
 			we := n.wireError(r.Err).(*wire.Error) //nolint:errorlint // wireError always returns a *wire.Error itself
 			resp.Results[i].ErrorCode, resp.Results[i].Error = we.Code, we.Message

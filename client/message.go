@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,48 @@ type Message struct {
 	// ShardingKey, if set, makes the default selector send every message
 	// with this key to the same queue (FNV-32a % queues): per-key order.
 	ShardingKey string
+	// Delayed delivery, at most one of: DeliverAt (an absolute time; one
+	// not in the future delivers at once), Delay (after this long, by the
+	// broker's clock) or DelayLevel (RocketMQ's levels 1..18: 1s 5s 10s
+	// 30s 1m 2m ... 10m 20m 30m 1h 2h, as the broker configures them).
+	// The broker stores the message once and makes it visible to
+	// consumers when due; its SendResult has DeliverAt set.
+	DeliverAt  time.Time
+	Delay      time.Duration
+	DelayLevel int
+}
+
+// delayProperties returns m's properties with its delay request added
+// (RocketMQ's TIMER_DELIVER_MS, TIMER_DELAY_MS or DELAY), or an error if
+// it asks for more than one kind.
+func delayProperties(m *Message) (map[string]string, error) {
+	set := 0
+	for _, on := range []bool{!m.DeliverAt.IsZero(), m.Delay != 0, m.DelayLevel != 0} {
+		if on {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		return m.Properties, nil
+	case set > 1:
+		return nil, invalidf("set at most one of DeliverAt, Delay and DelayLevel")
+	case m.Delay < 0 || m.DelayLevel < 0:
+		return nil, invalidf("negative Delay or DelayLevel")
+	}
+	p := make(map[string]string, len(m.Properties)+1)
+	for k, v := range m.Properties {
+		p[k] = v
+	}
+	switch {
+	case !m.DeliverAt.IsZero():
+		p["TIMER_DELIVER_MS"] = strconv.FormatInt(m.DeliverAt.UnixMilli(), 10)
+	case m.Delay != 0:
+		p["TIMER_DELAY_MS"] = strconv.FormatInt(m.Delay.Milliseconds(), 10)
+	default:
+		p["DELAY"] = strconv.Itoa(m.DelayLevel)
+	}
+	return p, nil
 }
 
 // Queue names one queue of a topic on one broker group.
@@ -141,16 +184,20 @@ func validateMessage(m *Message, maxSize int64) error {
 	if n > maxPropsLen {
 		return invalidf("properties are %d bytes, limit %d", n, maxPropsLen)
 	}
+	if _, err := delayProperties(m); err != nil {
+		return err
+	}
 	return nil
 }
 
 func toWire(m *Message, id []byte, queueID uint32, now time.Time) wire.Message {
+	props, _ := delayProperties(m) // checked by validateMessage
 	return wire.Message{
 		Topic:         m.Topic,
 		QueueID:       queueID,
 		Tags:          m.Tags,
 		Keys:          strings.Join(m.Keys, " "),
-		Properties:    m.Properties,
+		Properties:    props,
 		Body:          m.Body,
 		ID:            id,
 		BornTimestamp: now.UnixMilli(),

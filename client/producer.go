@@ -17,8 +17,11 @@ type SendResult struct {
 	Topic       string
 	Group       string // broker group
 	QueueID     uint32
-	QueueOffset uint64
+	QueueOffset uint64 // 0 for a delayed message: it gets its offset when delivered
 	StoreTime   time.Time
+	// DeliverAt is a delayed message's due time (the broker's clock); zero
+	// for a message delivered at once.
+	DeliverAt time.Time
 }
 
 // Producer sends messages. It is safe for concurrent use; concurrent
@@ -404,7 +407,7 @@ func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendRe
 }
 
 func makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
-	return SendResult{
+	res := SendResult{
 		MsgID:       FormatMsgID(m.ID),
 		Topic:       m.Topic,
 		Group:       group,
@@ -412,6 +415,10 @@ func makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
 		QueueOffset: r.QueueOffset,
 		StoreTime:   time.UnixMilli(r.StoreTime),
 	}
+	if r.DeliverAt > 0 {
+		res.DeliverAt = time.UnixMilli(r.DeliverAt)
+	}
+	return res
 }
 
 func resultError(r wire.SendResult) error {

@@ -35,8 +35,11 @@ type BatchResult struct {
 	// Offsets holds each message's queue offset, in batch order, or -1 if
 	// the message was rejected (unknown topic, stale TopicID, queue out of
 	// range), or OffsetDelayed if it waits for its timer (timers.go).
-	Offsets  []int64
-	Rejected int
+	Offsets []int64
+	// Positions holds each message's record position in the entry (the
+	// CommitLog position of a message is the entry index and this).
+	Positions []uint32
+	Rejected  int
 }
 
 // OffsetDelayed is the BatchResult offset of a delayed message: it gets a
@@ -171,8 +174,9 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 		f.log.Warn("malformed message batch", "index", index, "error", err)
 		return err
 	}
-	res := &BatchResult{Offsets: make([]int64, len(refs))}
+	res := &BatchResult{Offsets: make([]int64, len(refs)), Positions: make([]uint32, len(refs))}
 	for i := range refs {
+		res.Positions[i] = refs[i].pos
 		r := &refs[i].r
 		t := f.topics[string(r.topic)]
 		if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {

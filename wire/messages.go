@@ -53,6 +53,9 @@ type SendResult struct {
 	QueueOffset uint64 `msgpack:"o"`
 	RaftIndex   uint64 `msgpack:"ri"`
 	StoreTime   int64  `msgpack:"st"`
+	// DeliverAt, if set, is the due time (unix ms) of a delayed message:
+	// it has no queue offset until then (QueueOffset is 0).
+	DeliverAt int64 `msgpack:"da,omitempty"`
 	// Error is non-empty if this message was rejected at apply.
 	ErrorCode uint16 `msgpack:"ec,omitempty"`
 	Error     string `msgpack:"e,omitempty"`
