@@ -193,6 +193,7 @@
 //	offsets.go          commit/query/search/reset consumer offsets
 //	groups.go           Heartbeat, ListGroups, GroupMembers, DescribeGroup; members
 //	locks.go            replicated queue locks; the lock janitor (leader service)
+//	delay.go            delay levels and timer properties; the timer scheduler (leader service)
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
 //	leader_services.go  the list of leader-only services
@@ -216,6 +217,14 @@
 // consumer is a group member with a 120 s TTL that every node records
 // (its clients heartbeat all nodes every 30 s), so a new leader knows the
 // members at once.
+//
+// Delayed messages (delay.go): the leader resolves a send's DELAY level or
+// TIMER_* property into an absolute TIMER_DELIVER_MS by Config.Now; the
+// fsm keeps a replicated timer pointing at the record; the "timers" leader
+// service lists due timers in DeliverTimers every TimerPoll, one proposal
+// at a time; a new leader, past its Barrier, continues from the timers the
+// fsm holds, and a listing repeated across a leader change delivers once.
+// The purge keeps the log from fsm.PinnedIndex.
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention

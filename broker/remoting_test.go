@@ -253,8 +253,8 @@ func TestRemotingRefusals(t *testing.T) {
 		code   int32
 		remark string
 	}{
-		{"delay level", sendV1(t, c, "r", 0, map[string]string{compat.PropDelayLevel: "3"}, []byte("x"), 0),
-			compat.RespMessageIllegal, "DELAY=3"},
+		{"bad delay level", sendV1(t, c, "r", 0, map[string]string{compat.PropDelayLevel: "x"}, []byte("x"), 0),
+			compat.RespInvalidParameter, "DELAY"},
 		{"half message", sendV1(t, c, "r", 0, map[string]string{compat.PropTransactionPrepared: "true"}, []byte("x"), 0),
 			compat.RespMessageIllegal, "transactional"},
 		{"missing queueId", call(t, c, compat.ReqSendMessage, map[string]string{"topic": "r"}, []byte("x")),
@@ -501,4 +501,33 @@ func TestCompatTableListsServedCodes(t *testing.T) {
 			t.Errorf("request code %d (%s) is served but not in a \"yes\" row of compat/doc.go", code, compat.RequestName(code))
 		}
 	}
+}
+
+// TestRemotingDelayLevel: a RocketMQ send with DELAY is stored once,
+// answered with queueOffset -1, and pulled once due.
+func TestRemotingDelayLevel(t *testing.T) {
+	n, c := remotingNode(t)
+	resp := sendV1(t, c, "delayed", 0, map[string]string{compat.PropDelayLevel: "1"}, []byte("later"), 0)
+	wantCode(t, resp, compat.RespSuccess)
+	if resp.Ext["queueOffset"] != "-1" {
+		t.Fatalf("delayed send answered queueOffset %q, want -1", resp.Ext["queueOffset"])
+	}
+	if presp, _ := pull(t, c, "g", "delayed", 0, 0, 0); presp.Code != compat.RespPullNotFound {
+		t.Fatalf("pull before the delay: %s", compat.ResponseName(presp.Code))
+	}
+	var msgs []*compat.MessageExt
+	eventually(t, 15*time.Second, func() error {
+		if _, msgs = pull(t, c, "g", "delayed", 0, 0, 0); len(msgs) != 1 {
+			return fmt.Errorf("pulled %d messages, want 1 once due", len(msgs))
+		}
+		return nil
+	})
+	if string(msgs[0].Body) != "later" || msgs[0].Properties[compat.PropDelayLevel] != "1" {
+		t.Fatalf("delivered %+v", msgs[0])
+	}
+	_, phys, _ := compat.ParseOffsetMsgID(resp.Ext["msgId"])
+	if msgs[0].PhysicalOffset != phys {
+		t.Fatalf("delivered message at physical offset %d, send said %d: the record was written again?", msgs[0].PhysicalOffset, phys)
+	}
+	_ = n
 }

@@ -135,7 +135,7 @@
 //	SQL92 filters                  11, 34 expressionType SQL92    no       refused SUBSCRIPTION_PARSE_FAILED (issue #14)
 //	query by key / unique key      12 QUERY_MESSAGE               no       issue #14
 //	retry, DLQ                     36 CONSUMER_SEND_MSG_BACK      no       left unanswered on purpose: rocketmq-client-go v2.1.2 takes any answer as success and would drop the message; on the timeout it redelivers locally (issue #12)
-//	delay levels, timers           DELAY, TIMER_* properties      no       refused MESSAGE_ILLEGAL naming the property (issue #12)
+//	delay levels, timers           DELAY, TIMER_* properties      yes      levels per broker config (RocketMQ's 18 by default), TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS up to MaxDelay (3 days); stored once, delivered by the leader's scheduler; the send answers queueOffset -1
 //	transactions                   TRAN_MSG, 37; 39 pushed        no       half messages refused MESSAGE_ILLEGAL; 37 not supported (issue #13); the connection layer can push 39
 //	request-reply                  324, 325; 326 pushed           no       issue #13
 //	pop consumption                200050-200056, 200151          no       issue #12

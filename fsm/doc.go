@@ -13,7 +13,7 @@
 //
 // raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
 // UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix,
-// RegisterNode, LockQueues, UnlockQueues) have msgpack bodies. A CommitOffsets with Reset set bumps the
+// RegisterNode, LockQueues, UnlockQueues, DeliverTimers) have msgpack bodies. A CommitOffsets with Reset set bumps the
 // group's reset epoch, which tells live consumers to re-read committed
 // offsets; RegisterNode maps a broker node ID to its client address so a
 // follower can name the leader's address to clients. A message batch (type 1) is binary so that a consumer can
@@ -69,6 +69,27 @@
 // its lease and what clients trust). RocketMQ keeps these locks on the
 // master only; here they survive failover.
 //
+// # Delayed messages
+//
+// A record whose property TIMER_DELIVER_MS (unix ms; the broker resolves
+// delay levels and relative delays into it) is later than its batch's
+// store time gets no unit when its batch is applied (BatchResult offset
+// OffsetDelayed): it becomes a pending timer {due, entry, position, size,
+// tag hash, topic ID, queue} in a heap ordered by (due, entry, position),
+// 40 bytes each, snapshotted packed. DeliverTimers{Now, Items} lists
+// timers (self-contained: a consume-queue rebuild replays it from the log
+// alone); applying it appends, for each listed timer still pending, a unit
+// stamped Now, and removes the timer, so a listing repeated by a later
+// leader delivers nothing twice; a timer whose topic incarnation is gone
+// is dropped. The body is never written again. A delivered unit's Index is
+// the DeliverTimers entry (so every queue stays in raft-index order and
+// TruncatePrefix's binary search holds) and bit 31 of its Size marks it;
+// the record's own entry is in the queue's delivered table (offset ->
+// entry, snapshotted), which Units resolves, so readers see the record's
+// entry, position and size. PinnedIndex is the lowest entry a pending
+// timer or a live delivered unit points to: the broker keeps the log from
+// there (a timer far in the future keeps the log after its record).
+//
 // # Consume queues
 //
 // Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
@@ -89,9 +110,9 @@
 //
 // Snapshot copies the small state: topics, the topic ID counter, each
 // queue's min, next and creation index, consumer offsets and reset epochs,
-// registered node addresses, queue locks, applied index and log start.
-// Fields added after the first release (reset epochs, nodes, locks) are
-// optional, so the version byte stays 1 and older snapshots restore.
+// registered node addresses, queue locks, pending timers and delivered
+// tables, applied index and log start. Fields added after the first
+// release (reset epochs, nodes, locks, timers, delivered) are optional, so the version byte stays 1 and older snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // reads the whole state (at most MaxSnapshotSize) and decodes it, like every
 // msgpack command body, through internal/msgpackguard, which refuses any
