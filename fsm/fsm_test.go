@@ -35,8 +35,14 @@ func TestApplyAssignsDenseOffsetsAcrossQueues(t *testing.T) {
 	h.mustCmd(CreateTopic{Name: "a", Queues: 2, Time: 10})
 	h.mustCmd(CreateTopic{Name: "b", Queues: 1, Time: 11})
 	a, b := h.topicID("a"), h.topicID("b")
-	res := h.send(1000, msg("a", a, 0, "1"), msg("a", a, 1, "2"), msg("b", b, 0, "3"), msg("a", a, 0, "4"), msg("a", a, 2, "bad"))
+	sent := []Message{msg("a", a, 0, "1"), msg("a", a, 1, "2"), msg("b", b, 0, "3"), msg("a", a, 0, "4"), msg("a", a, 2, "bad")}
+	res := h.send(1000, sent...)
 	want := &BatchResult{Offsets: []int64{0, 0, 0, 1, -1}, Rejected: 1}
+	pos := uint32(batchHeaderLen) // each record follows the previous one
+	for i := range sent {
+		want.Positions = append(want.Positions, pos)
+		pos += uint32(EncodedSize(&sent[i]))
+	}
 	if diff := cmp.Diff(want, res); diff != "" {
 		t.Fatalf("result (-want +got):\n%s", diff)
 	}

@@ -56,7 +56,13 @@ func (a *timer) before(b *timer) bool {
 	if a.index != b.index {
 		return a.index < b.index
 	}
-	return a.pos < b.pos
+	if a.pos != b.pos {
+		return a.pos < b.pos
+	}
+	if a.topicID != b.topicID {
+		return a.topicID < b.topicID
+	}
+	return a.queueID < b.queueID
 }
 
 // timerHeap is a min-heap of pending timers by (due, index, pos).
@@ -142,21 +148,25 @@ func (c *DeliverTimers) apply(f *FSM, index uint64) any {
 }
 
 // removeTimer removes t from the pending timers and reports whether it
-// was pending. The scheduler lists timers from the top of the heap, so
-// the first look usually finds it; otherwise the heap is searched.
+// was pending. The scheduler lists the earliest timers, so t is at or
+// near the top: the timers ordered before it (ones stored meanwhile with
+// an earlier due time, or overdue ones) are popped aside and pushed back.
+// The cost is O((1 + timers before t) log n), never a scan of the heap.
 func (f *FSM) removeTimer(t *timer) bool {
-	h := f.timers
-	if len(h) > 0 && h[0] == *t {
-		heap.Pop(&f.timers)
-		return true
-	}
-	for i := range h {
-		if h[i] == *t {
-			heap.Remove(&f.timers, i)
-			return true
+	var aside []timer
+	found := false
+	for len(f.timers) > 0 && !t.before(&f.timers[0]) {
+		top := heap.Pop(&f.timers).(timer)
+		if top == *t {
+			found = true
+			break
 		}
+		aside = append(aside, top)
 	}
-	return false
+	for _, a := range aside {
+		heap.Push(&f.timers, a)
+	}
+	return found
 }
 
 // queueByID returns queue q of the topic whose incarnation is topicID.

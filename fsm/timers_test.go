@@ -171,3 +171,26 @@ func TestRebuildReplaysRepeatedDeliveries(t *testing.T) {
 		t.Fatalf("queue 1 next %d, want 1 (delivered once)", q1.Next)
 	}
 }
+
+// TestDeliverFindsTimersBehindEarlierOnes: a listed timer is found and
+// delivered although timers due earlier were stored after the listing
+// (they stay pending), and a listed timer no longer pending is skipped.
+func TestDeliverFindsTimersBehindEarlierOnes(t *testing.T) {
+	h, ts := timerHarness(t)
+	listed := h.f.DueTimers(ts+1000, 10) // sooner (ts+500), later (ts+1000)
+	id := h.topicID("x")
+	h.send(ts+1, delayedMsg("x", id, 0, "earliest", ts+2), delayedMsg("x", id, 1, "early", ts+400))
+	r := mustDeliver(t, h, DeliverTimers{Now: ts + 1000, Items: listed})
+	if r.Delivered != 2 {
+		t.Fatalf("deliver result %+v, want both listed delivered", r)
+	}
+	if n := h.f.PendingTimers(); n != 2 {
+		t.Fatalf("pending %d, want the two stored after the listing", n)
+	}
+	if r := mustDeliver(t, h, DeliverTimers{Now: ts + 1000, Items: listed}); r.Skipped != 2 || h.f.PendingTimers() != 2 {
+		t.Fatalf("repeated listing: %+v, pending %d", r, h.f.PendingTimers())
+	}
+	if got := h.f.DueTimers(ts+1000, 10); len(got) != 2 || got[0].Due != ts+2 || got[1].Due != ts+400 {
+		t.Fatalf("still due: %+v", got)
+	}
+}
