@@ -26,6 +26,7 @@ const (
 	CmdLockQueues     CommandType = 9
 	CmdUnlockQueues   CommandType = 10
 	CmdDeliverTimers  CommandType = 11
+	CmdSendBack       CommandType = 12
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -274,6 +275,7 @@ var commands = commandTable(
 	def[LockQueues](),
 	def[UnlockQueues](),
 	def[DeliverTimers](),
+	def[SendBack](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

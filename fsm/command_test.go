@@ -38,6 +38,8 @@ func sampleCommands() []Command {
 		LockQueues{Group: "g1", ClientID: "c1", Queues: []QueueRef{{Topic: "orders", QueueID: 3}}, Now: 1700000000000, Lease: 60000},
 		UnlockQueues{Group: "g1", ClientID: "c1", All: true, GrantedBefore: 1700000000000},
 		DeliverTimers{Now: 1700000001000, Items: []TimerRef{{Due: 1700000000500, Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 3, QueueID: 1}}},
+		SendBack{Now: 1700000001000, Record: TimerRef{Due: 1700000011000, Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 4},
+			Retry: RetryInfo{Reconsume: 1, OriginTopicID: 3, OriginQueue: 1, OriginOffset: 9}},
 	}
 }
 

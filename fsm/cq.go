@@ -20,6 +20,9 @@ type Unit struct {
 	Size      uint32 // record size in bytes
 	TagHash   uint32 // TagHash(tags), 0 for no tags
 	StoreTime int64  // batch store timestamp, unix ms (leader clock)
+	// Retry is the metadata of a retried or dead-lettered delivery (nil
+	// otherwise); it is not part of the 28 stored bytes (retry.go).
+	Retry *RetryInfo
 }
 
 func putUnit(b []byte, u Unit) {

@@ -75,7 +75,8 @@ type FSM struct {
 
 	locks map[string]map[queueKey]lockState // consumer group -> queue -> lock
 
-	timers timerHeap // pending delayed messages (timers.go)
+	timers    timerHeap              // pending delayed messages (timers.go)
+	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
 
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
@@ -108,6 +109,7 @@ func (f *FSM) resetState() {
 	f.nodes = map[string]string{}
 	f.locks = map[string]map[queueKey]lockState{}
 	f.timers = nil
+	f.retryMeta = map[timerKey]RetryInfo{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }

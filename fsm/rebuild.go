@@ -34,33 +34,48 @@ func (f *FSM) rebuild(need []*queue) error {
 	// DeliverTimers entry that lists it (as Apply decided: a timer is
 	// delivered once), not from its batch. Its record is in the scan: the
 	// log is kept from every live delivered unit's record (PinnedIndex).
-	scheduled := map[[2]uint64]bool{} // (index, pos) of records waiting for a timer
-	delivered := map[[2]uint64]bool{} // ... and of those a DeliverTimers listed
-	deliver := func(index uint64, data []byte) {
+	// Retries (SendBack) schedule timers too, or append at once.
+	scheduled := map[timerKey]bool{} // timers pending at this point of the scan
+	add := func(q *queue, u Unit) {
+		if buf, ok := bufs[q]; ok && q != nil {
+			putUnit(unit[:], u)
+			bufs[q] = append(buf, unit[:]...)
+		}
+	}
+	control := func(index uint64, data []byte) {
 		cmd, err := Decode(data)
 		if err != nil {
 			return
 		}
-		c, ok := cmd.(DeliverTimers)
-		if !ok || c.validate() != nil {
-			return
-		}
-		for _, it := range c.Items {
-			key := [2]uint64{it.Index, uint64(it.Pos)}
-			if !scheduled[key] || delivered[key] {
-				continue
+		switch c := cmd.(type) {
+		case DeliverTimers:
+			if c.validate() != nil {
+				return
 			}
-			delivered[key] = true
-			q := f.queueByID(it.TopicID, it.QueueID)
-			if buf, ok := bufs[q]; ok && q != nil {
-				putUnit(unit[:], Unit{Index: index, Pos: it.Pos, Size: it.Size | unitDelivered, TagHash: it.TagHash, StoreTime: c.Now})
-				bufs[q] = append(buf, unit[:]...)
+			for _, it := range c.Items {
+				t := it.timer()
+				if !scheduled[t.key()] {
+					continue
+				}
+				delete(scheduled, t.key())
+				add(f.queueByID(it.TopicID, it.QueueID), Unit{Index: index, Pos: it.Pos, Size: it.Size | unitDelivered, TagHash: it.TagHash, StoreTime: c.Now})
 			}
+		case SendBack:
+			if c.validate() != nil {
+				return
+			}
+			r := c.Record
+			if !c.DLQ && r.Due > c.Now {
+				t := r.timer()
+				scheduled[t.key()] = true
+				return
+			}
+			add(f.queueByID(r.TopicID, r.QueueID), Unit{Index: index, Pos: r.Pos, Size: r.Size | unitDelivered, TagHash: r.TagHash, StoreTime: c.Now})
 		}
 	}
 	scan := func(index uint64, typ raft.LogType, data []byte) error {
-		if typ == raft.LogCommand && len(data) >= 2 && CommandType(data[0]) == CmdDeliverTimers {
-			deliver(index, data)
+		if typ == raft.LogCommand && len(data) >= 2 && (CommandType(data[0]) == CmdDeliverTimers || CommandType(data[0]) == CmdSendBack) {
+			control(index, data)
 			return nil
 		}
 		if typ != raft.LogCommand || len(data) < 2 || CommandType(data[0]) != CmdMessageBatch || data[1] != msgBatchVersion {
@@ -78,7 +93,7 @@ func (f *FSM) rebuild(need []*queue) error {
 				continue
 			}
 			if _, ok := delayed(r.props, ts); ok {
-				scheduled[[2]uint64{index, uint64(rs[i].pos)}] = true
+				scheduled[timerKey{index: index, pos: rs[i].pos, topicID: t.ID, queueID: r.queueID}] = true
 				continue
 			}
 			q := t.queues[r.queueID]

@@ -39,8 +39,18 @@ type snapState struct {
 	ResetEpochs map[string]uint64 `msgpack:"reset_epochs,omitempty"`
 	Nodes       map[string]string `msgpack:"nodes,omitempty"`
 	Locks       []snapLock        `msgpack:"locks,omitempty"`
-	// Timers: the pending delayed messages, packed (timers.go packTimers).
-	Timers []byte `msgpack:"timers,omitempty"`
+	// Timers: the pending delayed messages, packed (timers.go packTimers),
+	// and the metadata of those that are retries (retry.go).
+	Timers     []byte           `msgpack:"timers,omitempty"`
+	TimerRetry []snapTimerRetry `msgpack:"timer_retry,omitempty"`
+}
+
+type snapTimerRetry struct {
+	Index   uint64    `msgpack:"i"`
+	Pos     uint32    `msgpack:"p"`
+	TopicID uint32    `msgpack:"t"`
+	QueueID uint32    `msgpack:"q"`
+	Retry   RetryInfo `msgpack:"r"`
 }
 
 // snapLock is one queue lock (sorted by group, topic, queue).
@@ -68,9 +78,10 @@ type snapTopic struct {
 }
 
 type snapDelivered struct {
-	QueueID uint32   `msgpack:"q"`
-	Offsets []uint64 `msgpack:"o"`
-	Orig    []uint64 `msgpack:"i"`
+	QueueID uint32      `msgpack:"q"`
+	Offsets []uint64    `msgpack:"o"`
+	Orig    []uint64    `msgpack:"i"`
+	Meta    []RetryInfo `msgpack:"m,omitempty"` // empty, or one per entry
 }
 
 type snapGroup struct {
@@ -93,6 +104,9 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	st := snapState{Applied: f.applied, LogStart: f.logStart, LastTopicID: f.lastTopicID,
 		ResetEpochs: maps.Clone(f.resetEpochs), Nodes: maps.Clone(f.nodes), Timers: packTimers(f.timers)}
+	for k, r := range f.retryMeta {
+		st.TimerRetry = append(st.TimerRetry, snapTimerRetry{Index: k.index, Pos: k.pos, TopicID: k.topicID, QueueID: k.queueID, Retry: r})
+	}
 	st.Topics = make([]snapTopic, 0, len(f.topics))
 	for _, t := range f.topics {
 		s := snapTopic{Name: t.Name, ID: t.ID, Perm: t.Perm, CreatedAt: t.CreatedAt, Attributes: t.Attributes,
@@ -101,7 +115,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 			s.Min[i], s.Next[i], s.Since[i] = q.min, q.next, q.since
 			if len(q.delivered.offsets) > 0 {
 				s.Delivered = append(s.Delivered, snapDelivered{QueueID: uint32(i),
-					Offsets: slices.Clone(q.delivered.offsets), Orig: slices.Clone(q.delivered.orig)})
+					Offsets: slices.Clone(q.delivered.offsets), Orig: slices.Clone(q.delivered.orig),
+					Meta: slices.Clone(q.delivered.meta)})
 			}
 		}
 		st.Topics = append(st.Topics, s)
@@ -146,6 +161,9 @@ func writeSnapshot(w io.Writer, st *snapState) error {
 	for _, g := range st.Groups {
 		sortOffsets(g.Offsets)
 	}
+	slices.SortFunc(st.TimerRetry, func(a, b snapTimerRetry) int {
+		return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.Pos, b.Pos), cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.QueueID, b.QueueID))
+	})
 	slices.SortFunc(st.Locks, func(a, b snapLock) int {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.QueueID, b.QueueID))
 	})
@@ -244,16 +262,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			q.min, q.next, q.since = s.Min[i], s.Next[i], s.Since[i]
 		}
 		for _, d := range s.Delivered {
-			if int(d.QueueID) >= len(t.queues) || len(d.Offsets) != len(d.Orig) {
+			if int(d.QueueID) >= len(t.queues) || len(d.Offsets) != len(d.Orig) || len(d.Meta) != 0 && len(d.Meta) != len(d.Offsets) {
 				return fmt.Errorf("%w: snapshot delivered table of %s/%d", ErrCorrupt, s.Name, d.QueueID)
 			}
-			t.queues[d.QueueID].delivered = deliveredTable{offsets: d.Offsets, orig: d.Orig}
+			t.queues[d.QueueID].delivered = deliveredTable{offsets: d.Offsets, orig: d.Orig, meta: d.Meta}
 		}
 		f.topics[t.Name] = t
 		all = append(all, t.queues...)
 	}
 	if f.timers, err = unpackTimers(st.Timers); err != nil {
 		return err
+	}
+	for _, r := range st.TimerRetry {
+		f.retryMeta[timerKey{index: r.Index, pos: r.Pos, topicID: r.TopicID, queueID: r.QueueID}] = r.Retry
 	}
 	for _, g := range st.Groups {
 		offs := make(map[queueKey]uint64, len(g.Offsets))

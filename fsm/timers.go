@@ -135,13 +135,18 @@ func (c *DeliverTimers) apply(f *FSM, index uint64) any {
 			res.Skipped++
 			continue
 		}
+		var meta *RetryInfo // a retry's metadata (retry.go)
+		if m, ok := f.retryMeta[t.key()]; ok {
+			meta = &m
+			delete(f.retryMeta, t.key())
+		}
 		q := f.queueByID(t.topicID, t.queueID)
 		if q == nil {
 			res.Dropped++
 			continue
 		}
 		f.appendUnit(q, Unit{Index: index, Pos: t.pos, Size: t.size | unitDelivered, TagHash: t.tagHash, StoreTime: c.Now})
-		q.delivered.add(q.next-1, t.index)
+		q.delivered.add(q.next-1, t.index, meta)
 		res.Delivered++
 	}
 	return res
@@ -216,15 +221,43 @@ func delayed(props []byte, storeTs int64) (int64, bool) {
 type deliveredTable struct {
 	offsets []uint64
 	orig    []uint64
+	meta    []RetryInfo // empty, or one per entry (zero for a plain delayed delivery)
 }
 
-func (d *deliveredTable) add(off, orig uint64) {
+func (d *deliveredTable) add(off, orig uint64, meta *RetryInfo) {
+	if meta != nil && len(d.meta) < len(d.offsets) {
+		d.meta = append(d.meta, make([]RetryInfo, len(d.offsets)-len(d.meta))...)
+	}
 	d.offsets = append(d.offsets, off)
 	d.orig = append(d.orig, orig)
+	switch {
+	case meta != nil:
+		d.meta = append(d.meta, *meta)
+	case len(d.meta) > 0:
+		d.meta = append(d.meta, RetryInfo{})
+	}
+}
+
+// retry returns the metadata of entry i (nil for a plain delivery).
+func (d *deliveredTable) retry(i int) *RetryInfo {
+	if i >= len(d.meta) || d.meta[i] == (RetryInfo{}) {
+		return nil
+	}
+	m := d.meta[i]
+	return &m
 }
 
 // lookup returns the record entry of the delivered unit at off.
 func (d *deliveredTable) lookup(off uint64) (uint64, bool) {
+	i, ok := d.find(off)
+	if !ok {
+		return 0, false
+	}
+	return d.orig[i], true
+}
+
+// find returns the table position of the delivered unit at off.
+func (d *deliveredTable) find(off uint64) (int, bool) {
 	lo, hi := 0, len(d.offsets)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
@@ -234,10 +267,7 @@ func (d *deliveredTable) lookup(off uint64) (uint64, bool) {
 			hi = mid
 		}
 	}
-	if lo < len(d.offsets) && d.offsets[lo] == off {
-		return d.orig[lo], true
-	}
-	return 0, false
+	return lo, lo < len(d.offsets) && d.offsets[lo] == off
 }
 
 // dropBelow forgets delivered units below min.
@@ -249,6 +279,9 @@ func (d *deliveredTable) dropBelow(min uint64) {
 	if i > 0 {
 		d.offsets = append(d.offsets[:0:0], d.offsets[i:]...)
 		d.orig = append(d.orig[:0:0], d.orig[i:]...)
+		if len(d.meta) > 0 {
+			d.meta = append(d.meta[:0:0], d.meta[i:]...)
+		}
 	}
 }
 
@@ -260,6 +293,9 @@ func (d *deliveredTable) dropAtOrAbove(next uint64) {
 		i--
 	}
 	d.offsets, d.orig = d.offsets[:i], d.orig[:i]
+	if len(d.meta) > i {
+		d.meta = d.meta[:i]
+	}
 }
 
 // resolve turns a stored unit into the one readers use: a delivered unit
@@ -268,11 +304,11 @@ func (q *queue) resolve(off uint64, u Unit) (Unit, error) {
 	if u.Size&unitDelivered == 0 {
 		return u, nil
 	}
-	orig, ok := q.delivered.lookup(off)
+	i, ok := q.delivered.find(off)
 	if !ok {
 		return u, fmt.Errorf("%w: %s/%d offset %d is a delivered unit without its record's entry", ErrCorrupt, q.topic, q.id, off)
 	}
-	u.Index, u.Size = orig, u.Size&^unitDelivered
+	u.Index, u.Size, u.Retry = q.delivered.orig[i], u.Size&^unitDelivered, q.delivered.retry(i)
 	return u, nil
 }
 

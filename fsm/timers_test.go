@@ -194,3 +194,99 @@ func TestDeliverFindsTimersBehindEarlierOnes(t *testing.T) {
 		t.Fatalf("still due: %+v", got)
 	}
 }
+
+// TestSendBackRetryAndDeadLetter: a retry waits for its timer and is
+// delivered into the retry queue with its metadata, pointing at the
+// original record; a dead letter is appended at once; both survive a
+// snapshot and a rebuild from the log; LastRetry finds the latest
+// delivery of a record.
+func TestSendBackRetryAndDeadLetter(t *testing.T) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "x", Queues: 1})
+	h.mustCmd(CreateTopic{Name: "%RETRY%g", Queues: 1})
+	h.mustCmd(CreateTopic{Name: "%DLQ%g", Queues: 1, Perm: PermWrite})
+	x, retry, dlq := h.topicID("x"), h.topicID("%RETRY%g"), h.topicID("%DLQ%g")
+	const ts = 1_700_000_000_000
+	h.send(ts, msg("x", x, 0, "a"), msg("x", x, 0, "b"))
+	units, _ := h.f.Units("x", 0, 0, 2, nil)
+	rec := func(u Unit, target uint32, due int64) TimerRef {
+		return TimerRef{Due: due, Index: u.Index, Pos: u.Pos, Size: u.Size, TagHash: u.TagHash, TopicID: target}
+	}
+	sendBack := func(c SendBack) *SendBackResult {
+		t.Helper()
+		data, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := h.applyLog(0, data).(*SendBackResult)
+		if !ok {
+			t.Fatalf("SendBack apply did not return *SendBackResult")
+		}
+		return r
+	}
+	info := RetryInfo{Reconsume: 1, OriginTopicID: x, OriginQueue: 0, OriginOffset: 0}
+	if r := sendBack(SendBack{Now: ts + 1, Record: rec(units[0], retry, ts+10_000), Retry: info}); !r.Scheduled {
+		t.Fatalf("retry result %+v, want scheduled", r)
+	}
+	dead := RetryInfo{Reconsume: 17, OriginTopicID: x, OriginQueue: 0, OriginOffset: 1}
+	if r := sendBack(SendBack{Now: ts + 2, Record: rec(units[1], dlq, ts+2), Retry: dead, DLQ: true}); r.Scheduled || r.Offset != 0 {
+		t.Fatalf("dead letter result %+v, want offset 0", r)
+	}
+	if _, next, _ := h.f.QueueRange("%RETRY%g", 0); next != 0 {
+		t.Fatalf("retry queue next %d before the retry is due", next)
+	}
+	mustDeliver(t, h, DeliverTimers{Now: ts + 10_000, Items: h.f.DueTimers(ts+10_000, 10)})
+	check := func(f *FSM) {
+		t.Helper()
+		r, err := f.Units("%RETRY%g", 0, 0, 10, nil)
+		if err != nil || len(r) != 1 || r[0].Index != units[0].Index || r[0].Pos != units[0].Pos || r[0].Retry == nil || *r[0].Retry != info {
+			t.Fatalf("retry queue units %+v %v, want record a with %+v", r, err, info)
+		}
+		d, err := f.Units("%DLQ%g", 0, 0, 10, nil)
+		if err != nil || len(d) != 1 || d[0].Pos != units[1].Pos || d[0].Retry == nil || *d[0].Retry != dead {
+			t.Fatalf("dead-letter queue units %+v %v", d, err)
+		}
+		if got, ok := f.LastRetry("%RETRY%g", 0, units[0].Index, units[0].Pos); !ok || got != info {
+			t.Fatalf("LastRetry %+v %v", got, ok)
+		}
+		if _, ok := f.LastRetry("%RETRY%g", 0, units[1].Index, units[1].Pos); ok {
+			t.Fatal("LastRetry found a record never retried")
+		}
+	}
+	check(h.f)
+	snap := snapshotBytes(t, h.f)
+	want := dump(t, h.f)
+	f2 := newFSM(t, t.TempDir(), 16, h.log)
+	if err := restore(t, f2, snap); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, dump(t, f2)); diff != "" {
+		t.Fatalf("rebuilt state (-want +got):\n%s", diff)
+	}
+	check(f2)
+}
+
+// TestPendingRetrySurvivesSnapshot: a retry's metadata waits with its
+// timer through a snapshot and arrives with its delivery.
+func TestPendingRetrySurvivesSnapshot(t *testing.T) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "x", Queues: 1})
+	h.mustCmd(CreateTopic{Name: "%RETRY%g", Queues: 1})
+	const ts = 1_700_000_000_000
+	h.send(ts, msg("x", h.topicID("x"), 0, "a"))
+	u, _ := h.f.Units("x", 0, 0, 1, nil)
+	info := RetryInfo{Reconsume: 2, OriginTopicID: h.topicID("x")}
+	data, _ := Encode(SendBack{Now: ts, Record: TimerRef{Due: ts + 5, Index: u[0].Index, Pos: u[0].Pos, Size: u[0].Size,
+		TopicID: h.topicID("%RETRY%g")}, Retry: info})
+	h.applyLog(0, data)
+	f2 := newFSM(t, copyDir(t, h.f), 16, h.log)
+	if err := restore(t, f2, snapshotBytes(t, h.f)); err != nil {
+		t.Fatal(err)
+	}
+	h2 := &harness{t: t, f: f2, log: h.log, idx: h.idx}
+	mustDeliver(t, h2, DeliverTimers{Now: ts + 5, Items: f2.DueTimers(ts+5, 10)})
+	r, err := f2.Units("%RETRY%g", 0, 0, 1, nil)
+	if err != nil || len(r) != 1 || r[0].Retry == nil || *r[0].Retry != info {
+		t.Fatalf("delivered retry after a snapshot: %+v %v", r, err)
+	}
+}
