@@ -24,6 +24,7 @@ type nodeAPI interface {
 	Read(ctx context.Context, req ReadRequest) (ReadResult, error)                             // pull.go
 	Locate(topic string, queueID uint32, offset uint64) (Position, error)                      // pull.go
 	MessageAt(pos Position) (StoredMessage, error)                                             // pull.go
+	SendBack(ctx context.Context, req SendBackRequest) (SendBackResult, error)                 // retry.go
 
 	// Topics.
 	CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error)    // topics.go

@@ -40,6 +40,25 @@ type StoredMessage struct {
 	StoreTime   int64 // leader time of the entry, unix ms
 	RaftIndex   uint64
 	Pos         uint32 // byte position of the message's record in the entry
+	// Retry is set on a delivery from a retry or dead-letter queue
+	// (retry.go): the record is the original message's.
+	Retry *RetryView
+}
+
+// RetryView is a retried or dead-lettered delivery's metadata.
+type RetryView struct {
+	Reconsume    uint32 // earlier deliveries that failed
+	OriginTopic  string // where the message was first stored ("" if that topic is gone)
+	OriginQueue  uint32
+	OriginOffset uint64
+}
+
+func (n *Node) retryView(r *fsm.RetryInfo) *RetryView {
+	if r == nil {
+		return nil
+	}
+	name, _ := n.fsm.TopicName(r.OriginTopicID)
+	return &RetryView{Reconsume: r.Reconsume, OriginTopic: name, OriginQueue: r.OriginQueue, OriginOffset: r.OriginOffset}
 }
 
 // Position is where a message is stored in the CommitLog: the Raft entry
@@ -181,6 +200,7 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 			}
 			res.Messages = append(res.Messages, StoredMessage{
 				Message: m, QueueOffset: offs[k], StoreTime: u.StoreTime, RaftIndex: u.Index, Pos: u.Pos,
+				Retry: n.retryView(u.Retry),
 			})
 			bytes += len(m.Body)
 		}

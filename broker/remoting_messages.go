@@ -232,14 +232,32 @@ func (n *Node) remotingStore(ctx context.Context, req *compat.Command, sh sendHe
 	return resp, nil
 }
 
-// remotingSendBack leaves CONSUMER_SEND_MSG_BACK unanswered on purpose
-// until retry topics land: rocketmq-client-go v2.1.2 treats any answer,
+// remotingSendBack serves CONSUMER_SEND_MSG_BACK: the failed delivery is
+// named by its record's physical offset; the retry (or dead letter) is
+// scheduled by the node's SendBack (retry.go). A failure is left
+// unanswered on purpose: rocketmq-client-go v2.1.2 treats any answer,
 // even an error, as "the broker took the message back" and commits past
-// it, which would lose it. Without an answer the client times out (3 s)
-// and redelivers the message locally, as RocketMQ's Java client does when
-// send-back and its fallback send both fail.
-func (n *Node) remotingSendBack(context.Context, *compat.ServerConn, *compat.Command) (*compat.Command, error) {
-	return nil, nil
+// it, which would lose it; without an answer it times out (3 s) and
+// redelivers the message locally, as Java's client does when send-back
+// fails.
+func (n *Node) remotingSendBack(ctx context.Context, _ *compat.ServerConn, req *compat.Command) (*compat.Command, error) {
+	h := header{req: req}
+	group := h.str("group")
+	phys := h.i64("offset")
+	level := h.optI64("delayLevel", 0)
+	max := h.optI64("maxReconsumeTimes", 0)
+	if h.err != nil || phys < 0 {
+		n.log.Warn("remoting: unusable CONSUMER_SEND_MSG_BACK left unanswered", "error", h.err, "offset", phys)
+		return nil, nil
+	}
+	pos := positionOf(phys)
+	res, err := n.SendBack(ctx, SendBackRequest{Group: group, Record: &pos, DelayLevel: int(level), MaxReconsume: int(max)})
+	if err != nil {
+		n.log.Warn("remoting: send back failed; left unanswered so the client redelivers locally", "group", group, "error", err)
+		return nil, nil
+	}
+	n.log.Debug("remoting: sent back", "group", group, "reconsume", res.Reconsume, "dlq", res.DLQ)
+	return ok(req), nil
 }
 
 // pullFilter is the tag filter of a pull: the request's own subscription
@@ -303,7 +321,7 @@ func (n *Node) remotingPull(ctx context.Context, _ *compat.ServerConn, req *comp
 	switch {
 	case len(res.Messages) > 0:
 		resp = ok(req)
-		resp.Body = n.encodeStored(res.Messages)
+		resp.Body = n.encodeStored(topic, res.Messages)
 	case res.NextOffset > offset: // the filter skipped messages: go on from there at once
 		resp = compat.NewResponse(req, compat.RespPullRetryImmediately, "")
 	default:
@@ -320,12 +338,13 @@ func setPullExt(resp *compat.Command, next, min, max uint64) {
 	resp.SetExt("suggestWhichBrokerId", "0")
 }
 
-// encodeStored encodes messages as RocketMQ stored-message records.
-func (n *Node) encodeStored(msgs []StoredMessage) []byte {
+// encodeStored encodes messages read from queueTopic as RocketMQ
+// stored-message records.
+func (n *Node) encodeStored(queueTopic string, msgs []StoredMessage) []byte {
 	exts := make([]compat.MessageExt, len(msgs))
 	size := 0
 	for i := range msgs {
-		exts[i] = n.messageExt(&msgs[i])
+		exts[i] = n.messageExt(queueTopic, &msgs[i])
 		size += compat.MessageExtSize(&exts[i])
 	}
 	buf := make([]byte, 0, size)
@@ -335,8 +354,11 @@ func (n *Node) encodeStored(msgs []StoredMessage) []byte {
 	return buf
 }
 
-// messageExt is m as RocketMQ clients decode it.
-func (n *Node) messageExt(m *StoredMessage) compat.MessageExt {
+// messageExt is m, read from queueTopic, as RocketMQ clients decode it. A
+// retried delivery is a message of the retry topic whose RETRY_TOPIC
+// names the original one, as RocketMQ stores its retry copies; clients
+// restore the topic before their handler sees it.
+func (n *Node) messageExt(queueTopic string, m *StoredMessage) compat.MessageExt {
 	props := make(map[string]string, len(m.Properties)+3)
 	for k, v := range m.Properties {
 		props[k] = v
@@ -351,8 +373,14 @@ func (n *Node) messageExt(m *StoredMessage) compat.MessageExt {
 		props[compat.PropUniqKey] = strings.ToUpper(hex.EncodeToString(m.ID))
 	}
 	reconsume, _ := strconv.ParseInt(props[compat.PropReconsumeTime], 10, 32)
+	topic := m.Topic
+	if m.Retry != nil {
+		reconsume = int64(m.Retry.Reconsume)
+		props[compat.PropRetryTopic] = m.Topic
+		topic = queueTopic
+	}
 	return compat.MessageExt{
-		Topic:          m.Topic,
+		Topic:          topic,
 		QueueID:        int32(m.QueueID),
 		Flag:           int32(m.Flag),
 		QueueOffset:    int64(m.QueueOffset),
@@ -496,6 +524,6 @@ func (n *Node) remotingViewMessage(_ context.Context, _ *compat.ServerConn, req 
 		return nil, err
 	}
 	resp := ok(req)
-	resp.Body = n.encodeStored([]StoredMessage{m})
+	resp.Body = n.encodeStored(m.Topic, []StoredMessage{m})
 	return resp, nil
 }

@@ -22,7 +22,17 @@ import (
 // client connected to its client port.
 func remotingNode(t *testing.T) (*Node, *compat.Client) {
 	t.Helper()
-	n, err := New(singleNodeConfig(t))
+	return remotingNodeWith(t, nil)
+}
+
+// remotingNodeWith is remotingNode with a config change.
+func remotingNodeWith(t *testing.T, mutate func(*Config)) (*Node, *compat.Client) {
+	t.Helper()
+	cfg := singleNodeConfig(t)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,4 +540,42 @@ func TestRemotingDelayLevel(t *testing.T) {
 		t.Fatalf("delivered message at physical offset %d, send said %d: the record was written again?", msgs[0].PhysicalOffset, phys)
 	}
 	_ = n
+}
+
+// TestRemotingSendBack: CONSUMER_SEND_MSG_BACK names the failed delivery
+// by its physical offset only; the retry arrives in %RETRY%group as a
+// message of that topic with RETRY_TOPIC and its reconsume count, at the
+// original record; past maxReconsumeTimes the message is dead-lettered.
+func TestRemotingSendBack(t *testing.T) {
+	n, c := remotingNodeWith(t, func(cfg *Config) {
+		cfg.DelayLevels = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond, 40 * time.Millisecond}
+		cfg.TimerPoll = 10 * time.Millisecond
+	})
+	resp := sendV1(t, c, "pay", 0, map[string]string{compat.PropTags: "t"}, []byte("body"), 0)
+	wantCode(t, resp, compat.RespSuccess)
+	_, phys, _ := compat.ParseOffsetMsgID(resp.Ext["msgId"])
+	back := func() *compat.Command {
+		return call(t, c, compat.ReqConsumerSendMsgBack, map[string]string{"group": "g", "offset": strconv.FormatInt(phys, 10),
+			"delayLevel": "0", "originMsgId": "x", "originTopic": "pay", "maxReconsumeTimes": "1"}, nil)
+	}
+	wantCode(t, back(), compat.RespSuccess)
+	var msgs []*compat.MessageExt
+	eventually(t, 10*time.Second, func() error {
+		if _, msgs = pull(t, c, "g", "%RETRY%g", 0, 0, 0); len(msgs) != 1 {
+			return fmt.Errorf("retry queue holds %d, want 1", len(msgs))
+		}
+		return nil
+	})
+	m := msgs[0]
+	if m.Topic != "%RETRY%g" || m.Properties[compat.PropRetryTopic] != "pay" || m.ReconsumeTimes != 1 ||
+		string(m.Body) != "body" || m.PhysicalOffset != phys {
+		t.Fatalf("retry delivered as %+v", m)
+	}
+	wantCode(t, back(), compat.RespSuccess) // the second failure: beyond maxReconsumeTimes 1
+	eventually(t, 10*time.Second, func() error {
+		if _, next, _ := n.QueueRange("%DLQ%g", 0); next != 1 {
+			return fmt.Errorf("dead-letter queue next %d, want 1", next)
+		}
+		return nil
+	})
 }

@@ -134,7 +134,7 @@
 //	view message by id             33 VIEW_MESSAGE_BY_ID          yes      any replica resolves the physical offset
 //	SQL92 filters                  11, 34 expressionType SQL92    no       refused SUBSCRIPTION_PARSE_FAILED (issue #14)
 //	query by key / unique key      12 QUERY_MESSAGE               no       issue #14
-//	retry, DLQ                     36 CONSUMER_SEND_MSG_BACK      no       left unanswered on purpose: rocketmq-client-go v2.1.2 takes any answer as success and would drop the message; on the timeout it redelivers locally (issue #12)
+//	retry, DLQ                     36 CONSUMER_SEND_MSG_BACK      yes      retry into %RETRY%group after level 3 + failures (10s, 30s, 1m, ...), then %DLQ%group (write-only) past maxReconsumeTimes; the original record is redelivered, not copied; a failed send-back is left unanswered (rocketmq-client-go v2.1.2 takes any answer as success) so the client redelivers locally
 //	delay levels, timers           DELAY, TIMER_* properties      yes      levels per broker config (RocketMQ's 18 by default), TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS up to MaxDelay (3 days); stored once, delivered by the leader's scheduler; the send answers queueOffset -1
 //	transactions                   TRAN_MSG, 37; 39 pushed        no       half messages refused MESSAGE_ILLEGAL; 37 not supported (issue #13); the connection layer can push 39
 //	request-reply                  324, 325; 326 pushed           no       issue #13
