@@ -54,6 +54,15 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 		return decodeThen(r, func(ctx context.Context, req *wire.TopicRequest) (any, error) {
 			return wire.Empty{}, n.DeleteTopic(ctx, req.Name)
 		}, ctx)
+	case wire.CodeSendBack:
+		return decodeThen(r, func(ctx context.Context, req *wire.SendBackRequest) (any, error) {
+			res, err := n.SendBack(ctx, SendBackRequest{Group: req.Group, Topic: req.Topic, QueueID: req.QueueID,
+				Offset: req.Offset, DelayLevel: req.DelayLevel, MaxReconsume: req.MaxReconsume})
+			if err != nil {
+				return nil, err
+			}
+			return &wire.SendBackResponse{DLQ: res.DLQ, Reconsume: res.Reconsume, DeliverAt: res.DeliverAt}, nil
+		}, ctx)
 	case wire.CodeListTopics:
 		return n.listTopics(), nil
 	case wire.CodeTopicStatus:
@@ -215,6 +224,10 @@ func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, erro
 				Properties: m.Properties, Body: m.Body, ID: m.ID, BornTimestamp: m.BornTimestamp,
 			},
 			QueueOffset: m.QueueOffset, StoreTime: m.StoreTime, RaftIndex: m.RaftIndex,
+		}
+		if r := m.Retry; r != nil {
+			sm := &resp.Messages[i]
+			sm.Reconsume, sm.OriginTopic, sm.OriginQueue, sm.OriginOffset = r.Reconsume, r.OriginTopic, r.OriginQueue, r.OriginOffset
 		}
 	}
 	return resp, nil

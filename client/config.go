@@ -196,9 +196,23 @@ type ConsumerConfig struct {
 	// there too (first answer wins); a pull is abandoned once another
 	// node is known to lead. Default 1s (DefaultAttemptTimeout).
 	AttemptTimeout time.Duration
-	// RetryBackoff is the local redelivery delay after ConsumeRetryLater.
-	// Default 1s (RocketMQ suspendCurrentQueueTimeMillis).
+	// RetryBackoff is the local redelivery delay after ConsumeRetryLater
+	// (orderly groups, LocalRetry, or when the broker could not take the
+	// message back). Default 1s (RocketMQ suspendCurrentQueueTimeMillis).
 	RetryBackoff time.Duration
+	// MaxReconsume is how many deliveries of a message may fail before it
+	// goes to the group's dead-letter queue (%DLQ%group). Default 16
+	// (RocketMQ maxReconsumeTimes; -1 means the default too).
+	MaxReconsume int
+	// LocalRetry makes a Clustering group retry a failed batch in place,
+	// blocking its queue, instead of sending it back to the broker, which
+	// redelivers it through the group's retry queue (%RETRY%group) after a
+	// backoff (10s, 30s, 1m, ... 2h) while the queue moves on. Orderly
+	// groups always retry in place (up to MaxReconsume, then the
+	// dead-letter queue), to keep their order. Broadcasting groups do not
+	// retry, as in RocketMQ: a batch the handler asks to retry is dropped
+	// (logged, and counted in ConsumerStats.Dropped).
+	LocalRetry bool
 	// ClientID identifies this member. Default host@pid@random.
 	ClientID string
 	// OffsetDir, in Broadcasting mode, keeps offsets in a file per group
@@ -232,6 +246,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second
+	}
+	if c.MaxReconsume == 0 || c.MaxReconsume == -1 {
+		c.MaxReconsume = 16
 	}
 	if c.AttemptTimeout == 0 {
 		c.AttemptTimeout = DefaultAttemptTimeout
@@ -285,6 +302,9 @@ func (c ConsumerConfig) Validate() error {
 	}
 	if c.LongPollWait < 0 || c.HeartbeatInterval < 0 || c.CommitInterval < 0 || c.RetryBackoff < 0 || c.AttemptTimeout < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.MaxReconsume < -1 {
+		errs = append(errs, fmt.Errorf("MaxReconsume %d must be positive (or -1 for the default)", c.MaxReconsume))
 	}
 	if strings.ContainsAny(c.ClientID, " \n") {
 		errs = append(errs, fmt.Errorf("ClientID %q contains whitespace", c.ClientID))

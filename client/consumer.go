@@ -17,9 +17,11 @@ type ConsumeResult int
 const (
 	// ConsumeSuccess marks the batch consumed; its offsets will commit.
 	ConsumeSuccess ConsumeResult = iota
-	// ConsumeRetryLater redelivers the same batch to the handler after
-	// ConsumerConfig.RetryBackoff, blocking its queue meanwhile (there
-	// are no retry topics yet, so a poison message blocks its queue).
+	// ConsumeRetryLater redelivers the batch later: in a Clustering group
+	// through the group's retry queue, after a backoff that grows with
+	// each failure, then to its dead-letter queue after MaxReconsume
+	// failures; see ConsumerConfig.LocalRetry for orderly and
+	// broadcasting groups.
 	ConsumeRetryLater
 )
 
@@ -48,8 +50,12 @@ type Consumer struct {
 
 	polled chan QueueBatch // queue goroutines -> Poll; unbuffered handoff
 
-	delivered   atomic.Uint64
-	redelivered atomic.Uint64
+	delivered    atomic.Uint64
+	redelivered  atomic.Uint64
+	retried      atomic.Uint64 // sent back to the retry queue
+	deadLettered atomic.Uint64
+	dropped      atomic.Uint64 // broadcasting retries dropped
+	retryTopic   string        // the subscription to %RETRY%group added by New, if any
 
 	mu       sync.Mutex
 	state    int // stateNew, stateStarted, stateClosed
@@ -89,6 +95,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	for t, e := range cfg.Subscriptions {
 		c.subs[t], _ = ParseTagExpression(e) // validated
+	}
+	if cfg.Mode == Clustering && !cfg.Orderly && !cfg.LocalRetry {
+		// Retries come back through the group's retry queue; the broker
+		// creates it on the first send-back.
+		c.retryTopic = "%RETRY%" + cfg.Group
+		c.subs[c.retryTopic], _ = ParseTagExpression("*")
 	}
 	c.router = newRouter(cfg.NameServers, c.pool, c.log, cfg.AttemptTimeout)
 	if cfg.Mode == Broadcasting {
@@ -255,7 +267,11 @@ type ConsumerStats struct {
 	// Redelivered counts messages delivered again at an offset at or
 	// below one this consumer already delivered for that queue.
 	Redelivered uint64
-	Owned       []Queue // queues currently consumed
+	// Retried counts messages sent back to the group's retry queue,
+	// DeadLettered those moved to its dead-letter queue, Dropped those a
+	// broadcasting handler asked to retry.
+	Retried, DeadLettered, Dropped uint64
+	Owned                          []Queue // queues currently consumed
 }
 
 // Stats returns the consumer's counters.
@@ -267,7 +283,8 @@ func (c *Consumer) Stats() ConsumerStats {
 	}
 	c.mu.Unlock()
 	sort.Slice(owned, func(i, j int) bool { return owned[i].less(owned[j]) })
-	return ConsumerStats{Delivered: c.delivered.Load(), Redelivered: c.redelivered.Load(), Owned: owned}
+	return ConsumerStats{Delivered: c.delivered.Load(), Redelivered: c.redelivered.Load(), Owned: owned,
+		Retried: c.retried.Load(), DeadLettered: c.deadLettered.Load(), Dropped: c.dropped.Load()}
 }
 
 // ClientID is this member's id in the group.

@@ -100,12 +100,25 @@ type MessageExt struct {
 	QueueOffset uint64
 	StoreTime   time.Time // leader clock when stored
 	BornTime    time.Time // producer clock when sent
-	// ReconsumeTimes counts local redeliveries after ConsumeRetryLater.
+	// ReconsumeTimes counts the earlier deliveries of this message that
+	// failed: through the group's retry queue, plus local redeliveries.
 	ReconsumeTimes int
+	// RetryOf is set on a delivery from the group's retry queue (Queue is
+	// then that queue): where the message was first stored.
+	RetryOf *Origin
 	// Redelivered is set when this consumer already delivered a message
 	// at this or a higher offset of the queue (after a failover, reset or
 	// uncommitted handoff).
 	Redelivered bool
+
+	reconsumed int // failed deliveries before this one, by the broker's count
+}
+
+// Origin is where a retried message was first stored.
+type Origin struct {
+	Topic   string // "" if that topic was deleted since
+	QueueID uint32
+	Offset  uint64
 }
 
 const maxTopicLen = 127
@@ -209,7 +222,7 @@ func fromStored(sm *wire.StoredMessage, group string) *MessageExt {
 	if sm.Keys != "" {
 		keys = strings.Fields(sm.Keys)
 	}
-	return &MessageExt{
+	m := &MessageExt{
 		Message: Message{
 			Topic:      sm.Topic,
 			Tags:       sm.Tags,
@@ -217,12 +230,18 @@ func fromStored(sm *wire.StoredMessage, group string) *MessageExt {
 			Properties: sm.Properties,
 			Body:       sm.Body,
 		},
-		MsgID:       FormatMsgID(sm.ID),
-		Queue:       Queue{Topic: sm.Topic, Group: group, QueueID: sm.QueueID},
-		QueueOffset: sm.QueueOffset,
-		StoreTime:   time.UnixMilli(sm.StoreTime),
-		BornTime:    time.UnixMilli(sm.BornTimestamp),
+		MsgID:          FormatMsgID(sm.ID),
+		Queue:          Queue{Topic: sm.Topic, Group: group, QueueID: sm.QueueID},
+		QueueOffset:    sm.QueueOffset,
+		StoreTime:      time.UnixMilli(sm.StoreTime),
+		BornTime:       time.UnixMilli(sm.BornTimestamp),
+		ReconsumeTimes: int(sm.Reconsume),
+		reconsumed:     int(sm.Reconsume),
 	}
+	if sm.Reconsume > 0 || sm.OriginTopic != "" {
+		m.RetryOf = &Origin{Topic: sm.OriginTopic, QueueID: sm.OriginQueue, Offset: sm.OriginOffset}
+	}
+	return m
 }
 
 // FormatMsgID renders a message id as upper-case hex.

@@ -44,6 +44,7 @@ func TestConsumerProgress(t *testing.T) {
 	cons := newConsumer(t, c, "pg", map[string]string{"prog": "keep"}, func(cfg *client.ConsumerConfig) {
 		cfg.LongPollWait = 500 * time.Millisecond
 		cfg.RetryBackoff = 50 * time.Millisecond
+		cfg.LocalRetry = true // the refused messages stay in their queues
 	})
 	if pr := cons.Progress(); pr.Settled || pr.CaughtUp() || len(pr.Queues) != 0 {
 		t.Fatalf("before Start: got %+v, want not settled, not caught up, no queues", pr)

@@ -308,19 +308,39 @@ func (qr *queueRun) init(log interface{ Warn(string, ...any) }) bool {
 	}
 }
 
-// consume runs the push handler on msgs until it succeeds. It returns
-// false if the consumer is closing hard.
+// consume runs the push handler on msgs until it succeeds or the batch is
+// otherwise settled (see ConsumerConfig.LocalRetry). It returns false if
+// the consumer is closing hard.
 func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 	c := qr.c
+	pending := msgs
 	for attempt := 0; ; attempt++ {
 		if c.cfg.Orderly && !qr.waitLock() {
 			return false
 		}
-		for _, m := range msgs {
-			m.ReconsumeTimes = attempt
+		for _, m := range pending {
+			m.ReconsumeTimes = m.reconsumed + attempt
 		}
-		c.delivered.Add(uint64(len(msgs)))
-		if c.handler(c.base, msgs) == ConsumeSuccess {
+		c.delivered.Add(uint64(len(pending)))
+		if c.handler(c.base, pending) == ConsumeSuccess {
+			qr.markConsumed(gen, next)
+			qr.setNext(gen, next)
+			return true
+		}
+		switch {
+		case c.cfg.Mode == Broadcasting:
+			c.dropped.Add(uint64(len(pending)))
+			c.log.Warn("dropping messages the handler asked to retry: broadcasting groups do not retry",
+				"queue", qr.q.String(), "messages", len(pending))
+			pending = nil
+		case c.cfg.Orderly:
+			if attempt+1 >= c.cfg.MaxReconsume { // in place up to the maximum, then the DLQ
+				pending = qr.sendBack(pending, -1)
+			}
+		case !c.cfg.LocalRetry:
+			pending = qr.sendBack(pending, 0)
+		}
+		if len(pending) == 0 {
 			qr.markConsumed(gen, next)
 			qr.setNext(gen, next)
 			return true
@@ -333,6 +353,35 @@ func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 			return false // not consumed: the next owner gets it
 		}
 	}
+}
+
+// sendBack asks the leader to redeliver msgs through the group's retry
+// queue (level 0: the backoff for the failure count) or, with level -1,
+// to dead-letter them. It returns those the broker did not take, to retry
+// in place.
+func (qr *queueRun) sendBack(msgs []*MessageExt, level int) []*MessageExt {
+	c := qr.c
+	var left []*MessageExt
+	for _, m := range msgs {
+		ctx, cancel := context.WithTimeout(qr.stopPull, 5*time.Second)
+		req := wire.SendBackRequest{Group: c.cfg.Group, Topic: m.Queue.Topic, QueueID: m.Queue.QueueID, Offset: m.QueueOffset,
+			DelayLevel: level, MaxReconsume: c.cfg.MaxReconsume}
+		var resp wire.SendBackResponse
+		err := c.router.callLeader(ctx, m.Queue.Group, 0, wire.CodeSendBack, req, &resp)
+		cancel()
+		if err != nil {
+			c.log.Warn("send back failed; retrying in place", "queue", m.Queue.String(), "offset", m.QueueOffset, "error", err)
+			left = append(left, m)
+			continue
+		}
+		if resp.DLQ {
+			c.deadLettered.Add(1)
+			c.log.Warn("message moved to the dead-letter queue", "msg-id", m.MsgID, "failures", resp.Reconsume)
+		} else {
+			c.retried.Add(1)
+		}
+	}
+	return left
 }
 
 // waitLock blocks an Orderly queue while its lock may have expired.

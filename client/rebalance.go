@@ -70,9 +70,14 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	all := make(map[string][]Queue)
 	groupTopics := make(map[string][]string)
 	var firstErr error
+	noRetryTopic := false
 	for topic := range c.subs {
 		tr, err := c.router.route(ctx, topic, false, routeMaxAge)
 		if err != nil {
+			if topic == c.retryTopic && errors.Is(err, ErrTopicNotFound) {
+				noRetryTopic = true // no retry yet: the broker creates it with the first
+				continue
+			}
 			if firstErr == nil {
 				firstErr = err
 			}
@@ -173,7 +178,7 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 		}
 	}
 	for topic := range c.subs {
-		if _, ok := all[topic]; !ok {
+		if _, ok := all[topic]; !ok && !(topic == c.retryTopic && noRetryTopic) {
 			keep[topic] = true // route unknown this round
 		}
 	}

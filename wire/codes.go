@@ -14,6 +14,7 @@ const (
 	CodeQueryOffset   uint16 = 31 // QueryOffsetRequest -> QueryOffsetResponse
 	CodeSearchOffset  uint16 = 32 // SearchOffsetRequest -> QueryOffsetResponse
 	CodeResetOffsets  uint16 = 33 // ResetOffsetsRequest -> ResetOffsetsResponse
+	CodeSendBack      uint16 = 34 // SendBackRequest -> SendBackResponse
 	CodeHeartbeat     uint16 = 40 // HeartbeatRequest -> HeartbeatResponse
 	CodeLeaveGroup    uint16 = 41 // LeaveGroupRequest -> Empty
 	CodeLockQueues    uint16 = 42 // LockRequest -> LockResponse

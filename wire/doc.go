@@ -52,6 +52,7 @@
 //	  31  CodeQueryOffset       broker     QueryOffsetRequest       QueryOffsetResponse
 //	  32  CodeSearchOffset      broker     SearchOffsetRequest      QueryOffsetResponse
 //	  33  CodeResetOffsets      broker     ResetOffsetsRequest      ResetOffsetsResponse
+//	  34  CodeSendBack          broker     SendBackRequest          SendBackResponse
 //	  40  CodeHeartbeat         broker     HeartbeatRequest         HeartbeatResponse
 //	  41  CodeLeaveGroup        broker     LeaveGroupRequest        Empty
 //	  42  CodeLockQueues        broker     LockRequest              LockResponse

@@ -14,10 +14,12 @@ import (
 //
 //	Message:       [topic, queueID, flag, tags, keys, {props}, body, id, bornTimestamp]
 //	StoredMessage: [Message, queueOffset, storeTime, raftIndex]
+//	               + [reconsume, originTopic, originQueue, originOffset] for a retried delivery
 
 const (
-	messageFields       = 9
-	storedMessageFields = 4
+	messageFields            = 9
+	storedMessageFields      = 4
+	storedMessageRetryFields = 8
 	// maxPropsHint bounds the map size preallocated from a declared length,
 	// so a hostile length cannot force a huge allocation.
 	maxPropsHint = 64
@@ -76,11 +78,20 @@ func (m *Message) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (m StoredMessage) EncodeMsgpack(enc *msgpack.Encoder) error {
-	if err := enc.EncodeArrayLen(storedMessageFields); err != nil {
+	retried := m.Reconsume != 0 || m.OriginTopic != ""
+	n := storedMessageFields
+	if retried {
+		n = storedMessageRetryFields
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
 		return err
 	}
-	return firstErr(m.Message.EncodeMsgpack(enc), enc.EncodeUint64(m.QueueOffset),
-		enc.EncodeInt64(m.StoreTime), enc.EncodeUint64(m.RaftIndex))
+	if err := firstErr(m.Message.EncodeMsgpack(enc), enc.EncodeUint64(m.QueueOffset),
+		enc.EncodeInt64(m.StoreTime), enc.EncodeUint64(m.RaftIndex)); err != nil || !retried {
+		return err
+	}
+	return firstErr(enc.EncodeUint32(m.Reconsume), enc.EncodeString(m.OriginTopic),
+		enc.EncodeUint32(m.OriginQueue), enc.EncodeUint64(m.OriginOffset))
 }
 
 // DecodeMsgpack implements msgpack.CustomDecoder.
@@ -104,7 +115,22 @@ func (m *StoredMessage) DecodeMsgpack(dec *msgpack.Decoder) error {
 	if m.RaftIndex, err = dec.DecodeUint64(); err != nil {
 		return err
 	}
-	return skip(dec, n-storedMessageFields)
+	if n < storedMessageRetryFields {
+		return skip(dec, n-storedMessageFields)
+	}
+	if m.Reconsume, err = dec.DecodeUint32(); err != nil {
+		return err
+	}
+	if m.OriginTopic, err = dec.DecodeString(); err != nil {
+		return err
+	}
+	if m.OriginQueue, err = dec.DecodeUint32(); err != nil {
+		return err
+	}
+	if m.OriginOffset, err = dec.DecodeUint64(); err != nil {
+		return err
+	}
+	return skip(dec, n-storedMessageRetryFields)
 }
 
 func encodeProps(enc *msgpack.Encoder, p map[string]string) error {

@@ -14,6 +14,7 @@ func TestMessageCodecRoundTrip(t *testing.T) {
 			Properties: map[string]string{"x": "y", "": "empty key"}, Body: []byte("body"), ID: []byte{1, 2}, BornTimestamp: -5},
 			QueueOffset: 7, StoreTime: 1700000000000, RaftIndex: 42},
 		{Message: Message{Topic: "t2", Body: []byte{}}, QueueOffset: 8},
+		{Message: Message{Topic: "t3", Body: []byte("r")}, QueueOffset: 2, Reconsume: 3, OriginTopic: "orders", OriginQueue: 5, OriginOffset: 77},
 	}}
 	b, err := msgpack.Marshal(&in)
 	if err != nil {

@@ -27,6 +27,12 @@ type StoredMessage struct {
 	QueueOffset uint64 `msgpack:"o"`
 	StoreTime   int64  `msgpack:"st"` // leader time of the entry, unix ms
 	RaftIndex   uint64 `msgpack:"ri"`
+	// A delivery from a retry or dead-letter queue: how many deliveries
+	// failed before, and where the message was first stored.
+	Reconsume    uint32 `msgpack:"rc,omitempty"`
+	OriginTopic  string `msgpack:"ot,omitempty"`
+	OriginQueue  uint32 `msgpack:"oq,omitempty"`
+	OriginOffset uint64 `msgpack:"oo,omitempty"`
 }
 
 // SendRequest writes messages (any topics and queues of one group).
@@ -167,6 +173,26 @@ type ResetOffsetsRequest struct {
 	Group     string `msgpack:"g"`
 	Topic     string `msgpack:"t"`
 	Timestamp int64  `msgpack:"ts"`
+}
+
+// SendBackRequest asks the leader to redeliver a failed delivery later,
+// through the group's retry queue, or into its dead-letter queue.
+type SendBackRequest struct {
+	Group   string `msgpack:"g"`
+	Topic   string `msgpack:"t"` // the queue the failed delivery came from
+	QueueID uint32 `msgpack:"q"`
+	Offset  uint64 `msgpack:"o"`
+	// DelayLevel > 0: retry after that level; 0: the backoff for the
+	// failure count; < 0: the dead-letter queue at once.
+	DelayLevel   int `msgpack:"dl,omitempty"`
+	MaxReconsume int `msgpack:"mx,omitempty"` // failed deliveries before the DLQ; 0: 16
+}
+
+// SendBackResponse says what became of it.
+type SendBackResponse struct {
+	DLQ       bool   `msgpack:"dlq,omitempty"`
+	Reconsume uint32 `msgpack:"n"`
+	DeliverAt int64  `msgpack:"da,omitempty"` // a retry's due time, unix ms
 }
 
 // ResetOffsetsResponse lists the new offsets.

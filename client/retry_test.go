@@ -1,0 +1,108 @@
+package client_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rmq-dev/rmq/broker"
+	"github.com/rmq-dev/rmq/client"
+	"github.com/rmq-dev/rmq/e2e"
+)
+
+// TestRetryThroughTheBroker: a message whose handler fails three times
+// and then succeeds is delivered four times, with reconsume counts 0..3,
+// each retry no earlier than the backoff of its count after the failure
+// and from the group's retry queue; a message that always fails goes to
+// the dead-letter queue after MaxReconsume failures; neither blocks its
+// queue meanwhile.
+func TestRetryThroughTheBroker(t *testing.T) {
+	levels := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond,
+		80 * time.Millisecond, 110 * time.Millisecond, 140 * time.Millisecond, 170 * time.Millisecond}
+	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.DelayLevels = levels
+		cfg.TimerPoll = 10 * time.Millisecond
+	}})
+	createTopic(t, c, "work", 1)
+	p := newProducer(t, c, nil)
+	for _, body := range []string{"flaky", "poison", "fine"} {
+		if _, err := p.Send(ctxT(t, 10*time.Second), &client.Message{Topic: "work", Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type delivery struct {
+		reconsume int
+		fromRetry bool
+		store     time.Time
+		failedAt  time.Time
+	}
+	var mu sync.Mutex
+	seen := map[string][]delivery{}
+	done := make(chan struct{})
+	cons := newConsumer(t, c, "wg", map[string]string{"work": "*"}, func(cfg *client.ConsumerConfig) {
+		cfg.MaxReconsume = 4
+		cfg.PullBatch = 1
+		cfg.LongPollWait = 200 * time.Millisecond
+	})
+	err := cons.Start(ctxT(t, 10*time.Second), func(_ context.Context, msgs []*client.MessageExt) client.ConsumeResult {
+		mu.Lock()
+		defer mu.Unlock()
+		m := msgs[0]
+		body := string(m.Body)
+		d := delivery{reconsume: m.ReconsumeTimes, fromRetry: m.Queue.Topic == "%RETRY%wg", store: m.StoreTime}
+		if m.Topic != "work" || (d.fromRetry && (m.RetryOf == nil || m.RetryOf.Topic != "work")) {
+			t.Errorf("delivery of %s from %v: topic %q, origin %+v", body, m.Queue, m.Topic, m.RetryOf)
+		}
+		fail := body == "poison" || body == "flaky" && m.ReconsumeTimes < 3
+		if fail {
+			d.failedAt = time.Now()
+		}
+		seen[body] = append(seen[body], d)
+		if body == "flaky" && !fail {
+			close(done)
+		}
+		if fail {
+			return client.ConsumeRetryLater
+		}
+		return client.ConsumeSuccess
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("flaky was not consumed within 30s")
+	}
+	e2e.Eventually(t, 30*time.Second, func() error {
+		if st := cons.Stats(); st.DeadLettered != 1 {
+			return fmt.Errorf("stats %+v, want 1 dead-lettered", st)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for body, want := range map[string]int{"flaky": 4, "poison": 5, "fine": 1} {
+		ds := seen[body]
+		if len(ds) != want {
+			t.Fatalf("%s delivered %d times, want %d: %+v", body, len(ds), want, ds)
+		}
+		for i, d := range ds {
+			if d.reconsume != i || d.fromRetry != (i > 0) {
+				t.Fatalf("%s delivery %d: %+v, want reconsume %d from the retry queue after the first", body, i, d, i)
+			}
+			if i > 0 {
+				backoff := levels[min(i+2, len(levels))-1]
+				if d.store.Before(ds[i-1].failedAt.Add(backoff).Truncate(time.Millisecond)) {
+					t.Fatalf("%s retry %d stored %s after the failure, before its backoff %s", body, i, d.store.Sub(ds[i-1].failedAt), backoff)
+				}
+			}
+		}
+	}
+	n := c.Leader(10 * time.Second)
+	if _, next, err := n.QueueRange("%DLQ%wg", 0); err != nil || next != 1 {
+		t.Fatalf("dead-letter queue: next %d, %v; want 1", next, err)
+	}
+}
