@@ -92,6 +92,10 @@ type GroupDescription struct {
 	Mode    string // "" when no member is live
 	Members []string
 	Queues  []GroupQueue
+	// PendingRetries are sent-back messages waiting for their backoff;
+	// DeadLetters the messages in the group's dead-letter queue.
+	PendingRetries int
+	DeadLetters    uint64
 }
 
 // DescribeGroup reports a group's progress on every queue of every topic
@@ -111,6 +115,12 @@ func (n *Node) DescribeGroup(group string) (GroupDescription, error) {
 		return GroupDescription{}, fmt.Errorf("%w: group %q has no offsets and no live members", ErrInvalidArgument, group)
 	}
 	d := GroupDescription{Group: group, Mode: mode, Members: members}
+	if t, ok := n.fsm.Topic(RetryTopic(group)); ok {
+		d.PendingRetries = n.fsm.PendingTimersTo(t.ID)
+	}
+	if min, next, err := n.fsm.QueueRange(DLQTopic(group), 0); err == nil {
+		d.DeadLetters = next - min
+	}
 	for _, name := range sortedKeys(topics) {
 		t, ok := n.fsm.Topic(name)
 		if !ok {

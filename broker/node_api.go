@@ -25,6 +25,8 @@ type nodeAPI interface {
 	Locate(topic string, queueID uint32, offset uint64) (Position, error)                      // pull.go
 	MessageAt(pos Position) (StoredMessage, error)                                             // pull.go
 	SendBack(ctx context.Context, req SendBackRequest) (SendBackResult, error)                 // retry.go
+	DeadLetters(ctx context.Context, group string, offset uint64, max int) (ReadResult, error) // retry.go
+	ResendDeadLetters(ctx context.Context, group string, ids [][]byte, all bool) (int, error)  // retry.go
 
 	// Topics.
 	CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error)    // topics.go

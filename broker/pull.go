@@ -26,6 +26,9 @@ type ReadRequest struct {
 	// Filter skips messages whose tag does not match (nil: everything).
 	// Skipped messages still advance NextOffset.
 	Filter *TagFilter
+	// operator reads regardless of the topic's read permission (the
+	// write-only dead-letter queue, for DeadLetters).
+	operator bool
 }
 
 // filterScanUnits bounds how many consume-queue units one filtered read
@@ -142,7 +145,7 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 	if !ok {
 		return ReadResult{}, fmt.Errorf("%w: %q", ErrTopicNotFound, req.Topic)
 	}
-	if t.Perm&permRead == 0 {
+	if t.Perm&permRead == 0 && !req.operator {
 		return ReadResult{}, fmt.Errorf("%w: topic %q is not readable (perm %d)", ErrNoPermission, req.Topic, t.Perm)
 	}
 	min, next, err := n.fsm.QueueRange(req.Topic, req.QueueID)

@@ -153,3 +153,73 @@ func (n *Node) groupTopic(ctx context.Context, name string, dlq bool) (fsm.Topic
 	}
 	return t, err
 }
+
+// DeadLetters reads up to max messages of group's dead-letter queue from
+// offset: an operator's read, which the queue's write-only permission
+// does not stop. Each carries its failure count and origin (Retry).
+func (n *Node) DeadLetters(ctx context.Context, group string, offset uint64, max int) (ReadResult, error) {
+	if err := ValidateGroupName(group); err != nil {
+		return ReadResult{}, err
+	}
+	if _, ok := n.fsm.Topic(DLQTopic(group)); !ok {
+		return ReadResult{}, fmt.Errorf("%w: group %q has no dead-letter queue (nothing was dead-lettered)", ErrTopicNotFound, group)
+	}
+	return n.Read(ctx, ReadRequest{Topic: DLQTopic(group), Offset: offset, MaxMessages: max, operator: true})
+}
+
+// ResendDeadLetters redelivers dead letters of group, those whose message
+// IDs are in ids or every one with all, through the group's retry queue
+// at once, so only that group consumes them again; each counts its
+// failures anew. The original records are redelivered, not copied. A
+// dead letter stays in the dead-letter queue (it is a log). It returns
+// how many it resent.
+func (n *Node) ResendDeadLetters(ctx context.Context, group string, ids [][]byte, all bool) (int, error) {
+	if err := n.checkWritable(); err != nil {
+		return 0, err
+	}
+	if !all && len(ids) == 0 {
+		return 0, fmt.Errorf("%w: name the dead letters to resend, or all", ErrInvalidArgument)
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[string(id)] = true
+	}
+	min, next, err := n.QueueRange(DLQTopic(group), 0)
+	if err != nil {
+		return 0, fmt.Errorf("group %q has no dead-letter queue: %w", group, err)
+	}
+	target, err := n.groupTopic(ctx, RetryTopic(group), false)
+	if err != nil {
+		return 0, err
+	}
+	resent := 0
+	for off := min; off < next; {
+		res, err := n.DeadLetters(ctx, group, off, 256)
+		if err != nil {
+			return resent, err
+		}
+		if len(res.Messages) == 0 {
+			break
+		}
+		for i := range res.Messages {
+			m := &res.Messages[i]
+			if !all && !want[string(m.ID)] {
+				continue
+			}
+			info := fsm.RetryInfo{}
+			if m.Retry != nil {
+				if t, ok := n.fsm.Topic(m.Retry.OriginTopic); ok {
+					info = fsm.RetryInfo{OriginTopicID: t.ID, OriginQueue: m.Retry.OriginQueue, OriginOffset: m.Retry.OriginOffset}
+				}
+			}
+			rec := fsm.TimerRef{Index: m.RaftIndex, Pos: m.Pos, Size: uint32(fsm.EncodedSize(&m.Message)), TagHash: fsm.TagHash(m.Tags),
+				TopicID: target.ID}
+			if err := n.proposeCommand(ctx, &fsm.SendBack{Now: n.cfg.Now().UnixMilli(), Record: rec, Retry: info, DLQ: true}); err != nil {
+				return resent, err
+			}
+			resent++
+		}
+		off = res.NextOffset
+	}
+	return resent, nil
+}

@@ -72,3 +72,45 @@ func TestSendBackRetriesThenDeadLetters(t *testing.T) {
 		t.Fatalf("pending timers %d after the DLQ", n.fsm.PendingTimers())
 	}
 }
+
+// TestRetriesAcrossLeaderKill: retries scheduled before a leader kill are
+// all delivered by the next leader, each once.
+func TestRetriesAcrossLeaderKill(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.DelayLevels = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 300 * time.Millisecond, time.Second}
+		cfg.TimerPoll = 20 * time.Millisecond
+	})
+	createTopic(t, c, "orders", 2)
+	const total = 100
+	n := c.leader(10 * time.Second)
+	for i := 0; i < total; i++ {
+		r := sendOne(t, n, &fsm.Message{Topic: "orders", QueueID: uint32(i % 2), ID: []byte(fmt.Sprintf("m%03d", i)), Body: []byte("b")})
+		if _, err := n.SendBack(t.Context(), SendBackRequest{Group: "g", Topic: "orders", QueueID: r.QueueID, Offset: r.QueueOffset}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.kill(n.cfg.NodeID) // the first retries are due 300ms after their send-back
+	var got []StoredMessage
+	eventually(t, 30*time.Second, func() error {
+		got = readQueue(t, c.leader(10*time.Second), RetryTopic("g"), 0)
+		if len(got) < total {
+			return fmt.Errorf("%d of %d retries delivered", len(got), total)
+		}
+		return nil
+	})
+	ids := map[string]int{}
+	for _, m := range got {
+		ids[string(m.ID)]++
+		if m.Retry == nil || m.Retry.Reconsume != 1 || m.Retry.OriginTopic != "orders" {
+			t.Fatalf("retry %s: %+v", m.ID, m.Retry)
+		}
+	}
+	for id, k := range ids {
+		if k != 1 {
+			t.Fatalf("%s retried %d times, want once", id, k)
+		}
+	}
+	if len(ids) != total {
+		t.Fatalf("%d distinct retries, want %d", len(ids), total)
+	}
+}

@@ -63,6 +63,22 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 			}
 			return &wire.SendBackResponse{DLQ: res.DLQ, Reconsume: res.Reconsume, DeliverAt: res.DeliverAt}, nil
 		}, ctx)
+	case wire.CodeDeadLetters:
+		return decodeThen(r, func(ctx context.Context, req *wire.DeadLettersRequest) (any, error) {
+			res, err := n.DeadLetters(ctx, req.Group, req.Offset, req.Max)
+			if err != nil {
+				return nil, err
+			}
+			return pullResponse(res), nil
+		}, ctx)
+	case wire.CodeResendDead:
+		return decodeThen(r, func(ctx context.Context, req *wire.ResendDeadRequest) (any, error) {
+			k, err := n.ResendDeadLetters(ctx, req.Group, req.IDs, req.All)
+			if err != nil {
+				return nil, err
+			}
+			return &wire.ResendDeadResponse{Resent: k}, nil
+		}, ctx)
 	case wire.CodeListTopics:
 		return n.listTopics(), nil
 	case wire.CodeTopicStatus:
@@ -213,6 +229,11 @@ func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, erro
 	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
 		return nil, err
 	}
+	return pullResponse(res), nil
+}
+
+// pullResponse is res on the wire.
+func pullResponse(res ReadResult) *wire.PullResponse {
 	resp := &wire.PullResponse{
 		Messages:   make([]wire.StoredMessage, len(res.Messages)),
 		NextOffset: res.NextOffset, MinOffset: res.MinOffset, MaxOffset: res.MaxOffset,
@@ -230,7 +251,7 @@ func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, erro
 			sm.Reconsume, sm.OriginTopic, sm.OriginQueue, sm.OriginOffset = r.Reconsume, r.OriginTopic, r.OriginQueue, r.OriginOffset
 		}
 	}
-	return resp, nil
+	return resp
 }
 
 func (n *Node) handleCreateTopic(ctx context.Context, req *wire.TopicRequest) (any, error) {
@@ -328,7 +349,7 @@ func (n *Node) handleDescribeGroup(_ context.Context, req *wire.DescribeGroupReq
 	if err != nil {
 		return nil, err
 	}
-	d := &wire.GroupDescription{Group: g.Group, Mode: g.Mode, Members: g.Members}
+	d := &wire.GroupDescription{Group: g.Group, Mode: g.Mode, Members: g.Members, PendingRetries: g.PendingRetries, DeadLetters: g.DeadLetters}
 	for _, q := range g.Queues {
 		d.Queues = append(d.Queues, wire.GroupQueue{Topic: q.Topic, QueueID: q.QueueID, BrokerOffset: q.BrokerOffset,
 			ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner})

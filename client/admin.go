@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -335,6 +336,11 @@ type GroupDescription struct {
 	Mode    string
 	Members []string
 	Queues  []GroupQueue
+	// PendingRetries are sent-back messages waiting for their backoff
+	// (then they appear in the %RETRY%group queue's lag); DeadLetters
+	// are the messages in the group's dead-letter queues.
+	PendingRetries int
+	DeadLetters    uint64
 }
 
 // DescribeGroup returns a consumer group's members and per-queue lag,
@@ -359,6 +365,8 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescripti
 		if d.Mode != "" {
 			out.Mode = d.Mode
 		}
+		out.PendingRetries += d.PendingRetries
+		out.DeadLetters += d.DeadLetters
 		for _, m := range d.Members {
 			members[m] = true
 		}
@@ -375,6 +383,91 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescripti
 	sort.Strings(out.Members)
 	sort.Slice(out.Queues, func(i, j int) bool { return out.Queues[i].Queue.less(out.Queues[j].Queue) })
 	return out, nil
+}
+
+// DeadLetter is a message in a group's dead-letter queue.
+type DeadLetter struct {
+	*MessageExt     // Queue is the dead-letter queue; RetryOf where it was first stored
+	Failures    int // failed deliveries
+}
+
+// DeadLetters lists the messages in group's dead-letter queues (one per
+// broker group), up to limit in all (0: every one), oldest first per
+// broker group.
+func (a *Admin) DeadLetters(ctx context.Context, group string, limit int) ([]DeadLetter, error) {
+	if err := ValidateGroup(group); err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	tr, err := a.router.route(ctx, "%DLQ%"+group, false, 0)
+	if err != nil {
+		return nil, fmt.Errorf("group %s has no dead-letter queue: %w", group, err)
+	}
+	var out []DeadLetter
+	for _, g := range tr.groups {
+		for off := uint64(0); limit == 0 || len(out) < limit; {
+			var resp wire.PullResponse
+			if err := a.router.callLeader(ctx, g.Group, 1, wire.CodeDeadLetters,
+				wire.DeadLettersRequest{Group: group, Offset: off, Max: 256}, &resp); err != nil {
+				var ce *Error
+				if errors.As(err, &ce) && ce.Code == wire.CodeOffsetMoved && off < ce.MinOffset {
+					off = ce.MinOffset // retention took the oldest
+					continue
+				}
+				return out, fmt.Errorf("broker group %s: %w", g.Group, err)
+			}
+			if len(resp.Messages) == 0 {
+				break
+			}
+			for i := range resp.Messages {
+				m := fromStored(&resp.Messages[i], g.Group)
+				m.Queue = Queue{Topic: "%DLQ%" + group, Group: g.Group, QueueID: 0}
+				out = append(out, DeadLetter{MessageExt: m, Failures: m.ReconsumeTimes})
+				if limit > 0 && len(out) == limit {
+					break
+				}
+			}
+			off = resp.NextOffset
+		}
+	}
+	return out, nil
+}
+
+// ResendDeadLetters redelivers group's dead letters with the given message
+// IDs (upper-case hex, as MessageExt.MsgID), or all of them, through the
+// group's retry queue: only that group consumes them again, and each
+// counts its failures anew. It returns how many it resent.
+func (a *Admin) ResendDeadLetters(ctx context.Context, group string, ids []string, all bool) (int, error) {
+	if err := ValidateGroup(group); err != nil {
+		return 0, err
+	}
+	req := wire.ResendDeadRequest{Group: group, All: all}
+	for _, id := range ids {
+		b, err := hex.DecodeString(id)
+		if err != nil {
+			return 0, invalidf("message id %q is not hex", id)
+		}
+		req.IDs = append(req.IDs, b)
+	}
+	if !all && len(req.IDs) == 0 {
+		return 0, invalidf("name the dead letters to resend, or all")
+	}
+	ctx, cancel := a.ctx(ctx)
+	defer cancel()
+	tr, err := a.router.route(ctx, "%DLQ%"+group, false, 0)
+	if err != nil {
+		return 0, fmt.Errorf("group %s has no dead-letter queue: %w", group, err)
+	}
+	n := 0
+	for _, g := range tr.groups {
+		var resp wire.ResendDeadResponse
+		if err := a.router.callLeader(ctx, g.Group, 1, wire.CodeResendDead, req, &resp); err != nil {
+			return n, fmt.Errorf("broker group %s: %w", g.Group, err)
+		}
+		n += resp.Resent
+	}
+	return n, nil
 }
 
 // ResetOffsets moves group's offsets of topic, in every queue, to the

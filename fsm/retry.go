@@ -114,3 +114,18 @@ func (f *FSM) TopicName(id uint32) (string, bool) {
 	}
 	return "", false
 }
+
+// PendingTimersTo counts the pending timers whose target is a queue of
+// the topic incarnation topicID (a group's retries waiting for their
+// backoff, for its retry topic). It scans the timers.
+func (f *FSM) PendingTimersTo(topicID uint32) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for i := range f.timers {
+		if f.timers[i].topicID == topicID {
+			n++
+		}
+	}
+	return n
+}

@@ -15,6 +15,8 @@ const (
 	CodeSearchOffset  uint16 = 32 // SearchOffsetRequest -> QueryOffsetResponse
 	CodeResetOffsets  uint16 = 33 // ResetOffsetsRequest -> ResetOffsetsResponse
 	CodeSendBack      uint16 = 34 // SendBackRequest -> SendBackResponse
+	CodeDeadLetters   uint16 = 35 // DeadLettersRequest -> PullResponse
+	CodeResendDead    uint16 = 36 // ResendDeadRequest -> ResendDeadResponse
 	CodeHeartbeat     uint16 = 40 // HeartbeatRequest -> HeartbeatResponse
 	CodeLeaveGroup    uint16 = 41 // LeaveGroupRequest -> Empty
 	CodeLockQueues    uint16 = 42 // LockRequest -> LockResponse

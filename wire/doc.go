@@ -53,6 +53,8 @@
 //	  32  CodeSearchOffset      broker     SearchOffsetRequest      QueryOffsetResponse
 //	  33  CodeResetOffsets      broker     ResetOffsetsRequest      ResetOffsetsResponse
 //	  34  CodeSendBack          broker     SendBackRequest          SendBackResponse
+//	  35  CodeDeadLetters       broker     DeadLettersRequest       PullResponse
+//	  36  CodeResendDead        broker     ResendDeadRequest        ResendDeadResponse
 //	  40  CodeHeartbeat         broker     HeartbeatRequest         HeartbeatResponse
 //	  41  CodeLeaveGroup        broker     LeaveGroupRequest        Empty
 //	  42  CodeLockQueues        broker     LockRequest              LockResponse

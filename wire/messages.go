@@ -195,6 +195,27 @@ type SendBackResponse struct {
 	DeliverAt int64  `msgpack:"da,omitempty"` // a retry's due time, unix ms
 }
 
+// DeadLettersRequest reads a group's dead-letter queue (an operator's
+// read: the queue is write-only to consumers).
+type DeadLettersRequest struct {
+	Group  string `msgpack:"g"`
+	Offset uint64 `msgpack:"o"`
+	Max    int    `msgpack:"n,omitempty"`
+}
+
+// ResendDeadRequest redelivers dead letters (by message ID, or All)
+// through the group's retry queue.
+type ResendDeadRequest struct {
+	Group string   `msgpack:"g"`
+	IDs   [][]byte `msgpack:"i,omitempty"`
+	All   bool     `msgpack:"a,omitempty"`
+}
+
+// ResendDeadResponse counts the dead letters resent.
+type ResendDeadResponse struct {
+	Resent int `msgpack:"n"`
+}
+
 // ResetOffsetsResponse lists the new offsets.
 type ResetOffsetsResponse struct {
 	Offsets []QueueOffset `msgpack:"o"`
@@ -268,6 +289,9 @@ type GroupDescription struct {
 	Mode    string       `msgpack:"m,omitempty"`
 	Members []string     `msgpack:"mb"`
 	Queues  []GroupQueue `msgpack:"q"`
+	// Retries waiting for their backoff, and dead letters, on this broker group.
+	PendingRetries int    `msgpack:"pr,omitempty"`
+	DeadLetters    uint64 `msgpack:"dl,omitempty"`
 }
 
 // NodeStatus is one broker node's Raft and storage state.

@@ -88,11 +88,13 @@ type groupQueueRow struct {
 
 // groupDescription is "rmq group describe".
 type groupDescription struct {
-	Group   string          `json:"group"`
-	Mode    string          `json:"mode"`
-	Members []string        `json:"members"`
-	Lag     uint64          `json:"lag"`
-	Queues  []groupQueueRow `json:"queues"`
+	Group          string          `json:"group"`
+	Mode           string          `json:"mode"`
+	Members        []string        `json:"members"`
+	Lag            uint64          `json:"lag"`
+	PendingRetries int             `json:"pending_retries,omitempty"`
+	DeadLetters    uint64          `json:"dead_letters,omitempty"`
+	Queues         []groupQueueRow `json:"queues"`
 }
 
 func (v groupDescription) table(w io.Writer) {
@@ -104,7 +106,11 @@ func (v groupDescription) table(w io.Writer) {
 	if len(v.Members) > 0 {
 		members = strings.Join(v.Members, ", ")
 	}
-	fmt.Fprintf(w, "%s, total lag %d, members: %s\n\n", head, v.Lag, members)
+	fmt.Fprintf(w, "%s, total lag %d, members: %s\n", head, v.Lag, members)
+	if v.PendingRetries > 0 || v.DeadLetters > 0 {
+		fmt.Fprintf(w, "retries waiting for their backoff: %d, dead letters: %d (rmq dlq list %s)\n", v.PendingRetries, v.DeadLetters, v.Group)
+	}
+	fmt.Fprintln(w)
 	row(w, "TOPIC", "BROKER GROUP", "QUEUE", "BROKER OFFSET", "CONSUMER OFFSET", "LAG", "OWNER")
 	for _, q := range v.Queues {
 		row(w, q.Topic, q.BrokerGroup, q.QueueID, q.BrokerOffset, q.ConsumerOffset, q.Lag, textCell(q.Owner))
@@ -129,7 +135,8 @@ func groupDescribe(c *cli.Context) error {
 			}
 			return explain(err, "")
 		}
-		out := groupDescription{Group: d.Group, Mode: d.Mode, Members: append([]string{}, d.Members...), Queues: []groupQueueRow{}}
+		out := groupDescription{Group: d.Group, Mode: d.Mode, Members: append([]string{}, d.Members...), Queues: []groupQueueRow{},
+			PendingRetries: d.PendingRetries, DeadLetters: d.DeadLetters}
 		for _, q := range d.Queues {
 			out.Lag += q.Lag
 			out.Queues = append(out.Queues, groupQueueRow{

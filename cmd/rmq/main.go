@@ -95,6 +95,7 @@ func commands() []*cli.Command {
 		consumeCommand(),
 		topicCommand(),
 		groupCommand(),
+		dlqCommand(),
 		clusterCommand(),
 		nodeCommand(),
 		failoverCommand(),
