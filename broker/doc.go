@@ -194,6 +194,7 @@
 //	groups.go           Heartbeat, ListGroups, GroupMembers, DescribeGroup; members
 //	locks.go            replicated queue locks; the lock janitor (leader service)
 //	delay.go            delay levels and timer properties; the timer scheduler (leader service)
+//	retry.go            SendBack (retry queue, then DLQ), DeadLetters, ResendDeadLetters
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
 //	leader_services.go  the list of leader-only services
@@ -225,6 +226,15 @@
 // at a time; a new leader, past its Barrier, continues from the timers the
 // fsm holds, and a listing repeated across a leader change delivers once.
 // The purge keeps the log from fsm.PinnedIndex.
+//
+// Retries (retry.go): SendBack finds the failed delivery's record (by
+// queue and offset, or by position for RocketMQ clients, whose count then
+// comes from the record's latest retry delivery), chooses the backoff
+// (delay level 3 + earlier failures) or, past MaxReconsume, the group's
+// dead-letter queue (created write-only), and proposes fsm.SendBack; the
+// timers service delivers a retry when due. A new leader continues from
+// the replicated timers and metadata. Dead letters are read and resent by
+// operators (DeadLetters, ResendDeadLetters: through the retry queue).
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention

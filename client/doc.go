@@ -49,9 +49,29 @@
 //	c, err := client.NewConsumer(client.ConsumerConfig{NameServers: ns, Group: "billing",
 //		Subscriptions: map[string]string{"orders": "paid || refunded"}})
 //	err = c.Start(ctx, func(ctx context.Context, msgs []*client.MessageExt) client.ConsumeResult {
-//		return client.ConsumeSuccess // or ConsumeRetryLater: same batch again after RetryBackoff
+//		return client.ConsumeSuccess // or ConsumeRetryLater: redelivered later, see below
 //	})
 //	defer c.Close(ctx)
+//
+// # Retries and dead letters
+//
+// A Clustering consumer subscribes to its group's retry topic
+// (%RETRY%group) by itself. ConsumeRetryLater sends each message of the
+// batch back to its broker (wire.CodeSendBack), which redelivers it
+// through the retry queue after a backoff that grows with each failure
+// (RocketMQ's: delay levels 3, 4, ...: 10s, 30s, 1m, ... 2h) and, after
+// MaxReconsume (16) failures, moves it to the group's dead-letter queue
+// (%DLQ%group; Admin.DeadLetters, Admin.ResendDeadLetters, rmq dlq). The
+// queue moves on meanwhile. A redelivery has Topic set to the original
+// topic, Queue to the retry queue (for its offset), ReconsumeTimes to
+// the failures so far and RetryOf to where it was first stored. The
+// broker redelivers the stored record: nothing is written again. When
+// the broker cannot take a message back it is retried in place after
+// RetryBackoff. Orderly groups retry in place (their order would break
+// otherwise), up to MaxReconsume, then dead-letter; Broadcasting groups
+// do not retry, as in RocketMQ (the batch is dropped, logged and counted
+// in Stats().Dropped). LocalRetry restores in-place retries for a
+// Clustering group.
 //
 // # Consuming: pull
 //

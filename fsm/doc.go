@@ -13,7 +13,8 @@
 //
 // raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
 // UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix,
-// RegisterNode, LockQueues, UnlockQueues, DeliverTimers) have msgpack bodies. A CommitOffsets with Reset set bumps the
+// RegisterNode, LockQueues, UnlockQueues, DeliverTimers, SendBack) have
+// msgpack bodies. A CommitOffsets with Reset set bumps the
 // group's reset epoch, which tells live consumers to re-read committed
 // offsets; RegisterNode maps a broker node ID to its client address so a
 // follower can name the leader's address to clients. A message batch (type 1) is binary so that a consumer can
@@ -89,6 +90,20 @@
 // entry, position and size. PinnedIndex is the lowest entry a pending
 // timer or a live delivered unit points to: the broker keeps the log from
 // there (a timer far in the future keeps the log after its record).
+//
+// # Retries and dead letters
+//
+// SendBack{Now, Record, Retry, DLQ} redelivers a record into a group's
+// retry or dead-letter queue (Record names the target queue): a retry due
+// later becomes a pending timer whose RetryInfo (failed deliveries,
+// origin topic ID, queue and offset) waits in retryMeta; a dead letter,
+// or a retry due now, gets its unit at once. The delivered unit's
+// RetryInfo is kept in the queue's delivered table next to the record's
+// entry, and Units returns it in Unit.Retry. LastRetry finds a record's
+// latest delivery in a retry queue, for callers that know only the
+// record (RocketMQ's send-back names its physical offset). Snapshots
+// carry the metadata of pending retries and of delivered units; rebuild
+// replays SendBack like DeliverTimers.
 //
 // # Consume queues
 //
