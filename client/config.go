@@ -204,6 +204,12 @@ type ConsumerConfig struct {
 	// goes to the group's dead-letter queue (%DLQ%group). Default 16
 	// (RocketMQ maxReconsumeTimes; -1 means the default too).
 	MaxReconsume int
+	// ConsumeTimeout bounds a push handler's call: once it has run this
+	// long its context is cancelled and the batch counts as failed
+	// (retried as for ConsumeRetryLater), whatever the handler returns
+	// later. Default 15m (RocketMQ consumeTimeout); a negative value
+	// disables it.
+	ConsumeTimeout time.Duration
 	// LocalRetry makes a Clustering group retry a failed batch in place,
 	// blocking its queue, instead of sending it back to the broker, which
 	// redelivers it through the group's retry queue (%RETRY%group) after a
@@ -246,6 +252,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = time.Second
+	}
+	if c.ConsumeTimeout == 0 {
+		c.ConsumeTimeout = 15 * time.Minute
 	}
 	if c.MaxReconsume == 0 || c.MaxReconsume == -1 {
 		c.MaxReconsume = 16

@@ -55,6 +55,7 @@ type Consumer struct {
 	retried      atomic.Uint64 // sent back to the retry queue
 	deadLettered atomic.Uint64
 	dropped      atomic.Uint64 // broadcasting retries dropped
+	timedOut     atomic.Uint64 // handler calls past ConsumeTimeout
 	retryTopic   string        // the subscription to %RETRY%group added by New, if any
 
 	mu       sync.Mutex
@@ -269,9 +270,10 @@ type ConsumerStats struct {
 	Redelivered uint64
 	// Retried counts messages sent back to the group's retry queue,
 	// DeadLettered those moved to its dead-letter queue, Dropped those a
-	// broadcasting handler asked to retry.
-	Retried, DeadLettered, Dropped uint64
-	Owned                          []Queue // queues currently consumed
+	// broadcasting handler asked to retry, TimedOut the handler calls
+	// that ran past ConsumeTimeout.
+	Retried, DeadLettered, Dropped, TimedOut uint64
+	Owned                                    []Queue // queues currently consumed
 }
 
 // Stats returns the consumer's counters.
@@ -284,7 +286,7 @@ func (c *Consumer) Stats() ConsumerStats {
 	c.mu.Unlock()
 	sort.Slice(owned, func(i, j int) bool { return owned[i].less(owned[j]) })
 	return ConsumerStats{Delivered: c.delivered.Load(), Redelivered: c.redelivered.Load(), Owned: owned,
-		Retried: c.retried.Load(), DeadLettered: c.deadLettered.Load(), Dropped: c.dropped.Load()}
+		Retried: c.retried.Load(), DeadLettered: c.deadLettered.Load(), Dropped: c.dropped.Load(), TimedOut: c.timedOut.Load()}
 }
 
 // ClientID is this member's id in the group.

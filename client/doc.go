@@ -71,7 +71,9 @@
 // otherwise), up to MaxReconsume, then dead-letter; Broadcasting groups
 // do not retry, as in RocketMQ (the batch is dropped, logged and counted
 // in Stats().Dropped). LocalRetry restores in-place retries for a
-// Clustering group.
+// Clustering group. A handler call that runs past ConsumeTimeout (15m)
+// has its context cancelled and counts as failed, whatever it returns
+// later (RocketMQ's consumeTimeout).
 //
 // # Consuming: pull
 //

@@ -322,7 +322,7 @@ func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 			m.ReconsumeTimes = m.reconsumed + attempt
 		}
 		c.delivered.Add(uint64(len(pending)))
-		if c.handler(c.base, pending) == ConsumeSuccess {
+		if qr.handle(pending) == ConsumeSuccess {
 			qr.markConsumed(gen, next)
 			qr.setNext(gen, next)
 			return true
@@ -352,6 +352,32 @@ func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 			t.Stop()
 			return false // not consumed: the next owner gets it
 		}
+	}
+}
+
+// handle runs the push handler on msgs within ConsumeTimeout: past it the
+// handler's context is cancelled and the batch counts as failed, even if
+// the handler returns success afterwards (its goroutine is left to end on
+// its own). The handler runs in this goroutine when there is no timeout.
+func (qr *queueRun) handle(msgs []*MessageExt) ConsumeResult {
+	c := qr.c
+	if c.cfg.ConsumeTimeout < 0 {
+		return c.handler(c.base, msgs)
+	}
+	ctx, cancel := context.WithTimeout(c.base, c.cfg.ConsumeTimeout)
+	defer cancel()
+	done := make(chan ConsumeResult, 1)
+	go func() { done <- c.handler(ctx, msgs) }() // ends when the handler returns
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		if c.base.Err() == nil {
+			c.timedOut.Add(1)
+			c.log.Warn("handler exceeded ConsumeTimeout; the batch counts as failed", "queue", qr.q.String(),
+				"messages", len(msgs), "timeout", c.cfg.ConsumeTimeout)
+		}
+		return ConsumeRetryLater
 	}
 }
 

@@ -139,3 +139,53 @@ func TestRetryThroughTheBroker(t *testing.T) {
 	}
 	mu.Lock()
 }
+
+// TestConsumeTimeoutCountsAsFailure: a handler still running after
+// ConsumeTimeout has its context cancelled and its batch retried, even
+// though it returns success afterwards.
+func TestConsumeTimeoutCountsAsFailure(t *testing.T) {
+	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.DelayLevels = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond}
+		cfg.TimerPoll = 10 * time.Millisecond
+	}})
+	createTopic(t, c, "slow", 1)
+	p := newProducer(t, c, nil)
+	if _, err := p.Send(ctxT(t, 10*time.Second), &client.Message{Topic: "slow", Body: []byte("m")}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []int
+	done := make(chan struct{})
+	cons := newConsumer(t, c, "sg", map[string]string{"slow": "*"}, func(cfg *client.ConsumerConfig) {
+		cfg.ConsumeTimeout = 100 * time.Millisecond
+		cfg.LongPollWait = 200 * time.Millisecond
+	})
+	err := cons.Start(ctxT(t, 10*time.Second), func(ctx context.Context, msgs []*client.MessageExt) client.ConsumeResult {
+		mu.Lock()
+		calls = append(calls, msgs[0].ReconsumeTimes)
+		first := len(calls) == 1
+		mu.Unlock()
+		if first {
+			<-ctx.Done() // stuck until the timeout cancels it
+			return client.ConsumeSuccess
+		}
+		close(done)
+		return client.ConsumeSuccess
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the timed-out message was not redelivered")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || calls[1] != 1 {
+		t.Fatalf("handler calls with reconsume counts %v, want [0 1]", calls)
+	}
+	if st := cons.Stats(); st.TimedOut != 1 || st.Retried != 1 {
+		t.Fatalf("stats %+v, want 1 timed out and retried", st)
+	}
+}
