@@ -23,6 +23,7 @@ import (
 //	bench_produce.go   producers: sync, async, batches, pacing (--rate)
 //	bench_consume.go   consumers draining a backlog or following writes
 //	bench_e2e.go       paced producers plus a consumer timing each message
+//	bench_delay.go     delayed messages and a consumer timing their delivery
 //	bench_report.go    per-client counters, HdrHistogram latency, the report
 //	bench_progress.go  the progress line on stderr
 
@@ -69,6 +70,21 @@ func benchCommand() *cli.Command {
 				"messages and the achieved rate. Producer and consumer run in this process, on one clock.",
 			Flags:  e2eFlags(),
 			Action: benchE2E,
+		},
+		&cli.Command{
+			Name:  "delay",
+			Usage: "send delayed messages due over --spread and measure how late, and whether, each is delivered",
+			Description: "Producers (async, --inflight per client) send --count messages whose due times (DeliverAt)\n" +
+				"are spread uniformly over --spread from the start, in send order (--order sequential) or at\n" +
+				"random; one consumer of a fresh group receives them. The report has the producers' send rate\n" +
+				"and latency, then delivered, duplicate and lost messages (acknowledged, not received within\n" +
+				"--grace after the last due time), the most timers pending at once (acknowledged minus\n" +
+				"received), and the lateness of each timer delivery: receipt - due (TIMER_DELIVER_MS) and the\n" +
+				"delivery's StoreTime - due. A message already due when the leader validates it is delivered\n" +
+				"at once without TIMER_DELIVER_MS, counted apart and not timed. Producer and consumer run in\n" +
+				"this process, on one clock.",
+			Flags:  delayFlagsOfBench(),
+			Action: benchDelay,
 		},
 	)
 }

@@ -35,6 +35,9 @@ type producerRun struct {
 	// message builds the message sent at due (the schedule's time, or
 	// the send's start when unpaced). It must be safe for concurrent use.
 	message func(due time.Time) *client.Message
+	// onSent, if set, is told every send's outcome (from callbacks: it
+	// must be safe for concurrent use).
+	onSent func(m *client.Message, res client.SendResult, err error)
 }
 
 // benchProducer is one client: its Producer, its share of the count and
@@ -170,14 +173,26 @@ func (r *producerRun) syncSender(b *benchProducer) {
 			msgs[k] = r.message(dues[k])
 		}
 		var err error
+		var res []client.SendResult
 		if r.o.Batch == 1 {
-			_, err = b.p.Send(r.send, msgs[0])
+			var one client.SendResult
+			one, err = b.p.Send(r.send, msgs[0])
+			res = []client.SendResult{one}
 		} else {
 			// A failed batch counts all its messages as errors: the
 			// client does not say which of them were stored.
-			_, err = b.p.SendBatch(r.send, msgs[:n])
+			res, err = b.p.SendBatch(r.send, msgs[:n])
 		}
 		done := time.Now()
+		if r.onSent != nil {
+			for k, m := range msgs[:n] {
+				var one client.SendResult
+				if err == nil && k < len(res) {
+					one = res[k]
+				}
+				r.onSent(m, one, err)
+			}
+		}
 		if err != nil {
 			b.stats.failed(n, err, done, r.errs)
 			continue
@@ -208,13 +223,17 @@ issue:
 		if due.IsZero() {
 			due = time.Now()
 		}
-		b.p.SendAsync(r.send, r.message(due), func(_ client.SendResult, err error) {
+		m := r.message(due)
+		b.p.SendAsync(r.send, m, func(res client.SendResult, err error) {
 			done := time.Now()
 			if err != nil {
 				b.stats.failed(1, err, done, r.errs)
 			} else {
 				b.stats.latency(done.Sub(due))
 				b.stats.ok(1, int64(r.o.Size), done)
+			}
+			if r.onSent != nil {
+				r.onSent(m, res, err)
 			}
 			<-slots
 		})

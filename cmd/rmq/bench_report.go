@@ -189,7 +189,7 @@ func latencyOf(h *hdrhistogram.Histogram) *latencySummary {
 
 // benchReport is the result of every bench: the table and the JSON.
 type benchReport struct {
-	Bench    string        `json:"bench"` // produce, consume or e2e
+	Bench    string        `json:"bench"` // produce, consume, e2e or delay
 	Topic    string        `json:"topic"`
 	Queues   int           `json:"queues"`
 	Settings benchSettings `json:"settings"`
@@ -199,6 +199,8 @@ type benchReport struct {
 	Total   benchStats   `json:"total"`
 	// EndToEnd is bench e2e's consumer side.
 	EndToEnd *endToEndStats `json:"end_to_end,omitempty"`
+	// Delay is bench delay's consumer side.
+	Delay *delayStats `json:"delay,omitempty"`
 	// Errors are the distinct error messages of the run, most frequent
 	// first (also printed on stderr).
 	Errors []errorCount `json:"errors,omitempty"`
@@ -220,6 +222,9 @@ type benchSettings struct {
 	Group       string  `json:"group,omitempty"`
 	From        string  `json:"from,omitempty"`
 	PullBatch   int     `json:"pull_batch,omitempty"`
+	SpreadSec   float64 `json:"spread_s,omitempty"` // bench delay
+	GraceSec    float64 `json:"grace_s,omitempty"`
+	Order       string  `json:"order,omitempty"`
 }
 
 // endToEndStats is bench e2e's consumer: the row's latency is from the
@@ -259,6 +264,9 @@ func (r benchReport) table(w io.Writer) {
 		row(w, statsHeader("CONSUMER")...)
 		row(w, e.cells()...)
 	}
+	if r.Delay != nil {
+		r.Delay.table(w)
+	}
 }
 
 func (r benchReport) headline() string {
@@ -285,6 +293,9 @@ func (r benchReport) headline() string {
 	}
 	if s.Group != "" {
 		fmt.Fprintf(&b, ", group %s from %s", s.Group, s.From)
+	}
+	if s.SpreadSec > 0 {
+		fmt.Fprintf(&b, ", due over %s (%s)", time.Duration(s.SpreadSec*float64(time.Second)).Round(time.Millisecond), s.Order)
 	}
 	if r.Interrupted {
 		b.WriteString(" (interrupted)")

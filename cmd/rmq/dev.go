@@ -23,6 +23,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "namesrv-port", Value: 9876, Usage: "NameServer port"},
 			&cli.IntFlag{Name: "broker-port", Value: 10911, Usage: "first broker's client port; node i uses port+10*i, Raft port+10*i+1"},
 			&cli.StringFlag{Name: "flush", Value: "sync", Usage: "CommitLog flush mode: sync or async"},
+			delayLevelsFlag(),
 			pprofFlag,
 		},
 		Action: runDev,
@@ -30,6 +31,11 @@ func devCommand() *cli.Command {
 }
 
 func runDev(c *cli.Context) error {
+	if v := c.String("delay-levels"); c.IsSet("delay-levels") {
+		if _, err := parseDelayLevels(v); err != nil {
+			return fmt.Errorf("--delay-levels: %w", err)
+		}
+	}
 	log := rootLogger(c)
 	ncfg := namesrv.DefaultConfig()
 	ncfg.Listen = fmt.Sprintf("127.0.0.1:%d", c.Int("namesrv-port"))
@@ -74,6 +80,7 @@ func runDev(c *cli.Context) error {
 			Bootstrap:   true,
 			NameServers: []string{ns.Addr()},
 			Flush:       c.String("flush"),
+			DelayLevels: c.String("delay-levels"),
 		}
 		cfg, err := fc.brokerConfig()
 		if err == nil {

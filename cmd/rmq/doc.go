@@ -11,7 +11,10 @@
 //	rmq send TOPIC [BODY]          body from BODY, --file PATH, or stdin (- or piped);
 //	                               --tag, --key (repeatable), --property k=v (repeatable),
 //	                               --sharding-key, --count N (one row per message, a
-//	                               per-queue summary above 20), --no-auto-create
+//	                               per-queue summary above 20), --no-auto-create;
+//	                               one of --delay D, --deliver-at RFC3339|unix-ms,
+//	                               --delay-level N makes it a delayed message, and a
+//	                               line after the table says when it is due
 //	rmq consume TOPIC              --group G (required unless --broadcast),
 //	                               --from last|first|RFC3339, --tag "a || b", --orderly,
 //	                               --broadcast, --count N, --exit (-e), --wait D; one line
@@ -35,7 +38,7 @@
 //	rmq node status --addr A       one node: Raft indexes, log and data bytes, disk
 //	                               use, and its last log purge with the reason
 //
-// The load generators, rmq bench produce|consume|e2e, create the topic
+// The load generators, rmq bench produce|consume|e2e|delay, create the topic
 // (default "bench", --queues 8) when missing and report, per client and
 // in total, messages, errors, duration, msgs/s, MiB/s and latency
 // min/p50/p90/p99/p99.9/max (HdrHistogram, 1µs resolution, merged across
@@ -52,6 +55,11 @@
 //	rmq bench e2e                 producers as above at --rate (default 1000) stamp the
 //	                              due time in property bench-sent; one consumer records
 //	                              delivery - bench-sent; reports sent, received, missing
+//	rmq bench delay               async producers send --count delayed messages due over
+//	                              --spread (sequential or --order random) while a consumer
+//	                              of a fresh group receives them; reports delivered,
+//	                              duplicates, lost (after --grace), peak pending and the
+//	                              lateness p50..max of receipt - due and StoreTime - due
 //
 // With --rate, send latency is measured from the time the schedule said a
 // message was due, not from when it was sent, so a stall counts against

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,25 @@ type fileConfig struct {
 	RetentionMaxBytes      string `toml:"retention_max_bytes"`      // old name of retention_max_disk_bytes
 	RetentionDiskRatio     any    `toml:"retention_disk_ratio"`     // 0.85, "85%"
 	RetentionCheckInterval string `toml:"retention_check_interval"` // duration
+	// Delayed messages: the delay levels, space-separated durations in
+	// RocketMQ's messageDelayLevel form ("1s 5s 10s 30s 1m ... 2h"; a "d"
+	// unit is a day), the longest timer delay, and the scheduler's poll.
+	DelayLevels string `toml:"delay_levels"`
+	MaxDelay    string `toml:"max_delay"` // duration
+	TimerPoll   string `toml:"timer_poll"`
+
+	// fromFlags holds the keys a flag set, so that an error names the
+	// flag the value came from.
+	fromFlags map[string]bool
+}
+
+// label names a setting in an error: its flag if a flag set it (a key's
+// flag is the key with dashes: max_delay, --max-delay), else its key.
+func (fc fileConfig) label(key string) string {
+	if fc.fromFlags[key] {
+		return "--" + strings.ReplaceAll(key, "_", "-")
+	}
+	return key
 }
 
 func defaultFileConfig() fileConfig {
@@ -92,7 +112,7 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 	if fc.Flush != "" {
 		m, err := raftlog.ParseFlushMode(fc.Flush)
 		if err != nil {
-			bad("flush: %v", err)
+			bad("%s: %v", fc.label("flush"), err)
 		}
 		cfg.FlushMode = m
 	}
@@ -110,6 +130,8 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		{"member_timeout", fc.MemberTimeout, &cfg.MemberTimeout},
 		{"retention_max_age", fc.RetentionMaxAge, &cfg.Retention.MaxAge},
 		{"retention_check_interval", fc.RetentionCheckInterval, &cfg.Retention.CheckInterval},
+		{"max_delay", fc.MaxDelay, &cfg.MaxDelay},
+		{"timer_poll", fc.TimerPoll, &cfg.TimerPoll},
 	}
 	for _, d := range durations {
 		if d.in == "" {
@@ -120,10 +142,20 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 			continue
 		}
 		v, err := time.ParseDuration(d.in)
-		if err != nil {
-			bad("%s: %v", d.name, err)
+		switch {
+		case err != nil:
+			bad("%s: %v", fc.label(d.name), err)
+		case v < 0 && (d.name == "max_delay" || d.name == "timer_poll"):
+			bad("%s: %s: want a positive duration", fc.label(d.name), d.in)
 		}
 		*d.out = v
+	}
+	if fc.DelayLevels != "" {
+		levels, err := parseDelayLevels(fc.DelayLevels)
+		if err != nil {
+			bad("%s: %v", fc.label("delay_levels"), err)
+		}
+		cfg.DelayLevels = levels
 	}
 	if fc.RetentionMaxDiskBytes != "" && fc.RetentionMaxBytes != "" {
 		bad("retention_max_bytes is the old name of retention_max_disk_bytes: set only one")
@@ -146,7 +178,7 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		}
 		v, err := parseSize(s.in)
 		if err != nil {
-			bad("%s: %v", s.name, err)
+			bad("%s: %v", fc.label(s.name), err)
 		}
 		*s.out = v
 	}
@@ -173,7 +205,7 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 	if fc.RetentionDiskRatio != nil {
 		r, err := parseRatio(fc.RetentionDiskRatio)
 		if err != nil {
-			bad("retention_disk_ratio: %v", err)
+			bad("%s: %v", fc.label("retention_disk_ratio"), err)
 		}
 		if r != 0 {
 			cfg.Retention.ForceDiskRatio = r
@@ -183,6 +215,36 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		return cfg, fmt.Errorf("broker config: %s", strings.Join(errs, "; "))
 	}
 	return cfg, nil
+}
+
+// parseDelayLevels parses RocketMQ's messageDelayLevel form: durations
+// separated by spaces (or commas), level 1 first, each a Go duration or a
+// number of days ("1d"), e.g. "1s 5s 10s 30s 1m 2m 1h 2h".
+func parseDelayLevels(s string) ([]time.Duration, error) {
+	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("%q: want durations such as \"1s 5s 10s\"", s)
+	}
+	levels := make([]time.Duration, 0, len(fields))
+	for i, f := range fields {
+		d, err := parseLevel(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("level %d %q: want a positive duration such as 5s, 1m, 2h or 1d", i+1, f)
+		}
+		levels = append(levels, d)
+	}
+	return levels, nil
+}
+
+func parseLevel(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 64)
+		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, fmt.Errorf("bad days %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // isOff reports whether a retention setting says "off" (or -1).

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,5 +91,95 @@ func TestBrokerConfigRetentionErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.toml, err, tc.want)
 		}
+	}
+}
+
+func TestBrokerConfigDelay(t *testing.T) {
+	def := broker.DefaultConfig()
+	type delay struct {
+		Levels    []time.Duration
+		MaxDelay  time.Duration
+		TimerPoll time.Duration
+	}
+	tests := []struct {
+		name string
+		toml string
+		args []string
+		want delay
+	}{
+		{"defaults", "", nil, delay{def.DelayLevels, def.MaxDelay, def.TimerPoll}},
+		{"file", "delay_levels = \"1s 5s 1m 2h 1d\"\nmax_delay = \"24h\"\ntimer_poll = \"20ms\"", nil,
+			delay{[]time.Duration{time.Second, 5 * time.Second, time.Minute, 2 * time.Hour, 24 * time.Hour}, 24 * time.Hour, 20 * time.Millisecond}},
+		{"commas and spaces", "delay_levels = \" 100ms, 200ms,300ms \"", nil,
+			delay{[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}, def.MaxDelay, def.TimerPoll}},
+		{"flags override the file", "delay_levels = \"1s 5s\"\nmax_delay = \"24h\"\ntimer_poll = \"20ms\"",
+			[]string{"--delay-levels", "2s 3s 4s", "--max-delay", "1h", "--timer-poll", "50ms"},
+			delay{[]time.Duration{2 * time.Second, 3 * time.Second, 4 * time.Second}, time.Hour, 50 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := delay{cfg.DelayLevels, cfg.MaxDelay, cfg.TimerPoll}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("delay settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBrokerConfigDelayErrors(t *testing.T) {
+	tests := []struct {
+		toml string
+		args []string
+		want string
+	}{
+		{"delay_levels = \"1s soon\"", nil, `delay_levels: level 2 "soon": want a positive duration`},
+		{"delay_levels = \"1s -5s\"", nil, `delay_levels: level 2 "-5s"`},
+		{"delay_levels = \"0s\"", nil, `delay_levels: level 1 "0s"`},
+		{"delay_levels = \" , \"", nil, `delay_levels: " , ": want durations`},
+		{"delay_levels = [\"1s\"]", nil, "delay_levels"}, // a string, not an array
+		{"max_delay = \"3 days\"", nil, "max_delay: time: "},
+		{"max_delay = \"-1h\"", nil, "max_delay: -1h: want a positive duration"},
+		{"timer_poll = \"fast\"", nil, "timer_poll: time: "},
+		{"", []string{"--delay-levels", "1s x"}, `--delay-levels: level 2 "x"`},
+		{"", []string{"--max-delay", "forever"}, "--max-delay: time: "},
+		{"", []string{"--timer-poll", "-1s"}, "--timer-poll: -1s: want a positive duration"},
+		{"", []string{"--retention-max-age", "forever"}, "--retention-max-age: time: "},
+	}
+	for _, tc := range tests {
+		_, err := brokerConfigFromFile(t, tc.toml, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: got %v, want an error containing %q", tc.toml, tc.args, err, tc.want)
+		}
+	}
+}
+
+// brokerConfigFromFile is brokerConfigFrom that also returns the file's
+// own errors (a value of the wrong TOML type).
+func brokerConfigFromFile(t *testing.T, toml string, args ...string) (broker.Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broker.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadFileConfig(path); err != nil {
+		return broker.Config{}, err
+	}
+	return brokerConfigFrom(t, toml, args...)
+}
+
+func TestDevRejectsBadDelayLevels(t *testing.T) {
+	// Checked before anything starts: no port is bound, no directory made.
+	dir := filepath.Join(t.TempDir(), "dev")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"rmq", "dev", "--dir", dir, "--namesrv-port", "1", "--delay-levels", "1s 2x"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `--delay-levels: level 2 "2x"`) {
+		t.Fatalf("got %v, want a --delay-levels error naming level 2", err)
+	}
+	if _, statErr := os.Stat(dir); !os.IsNotExist(statErr) {
+		t.Errorf("rmq dev created %s before rejecting its flags", dir)
 	}
 }

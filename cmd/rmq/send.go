@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,7 +27,9 @@ func sendCommand() *cli.Command {
 		Usage:     "send a message (or --count copies) and print where it was stored",
 		ArgsUsage: "TOPIC [BODY]",
 		Description: "The body is BODY, the file named by --file, or standard input (BODY or --file\n" +
-			"\"-\", or piped in). --count N sends N copies; more than 20 print a summary.",
+			"\"-\", or piped in). --count N sends N copies; more than 20 print a summary.\n" +
+			"--delay, --deliver-at or --delay-level (one of them) makes a delayed message: the broker\n" +
+			"stores it now and delivers it to consumers when due; the output says when that is.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the body from `PATH` (- for stdin)"},
 			&cli.StringFlag{Name: "tag", Usage: "message tag, for consumer filters"},
@@ -35,6 +38,9 @@ func sendCommand() *cli.Command {
 			&cli.StringFlag{Name: "sharding-key", Usage: "send every message with this key to the same queue"},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Value: 1, Usage: "send N copies"},
 			&cli.BoolFlag{Name: "no-auto-create", Usage: "fail if the topic does not exist instead of creating it"},
+			&cli.DurationFlag{Name: "delay", Usage: "deliver after this long, by the broker's clock (at most its max_delay, default 72h)"},
+			&cli.StringFlag{Name: "deliver-at", Usage: "deliver at `TIME`: RFC 3339 (2025-03-01T12:00:00Z) or unix milliseconds; a past time delivers at once"},
+			&cli.IntFlag{Name: "delay-level", Usage: "deliver after delay level `N` (1..18 by default: 1s 5s 10s 30s 1m 2m ... 10m 20m 30m 1h 2h, as the broker configures them)"},
 		},
 		Action: send,
 	})
@@ -62,15 +68,76 @@ type sendRow struct {
 	QueueID     uint32    `json:"queue_id"`
 	Offset      uint64    `json:"offset"`
 	StoreTime   time.Time `json:"store_time,omitzero"`
+	// DeliverAt is a delayed message's due time (broker clock); its
+	// Offset is 0 until it is delivered.
+	DeliverAt time.Time `json:"deliver_at,omitzero"`
 }
 
 type sendRows []sendRow
 
+// table prints one row per message; delayed messages have no offset yet
+// ("-") and a line after the table says when they are due.
 func (v sendRows) table(w io.Writer) {
 	row(w, "MSG ID", "TOPIC", "BROKER GROUP", "QUEUE", "OFFSET")
+	var due dueRange
 	for _, r := range v {
-		row(w, r.MsgID, r.Topic, r.BrokerGroup, r.QueueID, r.Offset)
+		var off any = r.Offset
+		if !r.DeliverAt.IsZero() {
+			off = "-"
+			due.add(r.DeliverAt, r.DeliverAt.Sub(r.StoreTime))
+		}
+		row(w, r.MsgID, r.Topic, r.BrokerGroup, r.QueueID, off)
 	}
+	if line := due.line(len(v)); line != "" {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// dueRange spans the due times of a send's delayed messages.
+type dueRange struct {
+	n            int
+	first, last  time.Time
+	minIn, maxIn time.Duration // due time minus store time
+}
+
+func (d *dueRange) add(at time.Time, in time.Duration) {
+	if d.n == 0 || at.Before(d.first) {
+		d.first, d.minIn = at, in
+	}
+	if d.n == 0 || at.After(d.last) {
+		d.last, d.maxIn = at, in
+	}
+	d.n++
+}
+
+// line says when the delayed messages of a send of total messages are
+// due, relative to when the broker stored them; "" if none is delayed.
+func (d *dueRange) line(total int) string {
+	if d.n == 0 {
+		return ""
+	}
+	what := "delayed: due"
+	if d.n < total {
+		what = fmt.Sprintf("%d delayed: due", d.n)
+	}
+	if d.first.Equal(d.last) {
+		return fmt.Sprintf("%s at %s (in %s); offsets are assigned at delivery", what, timeCell(d.first), roundDelay(d.minIn))
+	}
+	in := roundDelay(d.minIn).String()
+	if hi := roundDelay(d.maxIn); hi != roundDelay(d.minIn) {
+		in += " to " + hi.String()
+	}
+	return fmt.Sprintf("%s from %s to %s (in %s); offsets are assigned at delivery",
+		what, timeCell(d.first), timeCell(d.last), in)
+}
+
+// roundDelay rounds a delay for reading: to the second from a minute up,
+// else to the millisecond.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= time.Minute || d <= -time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }
 
 // sendQueueCount is how many messages of a send went to one queue.
@@ -80,6 +147,8 @@ type sendQueueCount struct {
 	Messages    int    `json:"messages"`
 	FirstOffset uint64 `json:"first_offset"`
 	LastOffset  uint64 `json:"last_offset"`
+	// Delayed messages have no offset until they are delivered.
+	Delayed int `json:"delayed,omitempty"`
 }
 
 // sendSummary is the result of a large --count.
@@ -90,13 +159,26 @@ type sendSummary struct {
 	ElapsedMillis int64            `json:"elapsed_ms"`
 	MsgsPerSec    float64          `json:"msgs_per_sec"`
 	Queues        []sendQueueCount `json:"queues"`
+	// Delayed messages: how many, and the span of their due times.
+	Delayed        int       `json:"delayed,omitempty"`
+	FirstDeliverAt time.Time `json:"first_deliver_at,omitzero"`
+	LastDeliverAt  time.Time `json:"last_deliver_at,omitzero"`
+	due            dueRange
 }
 
 func (v sendSummary) table(w io.Writer) {
-	fmt.Fprintf(w, "sent %d messages to %s in %s (%.0f msgs/s), %d failed\n\n",
+	fmt.Fprintf(w, "sent %d messages to %s in %s (%.0f msgs/s), %d failed\n",
 		v.Sent, v.Topic, time.Duration(v.ElapsedMillis)*time.Millisecond, v.MsgsPerSec, v.Failed)
+	if line := v.due.line(v.Sent); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
 	row(w, "BROKER GROUP", "QUEUE", "MESSAGES", "FIRST OFFSET", "LAST OFFSET")
 	for _, q := range v.Queues {
+		if q.Delayed == q.Messages {
+			row(w, q.BrokerGroup, q.QueueID, q.Messages, "-", "-")
+			continue
+		}
 		row(w, q.BrokerGroup, q.QueueID, q.Messages, q.FirstOffset, q.LastOffset)
 	}
 }
@@ -120,6 +202,9 @@ func send(c *cli.Context) error {
 			msg.Properties = map[string]string{}
 		}
 		msg.Properties[k] = v
+	}
+	if err := delayFlags(c, msg); err != nil {
+		return err
 	}
 	count := c.Int("count")
 	if count < 1 {
@@ -177,7 +262,8 @@ func send(c *cli.Context) error {
 		rows := sendRows{}
 		for i, r := range results {
 			if errs[i] == nil {
-				rows = append(rows, sendRow{MsgID: r.MsgID, Topic: r.Topic, BrokerGroup: r.Group, QueueID: r.QueueID, Offset: r.QueueOffset, StoreTime: r.StoreTime})
+				rows = append(rows, sendRow{MsgID: r.MsgID, Topic: r.Topic, BrokerGroup: r.Group, QueueID: r.QueueID, Offset: r.QueueOffset,
+					StoreTime: r.StoreTime, DeliverAt: r.DeliverAt})
 			}
 		}
 		out = rows
@@ -189,6 +275,55 @@ func send(c *cli.Context) error {
 		return fmt.Errorf("%d of %d sends failed; the first: %w", failed, count, explain(firstErr, topic))
 	}
 	return nil
+}
+
+// delayFlags sets msg's delivery time from --delay, --deliver-at or
+// --delay-level, at most one of which may be given.
+func delayFlags(c *cli.Context, msg *client.Message) error {
+	var given []string
+	for _, f := range []string{"delay", "deliver-at", "delay-level"} {
+		if c.IsSet(f) {
+			given = append(given, "--"+f)
+		}
+	}
+	if len(given) > 1 {
+		return fmt.Errorf("%s: give only one of --delay, --deliver-at and --delay-level", strings.Join(given, " and "))
+	}
+	switch {
+	case c.IsSet("delay"):
+		d := c.Duration("delay")
+		if d <= 0 {
+			return fmt.Errorf("--delay %v: want a positive duration such as 30s or 2h", d)
+		}
+		if d < time.Millisecond {
+			return fmt.Errorf("--delay %v: the broker counts whole milliseconds; want 1ms or more", d)
+		}
+		msg.Delay = d
+	case c.IsSet("deliver-at"):
+		t, err := parseDeliverAt(c.String("deliver-at"))
+		if err != nil {
+			return err
+		}
+		msg.DeliverAt = t
+	case c.IsSet("delay-level"):
+		l := c.Int("delay-level")
+		if l < 1 {
+			return fmt.Errorf("--delay-level %d: want 1 or more (a level above the broker's last means the last)", l)
+		}
+		msg.DelayLevel = l
+	}
+	return nil
+}
+
+// parseDeliverAt reads --deliver-at: RFC 3339 or unix milliseconds.
+func parseDeliverAt(s string) (time.Time, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--deliver-at %q: want an RFC 3339 time such as 2025-03-01T12:00:00Z or unix milliseconds", s)
 }
 
 // sendAll sends count copies of msg concurrently and returns each
@@ -226,6 +361,11 @@ func summarize(topic string, results []client.SendResult, errs []error, elapsed 
 			qc = &sendQueueCount{BrokerGroup: r.Group, QueueID: r.QueueID, FirstOffset: r.QueueOffset, LastOffset: r.QueueOffset}
 			byQueue[q] = qc
 		}
+		if !r.DeliverAt.IsZero() {
+			s.Delayed++
+			s.due.add(r.DeliverAt, r.DeliverAt.Sub(r.StoreTime))
+			qc.Delayed++
+		}
 		qc.Messages++
 		qc.FirstOffset, qc.LastOffset = min(qc.FirstOffset, r.QueueOffset), max(qc.LastOffset, r.QueueOffset)
 	}
@@ -240,6 +380,9 @@ func summarize(topic string, results []client.SendResult, errs []error, elapsed 
 	})
 	if secs := elapsed.Seconds(); secs > 0 {
 		s.MsgsPerSec = float64(s.Sent) / secs
+	}
+	if s.Delayed > 0 {
+		s.FirstDeliverAt, s.LastDeliverAt = s.due.first, s.due.last
 	}
 	return s
 }

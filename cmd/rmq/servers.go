@@ -70,6 +70,9 @@ func brokerCommand() *cli.Command {
 			&cli.StringFlag{Name: "retention-max-disk-bytes", Usage: `budget for rmq's files under --data, e.g. 100GiB (default: none; "off")`},
 			&cli.StringFlag{Name: "retention-disk-ratio", Usage: `file-system fullness that deletes unexpired segments (default 0.85; "off")`},
 			&cli.StringFlag{Name: "retention-check-interval", Usage: `how often the leader applies retention (default 10s; "off" disables retention)`},
+			delayLevelsFlag(),
+			&cli.StringFlag{Name: "max-delay", Usage: "longest delay a timer message may ask for (default 72h; delay levels are not bound by it)"},
+			&cli.StringFlag{Name: "timer-poll", Usage: "how often the leader delivers due delayed messages (default 100ms)"},
 			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -97,10 +100,16 @@ func brokerCommand() *cli.Command {
 	}
 }
 
+// applyBrokerFlags overrides the file's settings with the flags given,
+// noting which, so that a bad value's error names its flag.
 func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
+	if fc.fromFlags == nil {
+		fc.fromFlags = map[string]bool{}
+	}
 	set := func(name string, dst *string) {
 		if c.IsSet(name) {
 			*dst = c.String(name)
+			fc.fromFlags[strings.ReplaceAll(name, "-", "_")] = true
 		}
 	}
 	set("id", &fc.NodeID)
@@ -120,7 +129,11 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 	set("retention-check-interval", &fc.RetentionCheckInterval)
 	if c.IsSet("retention-disk-ratio") {
 		fc.RetentionDiskRatio = c.String("retention-disk-ratio")
+		fc.fromFlags["retention_disk_ratio"] = true
 	}
+	set("delay-levels", &fc.DelayLevels)
+	set("max-delay", &fc.MaxDelay)
+	set("timer-poll", &fc.TimerPoll)
 	if c.IsSet("peers") {
 		fc.Peers = splitList(c.String("peers"))
 	}
@@ -164,6 +177,12 @@ func runBroker(c *cli.Context, cfg broker.Config) error {
 	ctx, cancel := contextWithTimeout(c.Duration("timeout"))
 	defer cancel()
 	return errors.Join(runErr, n.Close(ctx))
+}
+
+// delayLevelsFlag is --delay-levels of rmq broker and rmq dev.
+func delayLevelsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "delay-levels",
+		Usage: `delay of each level 1..N, e.g. "1s 5s 10s" (default RocketMQ's 18 levels, "1s 5s 10s 30s 1m 2m ... 10m 20m 30m 1h 2h")`}
 }
 
 func splitList(s string) []string {
