@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/rmq-dev/rmq/compat"
 	"github.com/rmq-dev/rmq/wire"
@@ -89,14 +90,22 @@ func (s *Server) remotingRoute(req *compat.Command) (any, *remotingErr) {
 	if err != nil || topic == "" {
 		return nil, &remotingErr{compat.RespInvalidParameter, "GET_ROUTEINFO_BY_TOPIC: header field \"topic\" is required"}
 	}
-	info, rerr := s.reg.route(&wire.RouteRequest{Topic: topic, Default: topic == defaultTopic}, s.cfg.Now())
+	// A consumer group's retry topic is created by its first heartbeat,
+	// which RocketMQ clients send only after their first route lookup;
+	// answering it as the default route (one queue) spares them the 30 s
+	// until their next lookup: their pulls find the topic moments later.
+	retry := strings.HasPrefix(topic, "%RETRY%")
+	info, rerr := s.reg.route(&wire.RouteRequest{Topic: topic, Default: topic == defaultTopic || retry}, s.cfg.Now())
 	if rerr != nil {
 		return nil, &remotingErr{compat.RespTopicNotExist, "No topic route info in name server for the topic: " + topic}
 	}
 	out := compat.TopicRouteData{QueueDatas: []compat.QueueData{}, BrokerDatas: []compat.BrokerData{}}
 	for _, g := range info.Groups {
 		queues := int(g.Queues)
-		if queues == 0 { // the default route: a group that would auto-create the topic
+		switch {
+		case queues == 0 && retry:
+			queues = 1 // RocketMQ's retryQueueNums
+		case queues == 0: // the default route: a group that would auto-create the topic
 			queues = defaultTopicQueues
 		}
 		perm := int(g.Perm)

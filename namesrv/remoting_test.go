@@ -80,6 +80,16 @@ func TestRemotingRoute(t *testing.T) {
 	if len(rd.QueueDatas) != 1 || rd.QueueDatas[0].WriteQueueNums != defaultTopicQueues || rd.QueueDatas[0].Perm&compat.PermWrite == 0 {
 		t.Fatalf("TBW102 route %+v", rd.QueueDatas)
 	}
+	// A group's retry topic before its first heartbeat created it: one
+	// queue on every group with a leader.
+	resp = remotingCall(t, s, compat.ReqGetRouteInfoByTopic, map[string]string{"topic": "%RETRY%billing"})
+	rd = compat.TopicRouteData{}
+	if err := compat.DecodeJSON(resp.Body, &rd); err != nil || resp.Code != compat.RespSuccess {
+		t.Fatalf("retry topic route: %d %v", resp.Code, err)
+	}
+	if len(rd.QueueDatas) != 1 || rd.QueueDatas[0].ReadQueueNums != 1 {
+		t.Fatalf("retry topic route %+v, want one queue", rd.QueueDatas)
+	}
 }
 
 // TestRemotingClusterAndTopics: cluster info and topic lists.

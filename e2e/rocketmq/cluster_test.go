@@ -84,12 +84,12 @@ type devCluster struct {
 // startDev starts `rmq dev` with a temporary --dir, waits until its
 // group has a serving leader, and stops it in t.Cleanup (SIGTERM, then
 // SIGKILL after 20s).
-func startDev(t testing.TB) *devCluster {
+func startDev(t testing.TB, devFlags ...string) *devCluster {
 	t.Helper()
 	root := t.TempDir()
 	var errs []error
 	for attempt := 0; attempt < 3; attempt++ { // a lost port race is retried on new ports
-		d, err := launchDev(root, attempt)
+		d, err := launchDev(root, attempt, devFlags...)
 		if err == nil {
 			t.Cleanup(func() { d.stop(t) })
 			return d
@@ -100,14 +100,14 @@ func startDev(t testing.TB) *devCluster {
 	return nil
 }
 
-func launchDev(root string, attempt int) (*devCluster, error) {
+func launchDev(root string, attempt int, devFlags ...string) (*devCluster, error) {
 	nsPort, base, all, err := pickDevPorts()
 	if err != nil {
 		return nil, err
 	}
 	d := &devCluster{ns: fmt.Sprintf("127.0.0.1:%d", nsPort), dir: filepath.Join(root, fmt.Sprintf("data%d", attempt)), ports: all}
-	d.p, err = spawn(root, fmt.Sprintf("dev%d", attempt), "--log-level", "info", "dev", "--dir", d.dir,
-		"--namesrv-port", strconv.Itoa(nsPort), "--broker-port", strconv.Itoa(base))
+	d.p, err = spawn(root, fmt.Sprintf("dev%d", attempt), append([]string{"--log-level", "info", "dev", "--dir", d.dir,
+		"--namesrv-port", strconv.Itoa(nsPort), "--broker-port", strconv.Itoa(base)}, devFlags...)...)
 	if err != nil {
 		return nil, err
 	}
