@@ -30,6 +30,9 @@
 //     (TestFailoverLeaderKill). rocketmq-client-go v2.1.2 refreshes routes
 //     every 30s (a constant, no option), so the clients' outage lasts up to
 //     that long and this test takes 30-60s;
+//   - delay levels 1 and 2 (TestDelayLevel); retries through rmq's retry
+//     queue and the dead-letter queue after maxReconsumeTimes
+//     (TestRetryToDLQ, on rmq dev with shortened --delay-levels);
 //   - interop with rmq's own client (package client) both ways, message
 //     ids included (TestInteropRmqToRocketMQ, TestInteropRocketMQToRmq);
 //   - throughput, 1 KiB messages, sync and async: TestThroughput (only with
