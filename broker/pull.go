@@ -281,6 +281,13 @@ func (n *Node) MessageAt(pos Position) (StoredMessage, error) {
 	off := min + uint64(i)
 	us, err := n.fsm.Units(m.Topic, m.QueueID, off, 1, one[:0])
 	if lookErr != nil || err != nil || len(us) == 0 || us[0].Index != pos.Index || us[0].Pos != pos.Pos {
+		// A delayed message's unit was added when it was due, out of its
+		// record's order: its queue's delivered table knows it.
+		if doff, _, ok := n.fsm.LastDelivered(m.Topic, m.QueueID, pos.Index, pos.Pos); ok {
+			if us, err = n.fsm.Units(m.Topic, m.QueueID, doff, 1, one[:0]); err == nil && len(us) == 1 {
+				return StoredMessage{Message: m, QueueOffset: doff, StoreTime: us[0].StoreTime, RaftIndex: pos.Index, Pos: pos.Pos}, nil
+			}
+		}
 		return notFound(fmt.Sprintf("it is not in the consume queue of %s/%d (topic recreated, or purged)", m.Topic, m.QueueID))
 	}
 	return StoredMessage{Message: m, QueueOffset: off, StoreTime: us[0].StoreTime, RaftIndex: pos.Index, Pos: pos.Pos}, nil

@@ -579,3 +579,36 @@ func TestRemotingSendBack(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRemotingViewAndSendBackDelayed: a delayed message, once delivered,
+// is found by its message id and can be sent back like any other.
+func TestRemotingViewAndSendBackDelayed(t *testing.T) {
+	n, c := remotingNodeWith(t, func(cfg *Config) {
+		cfg.DelayLevels = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond}
+		cfg.TimerPoll = 10 * time.Millisecond
+	})
+	wantCode(t, sendV1(t, c, "dl", 0, nil, []byte("first"), 0), compat.RespSuccess)
+	resp := sendV1(t, c, "dl", 0, map[string]string{compat.PropDelayLevel: "1"}, []byte("late"), 0)
+	wantCode(t, resp, compat.RespSuccess)
+	wantCode(t, sendV1(t, c, "dl", 0, nil, []byte("third"), 0), compat.RespSuccess)
+	_, phys, _ := compat.ParseOffsetMsgID(resp.Ext["msgId"])
+	eventually(t, 10*time.Second, func() error {
+		if _, next, _ := n.QueueRange("dl", 0); next != 3 {
+			return fmt.Errorf("queue next %d, want 3 once the delayed message is due", next)
+		}
+		return nil
+	})
+	v := call(t, c, compat.ReqViewMessageByID, map[string]string{"offset": strconv.FormatInt(phys, 10)}, nil)
+	wantCode(t, v, compat.RespSuccess)
+	if m, _, err := compat.DecodeMessageExt(v.Body); err != nil || string(m.Body) != "late" || m.QueueOffset != 2 {
+		t.Fatalf("viewed %+v %v, want the delayed message at offset 2", m, err)
+	}
+	wantCode(t, call(t, c, compat.ReqConsumerSendMsgBack, map[string]string{"group": "g", "offset": strconv.FormatInt(phys, 10),
+		"delayLevel": "0", "maxReconsumeTimes": "3"}, nil), compat.RespSuccess)
+	eventually(t, 10*time.Second, func() error {
+		if _, msgs := pull(t, c, "g", "%RETRY%g", 0, 0, 0); len(msgs) != 1 || msgs[0].Properties[compat.PropRetryTopic] != "dl" {
+			return fmt.Errorf("retry queue: %v", msgs)
+		}
+		return nil
+	})
+}

@@ -85,22 +85,35 @@ func (c *SendBack) apply(f *FSM, index uint64) any {
 // record at (index, pos) in the queue of topic (a group's retry queue):
 // how a send-back that names only the record learns how often it failed.
 func (f *FSM) LastRetry(topic string, queueID uint32, index uint64, pos uint32) (RetryInfo, bool) {
+	_, meta, ok := f.LastDelivered(topic, queueID, index, pos)
+	if !ok || meta == nil {
+		return RetryInfo{}, false
+	}
+	return *meta, true
+}
+
+// LastDelivered returns the offset (and retry metadata, if any) of the
+// latest live delivered unit of a queue that points at the record at
+// (index, pos): how a delayed or retried message's queue offset is found
+// from its record, which a binary search by position cannot do (the
+// delivered units are out of their records' order).
+func (f *FSM) LastDelivered(topic string, queueID uint32, index uint64, pos uint32) (uint64, *RetryInfo, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	q, err := f.queueLocked(topic, queueID)
 	if err != nil || q.err != nil {
-		return RetryInfo{}, false
+		return 0, nil, false
 	}
 	d := &q.delivered
 	for i := len(d.offsets) - 1; i >= 0; i-- {
-		if d.orig[i] != index || d.offsets[i] < q.min || len(d.meta) == 0 {
+		if d.orig[i] != index || d.offsets[i] < q.min {
 			continue
 		}
 		if u, ok := f.store.read(q, d.offsets[i]); ok && u.Pos == pos {
-			return d.meta[i], true
+			return d.offsets[i], d.retry(i), true
 		}
 	}
-	return RetryInfo{}, false
+	return 0, nil, false
 }
 
 // TopicName returns the name of the live topic incarnation id.
