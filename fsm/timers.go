@@ -149,7 +149,17 @@ func (c *DeliverTimers) apply(f *FSM, index uint64) any {
 		q.delivered.add(q.next-1, t.index, meta)
 		res.Delivered++
 	}
+	f.timers.shrink()
 	return res
+}
+
+// shrink gives back the heap's backing array once it is mostly empty:
+// popping never shrinks a slice, and a burst of a million timers would
+// otherwise keep 40 MB until a restart.
+func (h *timerHeap) shrink() {
+	if c := cap(*h); c > 4096 && len(*h) < c/4 {
+		*h = append(make(timerHeap, 0, 2*len(*h)), *h...)
+	}
 }
 
 // removeTimer removes t from the pending timers and reports whether it
