@@ -83,7 +83,7 @@ func benchCommand() *cli.Command {
 				"delivery's StoreTime - due. A message already due when the leader validates it is delivered\n" +
 				"at once without TIMER_DELIVER_MS, counted apart and not timed. Producer and consumer run in\n" +
 				"this process, on one clock.",
-			Flags:  delayFlagsOfBench(),
+			Flags:  delayBenchFlags(),
 			Action: benchDelay,
 		},
 	)

@@ -40,7 +40,7 @@ const propDeliverAt = "TIMER_DELIVER_MS"
 // maxLatenessMicros bounds the lateness histograms (1µs to 1h).
 const maxLatenessMicros = int64(time.Hour / time.Microsecond)
 
-func delayFlagsOfBench() []cli.Flag {
+func delayBenchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "topic", Value: "bench-delay", Usage: "topic (created if missing)"},
 		&cli.IntFlag{Name: "clients", Aliases: []string{"c"}, Value: 1, Usage: "producers, each with its own connections"},
@@ -85,8 +85,8 @@ func parseDelayOptions(c *cli.Context) (delayOptions, error) {
 		atLeast("inflight", o.Inflight, 1),
 		within("queues", o.Queues, 1, 1024),
 	)
-	if o.Count < 1 || o.Count > 1<<32 {
-		errs = append(errs, fmt.Errorf("--count %d: want 1 to %d", o.Count, int64(1)<<32))
+	if o.Count < 1 || o.Count > 1<<30 {
+		errs = append(errs, fmt.Errorf("--count %d: want 1 to %d", o.Count, int64(1)<<30))
 	}
 	if o.Spread < time.Millisecond {
 		errs = append(errs, fmt.Errorf("--spread %v: want 1ms or more", o.Spread))
