@@ -79,8 +79,12 @@ func (n *Node) normalizeDelay(m *fsm.Message, now time.Time) error {
 			continue
 		}
 		v, err := strconv.ParseInt(r.v, 10, 64)
-		if err != nil || v < 0 || v > int64(n.cfg.MaxDelay/r.unit) {
-			return bad(r.prop, r.v, fmt.Sprintf("want 0..%d", int64(n.cfg.MaxDelay/r.unit)))
+		if err != nil || v < 0 {
+			return bad(r.prop, r.v, "want a non-negative integer")
+		}
+		if v > int64(n.cfg.MaxDelay/r.unit) {
+			return fmt.Errorf("%w: a delay of %s is beyond the broker's maximum delay %s", ErrInvalidArgument,
+				time.Duration(v)*r.unit, n.cfg.MaxDelay)
 		}
 		due = now.Add(time.Duration(v) * r.unit)
 		set++

@@ -126,7 +126,8 @@ func TestDelayRefusals(t *testing.T) {
 		want  string
 	}{
 		{map[string]string{PropDelayLevel: "x"}, "DELAY"},
-		{map[string]string{PropDelaySec: "7200"}, "TIMER_DELAY_SEC"},
+		{map[string]string{PropDelaySec: "7200"}, "maximum delay 1h0m0s"},
+		{map[string]string{PropDelaySec: "-1"}, "TIMER_DELAY_SEC"},
 		{map[string]string{fsm.PropDeliverAt: strconv.FormatInt(time.Now().Add(2*time.Hour).UnixMilli(), 10)}, "maximum delay"},
 		{map[string]string{PropDelayLevel: "1", PropDelayMS: "5"}, "only one"},
 	} {
