@@ -67,6 +67,25 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	f.Add(snapshotBytes(f, h.f))
 	randomLog(h, 40)
 	f.Add(snapshotBytes(f, h.f))
+	// Pending timers (a delay and a retry), delivered units with metadata.
+	h.mustCmd(CreateTopic{Name: "%RETRY%g", Queues: 1})
+	x, r := h.topicID("x"), h.topicID("%RETRY%g")
+	h.send(10, delayedMsg("x", x, 0, "later", 1000), delayedMsg("x", x, 1, "sooner", 20))
+	u, _ := h.f.Units("x", 0, 0, 1, nil)
+	for _, c := range []Command{
+		SendBack{Now: 10, Record: TimerRef{Due: 5000, Index: u[0].Index, Pos: u[0].Pos, Size: u[0].Size, TopicID: r},
+			Retry: RetryInfo{Reconsume: 1, OriginTopicID: x}},
+		SendBack{Now: 10, Record: TimerRef{Due: 10, Index: u[0].Index, Pos: u[0].Pos, Size: u[0].Size, TopicID: r},
+			Retry: RetryInfo{Reconsume: 2, OriginTopicID: x, OriginOffset: 3}},
+		DeliverTimers{Now: 30, Items: h.f.DueTimers(30, 10)},
+	} {
+		data, err := Encode(c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		h.applyLog(0, data)
+	}
+	f.Add(snapshotBytes(f, h.f))
 	f.Add(append([]byte{snapshotVersion, 0x81, 0xa6, 't', 'o', 'p', 'i', 'c', 's'}, claim4e9...))
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.UnitsPerFile, cfg.Log, cfg.Logger = f.TempDir(), 4, h.log, hclog.NewNullLogger() // f's logger may not be used inside the target
