@@ -400,9 +400,9 @@ func (a *Admin) DeadLetters(ctx context.Context, group string, limit int) ([]Dea
 	}
 	ctx, cancel := a.ctx(ctx)
 	defer cancel()
-	tr, err := a.router.route(ctx, "%DLQ%"+group, false, 0)
+	tr, err := a.dlqRoute(ctx, group)
 	if err != nil {
-		return nil, fmt.Errorf("group %s has no dead-letter queue: %w", group, err)
+		return nil, err
 	}
 	var out []DeadLetter
 	for _, g := range tr.groups {
@@ -434,6 +434,16 @@ func (a *Admin) DeadLetters(ctx context.Context, group string, limit int) ([]Dea
 	return out, nil
 }
 
+// dlqRoute returns the route of group's dead-letter topic.
+func (a *Admin) dlqRoute(ctx context.Context, group string) (*topicRoute, error) {
+	tr, err := a.router.route(ctx, "%DLQ%"+group, false, 0)
+	if errors.Is(err, ErrTopicNotFound) {
+		return nil, &Error{Code: wire.CodeTopicNotFound,
+			Message: fmt.Sprintf("group %s has no dead-letter queue: nothing was dead-lettered", group)}
+	}
+	return tr, err
+}
+
 // ResendDeadLetters redelivers group's dead letters with the given message
 // IDs (upper-case hex, as MessageExt.MsgID), or all of them, through the
 // group's retry queue: only that group consumes them again, and each
@@ -455,9 +465,9 @@ func (a *Admin) ResendDeadLetters(ctx context.Context, group string, ids []strin
 	}
 	ctx, cancel := a.ctx(ctx)
 	defer cancel()
-	tr, err := a.router.route(ctx, "%DLQ%"+group, false, 0)
+	tr, err := a.dlqRoute(ctx, group)
 	if err != nil {
-		return 0, fmt.Errorf("group %s has no dead-letter queue: %w", group, err)
+		return 0, err
 	}
 	n := 0
 	for _, g := range tr.groups {
