@@ -281,6 +281,9 @@ func (n *Node) purgeReleased() {
 		return
 	}
 	floor := start - 1
+	if segs := n.store.Segments(); len(segs) == 0 || !segs[0].Sealed || segs[0].Last > floor {
+		return // no whole segment below the floor: skip PinnedIndex, which scans every timer
+	}
 	if pin, ok := n.fsm.PinnedIndex(); ok && pin <= floor {
 		// A pending timer or a delivered delayed message still points at
 		// a record there: keep the log from it (delay.go).
