@@ -118,7 +118,7 @@
 // it. Keep this table true.
 //
 //	feature                        codes / properties             status   notes
-//	routes                         105 GET_ROUTEINFO_BY_TOPIC     yes      brokerName = group; Raft leader = brokerId 0, followers 1..n; TBW102 lists writable groups (8 queues) for auto-create
+//	routes                         105 GET_ROUTEINFO_BY_TOPIC     yes      brokerName = group; Raft leader = brokerId 0, followers 1..n; TBW102 lists writable groups (8 queues) for auto-create; a %RETRY% topic not created yet gets a one-queue default route
 //	cluster, topic lists           106, 206, 224                  yes      GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER, GET_TOPICS_BY_CLUSTER
 //	KV config                      101 GET_KV_CONFIG              partly   always QUERY_NOT_FOUND: rmq keeps no KV config
 //	RocketMQ brokers registering   103, 104                       no       rmq brokers register over rmq's protocol
