@@ -246,7 +246,7 @@ func (c *Consumer) correctOffset(ctx context.Context, q Queue, off uint64, e *Er
 	if off < e.MinOffset || e.MaxOffset < e.MinOffset {
 		return e.MinOffset // also what a broker that sends no MaxOffset means
 	}
-	switch c.cfg.From {
+	switch c.startFrom(q) {
 	case FromFirst:
 		return e.MinOffset
 	case FromTimestamp:
@@ -260,6 +260,17 @@ func (c *Consumer) correctOffset(ctx context.Context, q Queue, off uint64, e *Er
 		}
 	}
 	return e.MaxOffset
+}
+
+// startFrom is where a queue without a committed offset starts:
+// ConsumerConfig.From, except for the group's retry queue, which holds
+// only this group's redeliveries and is always read from its start (a
+// retry stored before the first member read that queue is not skipped).
+func (c *Consumer) startFrom(q Queue) ConsumeFrom {
+	if q.Topic == c.retryTopic {
+		return FromFirst
+	}
+	return c.cfg.From
 }
 
 func (qr *queueRun) setNext(gen, off uint64) {
@@ -609,7 +620,7 @@ func (c *Consumer) startOffset(ctx context.Context, q Queue) (off uint64, commit
 			return resp.Offset, true, nil
 		}
 	}
-	switch c.cfg.From {
+	switch c.startFrom(q) {
 	case FromFirst:
 		return 0, false, nil
 	case FromTimestamp:

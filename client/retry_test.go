@@ -189,3 +189,53 @@ func TestConsumeTimeoutCountsAsFailure(t *testing.T) {
 		t.Fatalf("stats %+v, want 1 timed out and retried", st)
 	}
 }
+
+// TestRetryQueueReadFromItsStart: a group that starts from the last
+// offset still reads its retry queue from the start, so the first retry,
+// stored before any member owned that queue, is not skipped.
+func TestRetryQueueReadFromItsStart(t *testing.T) {
+	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.DelayLevels = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
+		cfg.TimerPoll = 10 * time.Millisecond
+	}})
+	createTopic(t, c, "late", 1)
+	var mu sync.Mutex
+	var counts []int
+	done := make(chan struct{})
+	cons := newConsumer(t, c, "lg", map[string]string{"late": "*"}, func(cfg *client.ConsumerConfig) {
+		cfg.From = client.FromLast
+		cfg.LongPollWait = 200 * time.Millisecond
+	})
+	if err := cons.Start(ctxT(t, 10*time.Second), func(_ context.Context, msgs []*client.MessageExt) client.ConsumeResult {
+		mu.Lock()
+		defer mu.Unlock()
+		counts = append(counts, msgs[0].ReconsumeTimes)
+		if len(counts) == 1 {
+			return client.ConsumeRetryLater
+		}
+		close(done)
+		return client.ConsumeSuccess
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if st := cons.Stats(); len(st.Owned) != 1 {
+			return fmt.Errorf("owns %v", st.Owned)
+		}
+		return nil
+	})
+	p := newProducer(t, c, nil)
+	if _, err := p.Send(ctxT(t, 10*time.Second), &client.Message{Topic: "late", Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the retry was not delivered")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(counts) != "[0 1]" {
+		t.Fatalf("deliveries with counts %v, want [0 1]", counts)
+	}
+}

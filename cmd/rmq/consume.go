@@ -61,6 +61,10 @@ type consumedMessage struct {
 	Properties  map[string]string `json:"properties,omitempty"`
 	StoreTime   time.Time         `json:"store_time,omitzero"`
 	Redelivered bool              `json:"redelivered,omitempty"`
+	// A redelivery from the group's retry queue: that queue's topic (the
+	// queue and offset above are the retry queue's) and the failures so far.
+	RetryTopic     string `json:"retry_topic,omitempty"`
+	ReconsumeTimes int    `json:"reconsume_times,omitempty"`
 	// Body is the body when it is UTF-8 text; otherwise BodyBase64 (JSON)
 	// holds it and the table shows it quoted.
 	Body       string `json:"body,omitempty"`
@@ -72,6 +76,9 @@ func newConsumedMessage(m *client.MessageExt) consumedMessage {
 		Topic: m.Topic, BrokerGroup: m.Queue.Group, QueueID: m.Queue.QueueID, Offset: m.QueueOffset,
 		MsgID: m.MsgID, Tags: m.Tags, Keys: m.Keys, Properties: m.Properties, StoreTime: m.StoreTime,
 		Redelivered: m.Redelivered,
+	}
+	if m.RetryOf != nil {
+		cm.RetryTopic, cm.ReconsumeTimes = m.Queue.Topic, m.ReconsumeTimes
 	}
 	if utf8.Valid(m.Body) {
 		cm.Body = string(m.Body)
@@ -91,8 +98,12 @@ func (m consumedMessage) line() string {
 		body = string(m.BodyBase64)
 	}
 	keys := strings.Join(m.Keys, ",")
+	queue := fmt.Sprintf("%s#%d", m.BrokerGroup, m.QueueID)
+	if m.RetryTopic != "" { // a retry: its retry-queue position and how many deliveries failed
+		queue = fmt.Sprintf("%s#%d/retry%d", m.BrokerGroup, m.QueueID, m.ReconsumeTimes)
+	}
 	return fmt.Sprintf("%-16s %-9d %-33s %-11s %-11s %s\n",
-		fmt.Sprintf("%s#%d", m.BrokerGroup, m.QueueID), m.Offset, m.MsgID, textCell(m.Tags), textCell(keys), textCell(body))
+		queue, m.Offset, m.MsgID, textCell(m.Tags), textCell(keys), textCell(body))
 }
 
 // fromFlag parses --from.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,4 +41,36 @@ func TestDLQListResend(t *testing.T) {
 		t.Fatalf("retry queue after the resend: next %d %v, want 1", next, err)
 	}
 	c.fails("no dead-letter queue", "dlq", "list", "nobody")
+}
+
+// TestConsumeShowsRetries: a redelivery from the group's retry queue is
+// marked as such, with its failure count.
+func TestConsumeShowsRetries(t *testing.T) {
+	cl := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.DelayLevels = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
+		cfg.TimerPoll = 10 * time.Millisecond
+	}})
+	c := &harness{t: t, ns: cl.NamesrvAddr()}
+	c.ok("topic", "create", "jobs", "--queues", "1")
+	n := cl.Leader(10 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := n.Send(ctx, []*fsm.Message{{Topic: "jobs", ID: []byte("0123456789abcdef"), Body: []byte("again")}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	c.ok("consume", "jobs", "--group", "workers", "--from", "first", "--count", "1")
+	if _, err := n.SendBack(ctx, broker.SendBackRequest{Group: "workers", Topic: "jobs", Offset: res[0].QueueOffset}); err != nil {
+		t.Fatal(err)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if _, next, err := n.QueueRange(broker.RetryTopic("workers"), 0); err != nil || next != 1 {
+			return fmt.Errorf("retry queue next %d %v", next, err)
+		}
+		return nil
+	})
+	out := c.ok("consume", "jobs", "--group", "workers", "--count", "1")
+	if !strings.Contains(out, "broker-a#0/retry1") || !strings.Contains(out, "again") {
+		t.Fatalf("consume of the retry printed:\n%s", out)
+	}
 }
