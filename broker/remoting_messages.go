@@ -412,7 +412,9 @@ func (n *Node) remotingQueryOffset(_ context.Context, _ *compat.ServerConn, req 
 		if err != nil {
 			return nil, err
 		}
-		if min > 0 || strings.EqualFold(n.remoting.consumeFrom(group), "CONSUME_FROM_TIMESTAMP") {
+		fromTime := strings.EqualFold(n.remoting.consumeFrom(group), "CONSUME_FROM_TIMESTAMP") &&
+			!strings.HasPrefix(topic, "%RETRY%") // a retry queue is read from its start
+		if min > 0 || fromTime {
 			return compat.NewResponse(req, compat.RespQueryNotFound,
 				fmt.Sprintf("group %q has no committed offset for %s/%d", group, topic, queue)), nil
 		}
