@@ -78,6 +78,9 @@ func TestDelayedDeliveryOnInjectedClock(t *testing.T) {
 			due[tc.id] = start.Add(tc.delay)
 		}
 	}
+	if st, err := n.TopicStatus("d"); err != nil || st.Queues[0].Delayed != len(due) {
+		t.Fatalf("topic status %+v %v, want %d delayed", st, err, len(due))
+	}
 	visible := func() map[string][]StoredMessage { return allMessages(t, n, "d", 1) }
 	if got := visible(); len(got) != 2 || got["past"] == nil || got["plain"] == nil {
 		t.Fatalf("visible at once: %v, want past and plain only", keys(got))

@@ -143,6 +143,7 @@ type QueueStatus struct {
 	MinOffset     uint64
 	MaxOffset     uint64 // next offset to be assigned
 	LastStoreTime int64  // unix ms; 0 when the queue is empty
+	Delayed       int    // delayed messages (or retries) stored for it, not yet due
 }
 
 // TopicStatus is a topic and the state of each of its queues.
@@ -158,12 +159,13 @@ func (n *Node) TopicStatus(name string) (TopicStatus, error) {
 		return TopicStatus{}, fmt.Errorf("%w: %q", ErrTopicNotFound, name)
 	}
 	st := TopicStatus{Topic: t}
+	delayed := n.fsm.PendingTimersByQueue(t.ID)
 	for q := uint32(0); q < t.Queues; q++ {
 		min, next, err := n.QueueRange(t.Name, q)
 		if err != nil {
 			return TopicStatus{}, err
 		}
-		qs := QueueStatus{QueueID: q, MinOffset: min, MaxOffset: next}
+		qs := QueueStatus{QueueID: q, MinOffset: min, MaxOffset: next, Delayed: delayed[q]}
 		if next > min {
 			if u, err := n.fsm.Units(t.Name, q, next-1, 1, nil); err == nil && len(u) == 1 {
 				qs.LastStoreTime = u[0].StoreTime

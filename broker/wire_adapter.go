@@ -291,7 +291,8 @@ func (n *Node) handleTopicStatus(_ context.Context, req *wire.TopicRequest) (any
 	}
 	st := &wire.TopicStatus{Topic: *topicInfo(ts.Topic)}
 	for _, q := range ts.Queues {
-		st.Queues = append(st.Queues, wire.QueueStatus{QueueID: q.QueueID, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset, LastStoreTime: q.LastStoreTime})
+		st.Queues = append(st.Queues, wire.QueueStatus{QueueID: q.QueueID, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset,
+			LastStoreTime: q.LastStoreTime, Delayed: q.Delayed})
 	}
 	return st, nil
 }

@@ -265,6 +265,10 @@ type QueueStatus struct {
 	MinOffset     uint64
 	MaxOffset     uint64 // next offset to be assigned
 	LastStoreTime time.Time
+	// Delayed counts messages stored for this queue that are not due yet
+	// (delayed messages, or retries waiting for their backoff); they get
+	// their offsets when delivered.
+	Delayed int
 }
 
 // TopicStatus returns min/max offsets of every queue of a topic.
@@ -285,7 +289,8 @@ func (a *Admin) TopicStatus(ctx context.Context, topic string) ([]QueueStatus, e
 			return nil, fmt.Errorf("broker group %s: %w", g.Group, err)
 		}
 		for _, q := range st.Queues {
-			qs := QueueStatus{Queue: Queue{Topic: topic, Group: g.Group, QueueID: q.QueueID}, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset}
+			qs := QueueStatus{Queue: Queue{Topic: topic, Group: g.Group, QueueID: q.QueueID}, MinOffset: q.MinOffset, MaxOffset: q.MaxOffset,
+				Delayed: q.Delayed}
 			if q.LastStoreTime != 0 {
 				qs.LastStoreTime = time.UnixMilli(q.LastStoreTime)
 			}

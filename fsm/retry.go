@@ -142,3 +142,21 @@ func (f *FSM) PendingTimersTo(topicID uint32) int {
 	}
 	return n
 }
+
+// PendingTimersByQueue counts, per queue, the pending timers whose target
+// is a queue of the topic incarnation topicID (delayed messages not yet
+// due, or retries waiting for their backoff). It scans the timers.
+func (f *FSM) PendingTimersByQueue(topicID uint32) map[uint32]int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out map[uint32]int
+	for i := range f.timers {
+		if t := &f.timers[i]; t.topicID == topicID {
+			if out == nil {
+				out = map[uint32]int{}
+			}
+			out[t.queueID]++
+		}
+	}
+	return out
+}

@@ -120,6 +120,7 @@ type QueueStatus struct {
 	MinOffset     uint64 `msgpack:"mi"`
 	MaxOffset     uint64 `msgpack:"ma"`
 	LastStoreTime int64  `msgpack:"ls,omitempty"`
+	Delayed       int    `msgpack:"dl,omitempty"` // delayed messages stored for this queue, not yet due
 }
 
 // TopicStatus answers CodeTopicStatus.

@@ -212,6 +212,7 @@ type queueRow struct {
 type topicDescription struct {
 	Topic    string     `json:"topic"`
 	Messages uint64     `json:"messages"`
+	Delayed  int        `json:"delayed,omitempty"` // stored, not due yet
 	Queues   []queueRow `json:"queues"`
 }
 
@@ -219,6 +220,9 @@ func (v topicDescription) table(w io.Writer) {
 	row(w, "BROKER GROUP", "QUEUE", "MIN OFFSET", "MAX OFFSET", "MESSAGES", "LAST STORE")
 	for _, q := range v.Queues {
 		row(w, q.BrokerGroup, q.QueueID, q.MinOffset, q.MaxOffset, q.Messages, timeCell(q.LastStoreTime))
+	}
+	if v.Delayed > 0 {
+		fmt.Fprintf(w, "\n%d delayed message(s) stored and not due yet (not counted above until delivered)\n", v.Delayed)
 	}
 }
 
@@ -240,6 +244,7 @@ func topicDescribe(c *cli.Context) error {
 				r.Messages = q.MaxOffset - q.MinOffset
 			}
 			d.Messages += r.Messages
+			d.Delayed += q.Delayed
 			d.Queues = append(d.Queues, r)
 		}
 		return render(c, d)
