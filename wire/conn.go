@@ -59,7 +59,7 @@ type Conn struct {
 	nc       net.Conn
 	maxFrame int
 
-	wmu sync.Mutex // guards bw
+	wmu chan struct{} // a one-slot semaphore guarding bw, so waiting for it can end with a ctx
 	bw  *bufio.Writer
 
 	mu      sync.Mutex
@@ -86,6 +86,7 @@ func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
 		bw:       bufio.NewWriterSize(nc, 64<<10),
 		pending:  make(map[uint64]chan Frame),
 		done:     make(chan struct{}),
+		wmu:      make(chan struct{}, 1),
 	}
 	go c.readLoop()
 	return c, nil
@@ -193,7 +194,7 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
-	err = c.write(Frame{Code: code, ID: id, Body: eb.bytes()})
+	err = c.write(ctx, Frame{Code: code, ID: id, Body: eb.bytes()})
 	eb.release() // write copied or sent the bytes
 	if err != nil {
 		c.forget(id)
@@ -218,7 +219,7 @@ func (c *Conn) Send(code uint16, req any) error {
 		return fmt.Errorf("wire: encode request %d: %w", code, err)
 	}
 	defer eb.release()
-	return c.write(Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: eb.bytes()})
+	return c.write(context.Background(), Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: eb.bytes()})
 }
 
 func (c *Conn) forget(id uint64) {
@@ -227,13 +228,31 @@ func (c *Conn) forget(id uint64) {
 	c.mu.Unlock()
 }
 
-func (c *Conn) write(f Frame) error {
+// write sends f. It waits for the connection's writer no longer than ctx
+// allows, and bounds the write itself by ctx's deadline (at most 30 s): a
+// write that does not finish in time fails the connection (a partial
+// frame would corrupt the stream), so a peer that stopped reading costs a
+// caller its own deadline, not 30 s.
+func (c *Conn) write(ctx context.Context, f Frame) error {
 	if len(f.Body)+HeaderSize > c.maxFrame {
 		return fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, len(f.Body)+HeaderSize, c.maxFrame)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if err := ctx.Err(); err != nil {
+		return err // nothing written: the connection stays usable
+	}
+	select {
+	case c.wmu <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wire: waiting to write: %w", ctx.Err())
+	case <-c.done:
+		return c.Err()
+	}
+	defer func() { <-c.wmu }()
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.nc.SetWriteDeadline(deadline)
 	if err := writeFrame(c.bw, f); err != nil {
 		c.fail(fmt.Errorf("%w: %w", ErrConnClosed, err))
 		return c.Err()
