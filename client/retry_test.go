@@ -21,10 +21,7 @@ import (
 func TestRetryThroughTheBroker(t *testing.T) {
 	levels := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond,
 		80 * time.Millisecond, 110 * time.Millisecond, 140 * time.Millisecond, 170 * time.Millisecond}
-	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
-		cfg.DelayLevels = levels
-		cfg.TimerPoll = 10 * time.Millisecond
-	}})
+	c := retryCluster(t, levels...)
 	createTopic(t, c, "work", 1)
 	p := newProducer(t, c, nil)
 	for _, body := range []string{"flaky", "poison", "fine"} {
@@ -144,10 +141,7 @@ func TestRetryThroughTheBroker(t *testing.T) {
 // ConsumeTimeout has its context cancelled and its batch retried, even
 // though it returns success afterwards.
 func TestConsumeTimeoutCountsAsFailure(t *testing.T) {
-	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
-		cfg.DelayLevels = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 30 * time.Millisecond}
-		cfg.TimerPoll = 10 * time.Millisecond
-	}})
+	c := retryCluster(t, 10*time.Millisecond, 20*time.Millisecond, 30*time.Millisecond)
 	createTopic(t, c, "slow", 1)
 	p := newProducer(t, c, nil)
 	if _, err := p.Send(ctxT(t, 10*time.Second), &client.Message{Topic: "slow", Body: []byte("m")}); err != nil {
@@ -194,10 +188,7 @@ func TestConsumeTimeoutCountsAsFailure(t *testing.T) {
 // offset still reads its retry queue from the start, so the first retry,
 // stored before any member owned that queue, is not skipped.
 func TestRetryQueueReadFromItsStart(t *testing.T) {
-	c := e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
-		cfg.DelayLevels = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
-		cfg.TimerPoll = 10 * time.Millisecond
-	}})
+	c := retryCluster(t, time.Millisecond, time.Millisecond, time.Millisecond)
 	createTopic(t, c, "late", 1)
 	var mu sync.Mutex
 	var counts []int
@@ -238,4 +229,14 @@ func TestRetryQueueReadFromItsStart(t *testing.T) {
 	if fmt.Sprint(counts) != "[0 1]" {
 		t.Fatalf("deliveries with counts %v, want [0 1]", counts)
 	}
+}
+
+// retryCluster starts a cluster whose delay levels (and so retry
+// backoffs, levels 3 and up) are the given ones, with a fast scheduler.
+func retryCluster(t *testing.T, levels ...time.Duration) *e2e.Cluster {
+	t.Helper()
+	return e2e.StartCluster(t, e2e.Options{Broker: func(cfg *broker.Config) {
+		cfg.DelayLevels = levels
+		cfg.TimerPoll = 10 * time.Millisecond
+	}})
 }
