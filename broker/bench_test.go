@@ -133,11 +133,12 @@ func BenchmarkCommitLogBytesPerRetry(b *testing.B) {
 // every pending timer.
 func waitTimersDelivered(b *testing.B, n *Node) {
 	b.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for n.fsm.PendingTimers() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // polling the scheduler, bounded
-	}
-	if p := n.fsm.PendingTimers(); p > 0 {
-		b.Fatalf("%d timers still pending", p)
+	if err := poll(30*time.Second, func() error {
+		if p := n.fsm.PendingTimers(); p > 0 {
+			return fmt.Errorf("%d timers still pending", p)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
 	}
 }

@@ -188,7 +188,7 @@
 //	send.go             Send/SendWith: the one validation of the write path, auto-create
 //	batcher.go          group commit: batcher and completer goroutines
 //	apply.go            apply: the ctx -> raft.Apply bridge; raft/fsm error mapping
-//	pull.go             Read (pull, long poll, tag filter), Locate, MessageAt
+//	pull.go             Read (pull, long poll, tag filter), MessageAt
 //	topics.go           create/update/delete/list topics, TopicStatus, name rules
 //	offsets.go          commit/query/search/reset consumer offsets
 //	groups.go           Heartbeat, ListGroups, GroupMembers, DescribeGroup; members

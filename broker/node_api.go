@@ -22,7 +22,6 @@ type nodeAPI interface {
 	Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, error)                       // send.go
 	SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptions) ([]SendResult, error) // send.go
 	Read(ctx context.Context, req ReadRequest) (ReadResult, error)                             // pull.go
-	Locate(topic string, queueID uint32, offset uint64) (Position, error)                      // pull.go
 	MessageAt(pos Position) (StoredMessage, error)                                             // pull.go
 	SendBack(ctx context.Context, req SendBackRequest) (SendBackResult, error)                 // retry.go
 	DeadLetters(ctx context.Context, group string, offset uint64, max int) (ReadResult, error) // retry.go

@@ -72,24 +72,6 @@ type Position struct {
 	Pos   uint32
 }
 
-// Locate returns the CommitLog position of the message at offset of a
-// queue, from the applied consume queue (no CommitLog read).
-func (n *Node) Locate(topic string, queueID uint32, offset uint64) (Position, error) {
-	var one [1]fsm.Unit
-	units, err := n.fsm.Units(topic, queueID, offset, 1, one[:0])
-	if err != nil {
-		return Position{}, mapFSMError(err)
-	}
-	if len(units) == 0 {
-		min, next, err := n.fsm.QueueRange(topic, queueID)
-		if err != nil {
-			return Position{}, mapFSMError(err)
-		}
-		return Position{}, &OffsetMovedError{Topic: topic, QueueID: queueID, Requested: offset, Min: min, Max: next}
-	}
-	return Position{Index: units[0].Index, Pos: units[0].Pos}, nil
-}
-
 // ReadResult holds messages from Offset on and the queue's bounds.
 type ReadResult struct {
 	Messages   []StoredMessage

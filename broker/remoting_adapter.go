@@ -169,7 +169,7 @@ func (h *header) fail(err error) {
 	}
 }
 
-// str returns a required string field (it may be empty only if allowEmpty).
+// str returns a required string field.
 func (h *header) str(key string) string {
 	v, err := h.req.ExtString(key)
 	h.fail(err)

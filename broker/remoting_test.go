@@ -123,12 +123,12 @@ func TestRemotingSendPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pos, err := n.Locate("orders", 1, 0)
-	if err != nil {
-		t.Fatal(err)
+	units, err := n.fsm.Units("orders", 1, 0, 1, nil)
+	if err != nil || len(units) != 1 {
+		t.Fatal(units, err)
 	}
-	if phys != physicalOffset(pos.Index, pos.Pos) || host.String() != n.ClientAddr() {
-		t.Fatalf("msgId %s decodes to %s/%d; want %s/%d", resp.Ext["msgId"], host, phys, n.ClientAddr(), physicalOffset(pos.Index, pos.Pos))
+	if want := physicalOffset(units[0].Index, units[0].Pos); phys != want || host.String() != n.ClientAddr() {
+		t.Fatalf("msgId %s decodes to %s/%d; want %s/%d", resp.Ext["msgId"], host, phys, n.ClientAddr(), want)
 	}
 
 	// The same message through rmq's own API.
@@ -516,7 +516,7 @@ func TestCompatTableListsServedCodes(t *testing.T) {
 // TestRemotingDelayLevel: a RocketMQ send with DELAY is stored once,
 // answered with queueOffset -1, and pulled once due.
 func TestRemotingDelayLevel(t *testing.T) {
-	n, c := remotingNode(t)
+	_, c := remotingNode(t)
 	resp := sendV1(t, c, "delayed", 0, map[string]string{compat.PropDelayLevel: "1"}, []byte("later"), 0)
 	wantCode(t, resp, compat.RespSuccess)
 	if resp.Ext["queueOffset"] != "-1" {
@@ -539,7 +539,6 @@ func TestRemotingDelayLevel(t *testing.T) {
 	if msgs[0].PhysicalOffset != phys {
 		t.Fatalf("delivered message at physical offset %d, send said %d: the record was written again?", msgs[0].PhysicalOffset, phys)
 	}
-	_ = n
 }
 
 // TestRemotingSendBack: CONSUMER_SEND_MSG_BACK names the failed delivery

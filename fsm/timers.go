@@ -197,9 +197,17 @@ func (f *FSM) queueByID(topicID, queueID uint32) *queue {
 	return nil
 }
 
-// deliverAt returns the due time a record's properties ask for.
+// deliverAtKey is how PropDeliverAt starts a pair in a record's properties.
+var deliverAtKey = []byte(PropDeliverAt + "\x01")
+
+// deliverAt returns the due time a record's properties ask for. It runs
+// in Apply for every message with properties, so it allocates nothing
+// and looks at the pairs only if the key occurs at all.
 func deliverAt(props []byte) (int64, bool) {
-	key := []byte(PropDeliverAt + "\x01")
+	key := deliverAtKey
+	if !bytes.Contains(props, key) {
+		return 0, false
+	}
 	for p := props; len(p) > 0; {
 		var pair []byte
 		if i := bytes.IndexByte(p, propSep); i >= 0 {
@@ -341,25 +349,40 @@ func (f *FSM) DueTimers(now int64, max int) []TimerRef {
 	if len(f.timers) == 0 || f.timers[0].due > now || max <= 0 {
 		return nil
 	}
-	// Walk the heap from its root, taking the smallest due candidates.
+	// Walk the heap from its root: the candidates are heap positions,
+	// ordered by their timers; a taken timer's children join them.
 	var out []TimerRef
-	cand := &timerHeap{f.timers[0]}
-	idx := map[timer]int{f.timers[0]: 0}
+	cand := &heapPositions{h: f.timers, pos: []int{0}}
 	for cand.Len() > 0 && len(out) < max {
-		t := heap.Pop(cand).(timer)
+		i := heap.Pop(cand).(int)
+		t := &f.timers[i]
 		if t.due > now {
 			break
 		}
 		out = append(out, t.ref())
-		i := idx[t]
-		for _, c := range []int{2*i + 1, 2*i + 2} {
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
 			if c < len(f.timers) {
-				heap.Push(cand, f.timers[c])
-				idx[f.timers[c]] = c
+				heap.Push(cand, c)
 			}
 		}
 	}
 	return out
+}
+
+// heapPositions is a min-heap of positions in h, by their timers.
+type heapPositions struct {
+	h   timerHeap
+	pos []int
+}
+
+func (p *heapPositions) Len() int           { return len(p.pos) }
+func (p *heapPositions) Less(i, j int) bool { return p.h[p.pos[i]].before(&p.h[p.pos[j]]) }
+func (p *heapPositions) Swap(i, j int)      { p.pos[i], p.pos[j] = p.pos[j], p.pos[i] }
+func (p *heapPositions) Push(x any)         { p.pos = append(p.pos, x.(int)) }
+func (p *heapPositions) Pop() any {
+	x := p.pos[len(p.pos)-1]
+	p.pos = p.pos[:len(p.pos)-1]
+	return x
 }
 
 // PendingTimers is the number of delayed messages not yet delivered.

@@ -1,10 +1,14 @@
 package fsm
 
 import (
+	"container/heap"
+	"math/rand/v2"
+	"sort"
 	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func delayedMsg(topic string, id, q uint32, body string, due int64) Message {
@@ -288,5 +292,33 @@ func TestPendingRetrySurvivesSnapshot(t *testing.T) {
 	r, err := f2.Units("%RETRY%g", 0, 0, 1, nil)
 	if err != nil || len(r) != 1 || r[0].Retry == nil || *r[0].Retry != info {
 		t.Fatalf("delivered retry after a snapshot: %+v %v", r, err)
+	}
+}
+
+// TestDueTimersAreTheEarliest: DueTimers returns, in delivery order, the
+// earliest timers due by now, at most max, whatever the heap's shape.
+func TestDueTimersAreTheEarliest(t *testing.T) {
+	f := &FSM{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all []timer
+	for i := 0; i < 500; i++ {
+		tm := timer{due: rng.Int64N(1000), index: uint64(rng.IntN(50) + 1), pos: uint32(i)}
+		all = append(all, tm)
+		heap.Push(&f.timers, tm)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].before(&all[j]) })
+	for _, c := range []struct {
+		now int64
+		max int
+	}{{-1, 10}, {0, 10}, {500, 7}, {500, 1000}, {999, 1000}} {
+		var want []TimerRef
+		for i := range all {
+			if all[i].due <= c.now && len(want) < c.max {
+				want = append(want, all[i].ref())
+			}
+		}
+		if got := f.DueTimers(c.now, c.max); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+			t.Fatalf("DueTimers(%d, %d): %d timers, want %d\n%s", c.now, c.max, len(got), len(want), cmp.Diff(want, got))
+		}
 	}
 }

@@ -86,7 +86,8 @@
 // RocketMQ broker whose current leader is brokerId 0 and whose followers
 // are 1..n in node-ID order, so a failover moves brokerId 0 as a master
 // switch would; TBW102 is answered with the default route (8 queues) for
-// auto-creation. Cluster info and topic lists are served too; RocketMQ
+// auto-creation, and a %RETRY% topic not created yet with a one-queue
+// default route (clients look it up before the heartbeat that creates it). Cluster info and topic lists are served too; RocketMQ
 // brokers cannot register (REQUEST_CODE_NOT_SUPPORTED with a remark).
 //
 // Goroutines: Run starts the sweeper, the mux, wire.Serve and
