@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/rmq-dev/rmq/fsm"
@@ -41,3 +42,16 @@ func ParseTagFilter(expr string) *TagFilter {
 
 func (f *TagFilter) matchHash(h uint32) bool { return f == nil || f.hashes[h] }
 func (f *TagFilter) match(tags string) bool  { return f == nil || f.tags[tags] }
+
+// tagHashes returns the filter's tag hashes, sorted (nil: everything).
+func (f *TagFilter) tagHashes() []uint32 {
+	if f == nil {
+		return nil
+	}
+	out := make([]uint32, 0, len(f.hashes))
+	for h := range f.hashes {
+		out = append(out, h)
+	}
+	slices.Sort(out)
+	return out
+}

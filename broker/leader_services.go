@@ -22,6 +22,7 @@ func (n *Node) leaderServices() []leaderService {
 		{name: "retention", run: n.runRetention},      // retention.go: TruncatePrefix by age, budget, ratio
 		{name: "lock-janitor", run: n.runLockJanitor}, // locks.go: releases departed members' locks
 		{name: "timers", run: n.runTimers},            // delay.go: delivers due delayed messages
+		{name: "pop-revive", run: n.runPopRevive},     // pop.go: dead-letters pop messages past their last delivery
 	}
 }
 

@@ -38,6 +38,7 @@ type Node struct {
 	// leadership loss; see leader.go.
 	leaderMu sync.Mutex
 	serving  atomic.Bool
+	popRotor atomic.Uint64 // rotates the first queue of a pop receive (pop.go)
 
 	sends    chan *sendReq       // batcher input, see batcher.go
 	inflight chan *inflightBatch // proposed entries awaiting commit

@@ -9,6 +9,7 @@ type notifier struct {
 	mu      sync.Mutex
 	closed  bool
 	waiters map[queueKey]chan struct{}
+	topics  map[string]chan struct{} // waiters for any queue of a topic
 }
 
 type queueKey struct {
@@ -17,7 +18,7 @@ type queueKey struct {
 }
 
 func newNotifier() *notifier {
-	return &notifier{waiters: make(map[queueKey]chan struct{})}
+	return &notifier{waiters: make(map[queueKey]chan struct{}), topics: make(map[string]chan struct{})}
 }
 
 // wait returns a channel closed at the next append to (topic, queue).
@@ -37,12 +38,33 @@ func (n *notifier) wait(topic string, queue uint32) <-chan struct{} {
 	return ch
 }
 
+// waitTopic returns a channel closed at the next append to any queue of
+// topic (a pop receive from every queue waits on it).
+func (n *notifier) waitTopic(topic string) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch, ok := n.topics[topic]
+	if !ok {
+		ch = make(chan struct{})
+		if n.closed {
+			close(ch)
+			return ch
+		}
+		n.topics[topic] = ch
+	}
+	return ch
+}
+
 func (n *notifier) wake(_ uint32, topic string, queue uint32, _ uint64) {
 	k := queueKey{topic, queue}
 	n.mu.Lock()
 	if ch, ok := n.waiters[k]; ok {
 		close(ch)
 		delete(n.waiters, k)
+	}
+	if ch, ok := n.topics[topic]; ok {
+		close(ch)
+		delete(n.topics, topic)
 	}
 	n.mu.Unlock()
 }
@@ -57,6 +79,10 @@ func (n *notifier) wakeTopic(topic string) {
 			delete(n.waiters, k)
 		}
 	}
+	if ch, ok := n.topics[topic]; ok {
+		close(ch)
+		delete(n.topics, topic)
+	}
 	n.mu.Unlock()
 }
 
@@ -67,5 +93,9 @@ func (n *notifier) close() {
 	for k, ch := range n.waiters {
 		close(ch)
 		delete(n.waiters, k)
+	}
+	for k, ch := range n.topics {
+		close(ch)
+		delete(n.topics, k)
 	}
 }

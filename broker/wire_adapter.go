@@ -79,6 +79,12 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 			}
 			return &wire.ResendDeadResponse{Resent: k}, nil
 		}, ctx)
+	case wire.CodeReceive:
+		return decodeThen(r, n.handleReceive, ctx)
+	case wire.CodeAck:
+		return decodeThen(r, n.handleAck, ctx)
+	case wire.CodeChangeInvis:
+		return decodeThen(r, n.handleChangeInvisible, ctx)
 	case wire.CodeListTopics:
 		return n.listTopics(), nil
 	case wire.CodeTopicStatus:
@@ -181,6 +187,8 @@ func wireErrorOf(err error) *wire.Error {
 		code = wire.CodeStaleEpoch
 	case errors.Is(err, ErrGroupModeMismatch):
 		code = wire.CodeGroupModeMismatch
+	case errors.Is(err, ErrReceiptHandle):
+		code = wire.CodeReceiptHandle
 	case errors.Is(err, context.DeadlineExceeded):
 		code = wire.CodeTimeout
 	}

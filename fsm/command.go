@@ -27,6 +27,10 @@ const (
 	CmdUnlockQueues   CommandType = 10
 	CmdDeliverTimers  CommandType = 11
 	CmdSendBack       CommandType = 12
+	// Pop consumption (pop.go).
+	CmdPop                CommandType = 13
+	CmdPopAck             CommandType = 14
+	CmdPopChangeInvisible CommandType = 15
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -276,6 +280,9 @@ var commands = commandTable(
 	def[UnlockQueues](),
 	def[DeliverTimers](),
 	def[SendBack](),
+	def[Pop](),
+	def[PopAck](),
+	def[PopChangeInvisible](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

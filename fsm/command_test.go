@@ -40,6 +40,13 @@ func sampleCommands() []Command {
 		DeliverTimers{Now: 1700000001000, Items: []TimerRef{{Due: 1700000000500, Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 3, QueueID: 1}}},
 		SendBack{Now: 1700000001000, Record: TimerRef{Due: 1700000011000, Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 4},
 			Retry: RetryInfo{Reconsume: 1, OriginTopicID: 3, OriginQueue: 1, OriginOffset: 9}},
+		Pop{Now: 1700000002000, Group: "g", Invisible: 30000, Max: 32, MaxReconsume: 16, Tags: []uint32{7},
+			Queues: []PopQueueRef{{Topic: "orders", TopicID: 3, QueueID: 0}, {Topic: "%RETRY%g", TopicID: 4}}},
+		PopAck{Now: 1700000003000, Group: "g", Items: []PopHandle{{TopicID: 3, QueueID: 0, Offset: 9, PopTime: 1700000002000}}},
+		PopChangeInvisible{Now: 1700000003000, Group: "g", Item: PopHandle{TopicID: 3, Offset: 9, PopTime: 1700000002000}, Invisible: 60000},
+		SendBack{Now: 1700000004000, Record: TimerRef{Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 5},
+			Retry: RetryInfo{Reconsume: 17, OriginTopicID: 3, OriginOffset: 9}, DLQ: true,
+			Pop: &PopHandle{TopicID: 3, Offset: 9, PopTime: 1700000002000}, PopGroup: "g"},
 	}
 }
 

@@ -77,6 +77,7 @@ type FSM struct {
 
 	timers    timerHeap              // pending delayed messages (timers.go)
 	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
+	pops      map[popKey]*popQueue   // pop consumers' in-flight items (pop.go)
 
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
@@ -110,6 +111,7 @@ func (f *FSM) resetState() {
 	f.locks = map[string]map[queueKey]lockState{}
 	f.timers = nil
 	f.retryMeta = map[timerKey]RetryInfo{}
+	f.pops = map[popKey]*popQueue{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }
@@ -262,6 +264,7 @@ func (c *DeleteGroup) apply(f *FSM, _ uint64) any {
 	}
 	delete(f.groups, c.Group)
 	delete(f.resetEpochs, c.Group)
+	f.dropPopsOf(c.Group, 0)
 	return nil
 }
 
@@ -330,6 +333,7 @@ func (f *FSM) deleteTopic(name string) error {
 	}
 	delete(f.topics, name)
 	f.store.retireTopic(t)
+	f.dropPopsOf("", t.ID)
 	for g, offs := range f.groups {
 		for k := range offs {
 			if k.topic == name {

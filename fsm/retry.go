@@ -46,6 +46,12 @@ type SendBack struct {
 	Record TimerRef  `msgpack:"rec"`
 	Retry  RetryInfo `msgpack:"retry"`
 	DLQ    bool      `msgpack:"dlq,omitempty"`
+	// Pop, with PopGroup, names the dead pop item (pop.go) this dead
+	// letter comes from: applying drops the item if the handle still
+	// names it. The unit is appended whether or not it does, so the
+	// command means the same when a consume-queue rebuild replays it.
+	Pop      *PopHandle `msgpack:"pop,omitempty"`
+	PopGroup string     `msgpack:"popg,omitempty"`
 }
 
 // SendBackResult is the Apply result of SendBack.
@@ -60,6 +66,9 @@ func (SendBack) Type() CommandType { return CmdSendBack }
 func (c *SendBack) validate() error {
 	if c.Record.Index == 0 || c.Record.Size == 0 || c.Record.Size&unitDelivered != 0 {
 		return fmt.Errorf("%w: send back of record %d/%d (size %d)", ErrInvalidCommand, c.Record.Index, c.Record.Pos, c.Record.Size)
+	}
+	if c.Pop != nil && (!c.DLQ || validateGroup(c.PopGroup) != nil) {
+		return invalid("a send back naming a pop item must be a dead letter of a named group")
 	}
 	return nil
 }
@@ -78,6 +87,9 @@ func (c *SendBack) apply(f *FSM, index uint64) any {
 	r := c.Record
 	f.appendUnit(q, Unit{Index: index, Pos: r.Pos, Size: r.Size | unitDelivered, TagHash: r.TagHash, StoreTime: c.Now})
 	q.delivered.add(q.next-1, r.Index, &c.Retry)
+	if c.Pop != nil {
+		f.dropPopped(c.PopGroup, *c.Pop)
+	}
 	return &SendBackResult{Offset: q.next - 1}
 }
 

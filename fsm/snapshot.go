@@ -43,6 +43,8 @@ type snapState struct {
 	// and the metadata of those that are retries (retry.go).
 	Timers     []byte           `msgpack:"timers,omitempty"`
 	TimerRetry []snapTimerRetry `msgpack:"timer_retry,omitempty"`
+	// Pops: pop consumers' in-flight items per group queue (pop.go).
+	Pops []snapPop `msgpack:"pops,omitempty"`
 }
 
 type snapTimerRetry struct {
@@ -121,6 +123,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		st.Topics = append(st.Topics, s)
 	}
+	st.Pops = f.snapPops()
 	for g, gl := range f.locks {
 		for k, l := range gl {
 			st.Locks = append(st.Locks, snapLock{Group: g, Topic: k.topic, QueueID: k.queue, Owner: l.owner, Granted: l.granted, Expires: l.expires})
@@ -275,6 +278,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	for _, r := range st.TimerRetry {
 		f.retryMeta[timerKey{index: r.Index, pos: r.Pos, topicID: r.TopicID, queueID: r.QueueID}] = r.Retry
+	}
+	if err := f.restorePops(st.Pops); err != nil {
+		return err
 	}
 	for _, g := range st.Groups {
 		offs := make(map[queueKey]uint64, len(g.Offsets))

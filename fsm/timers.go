@@ -392,8 +392,9 @@ func (f *FSM) PendingTimers() int {
 	return len(f.timers)
 }
 
-// PinnedIndex returns the lowest log entry index that a pending timer or
-// a live delivered unit still points to: the log must be kept from there.
+// PinnedIndex returns the lowest log entry index that a pending timer, a
+// live delivered unit or an unacked pop item (pop.go) still points to:
+// the log must be kept from there.
 func (f *FSM) PinnedIndex() (uint64, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -407,6 +408,7 @@ func (f *FSM) PinnedIndex() (uint64, bool) {
 	for i := range f.timers {
 		take(f.timers[i].index)
 	}
+	f.popPinned(take)
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			for _, o := range q.delivered.orig {

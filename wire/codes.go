@@ -17,6 +17,9 @@ const (
 	CodeSendBack      uint16 = 34 // SendBackRequest -> SendBackResponse
 	CodeDeadLetters   uint16 = 35 // DeadLettersRequest -> PullResponse
 	CodeResendDead    uint16 = 36 // ResendDeadRequest -> ResendDeadResponse
+	CodeReceive       uint16 = 37 // ReceiveRequest -> ReceiveResponse (pop consumption)
+	CodeAck           uint16 = 38 // AckRequest -> AckResponse
+	CodeChangeInvis   uint16 = 39 // ChangeInvisibleRequest -> ChangeInvisibleResponse
 	CodeHeartbeat     uint16 = 40 // HeartbeatRequest -> HeartbeatResponse
 	CodeLeaveGroup    uint16 = 41 // LeaveGroupRequest -> Empty
 	CodeLockQueues    uint16 = 42 // LockRequest -> LockResponse

@@ -55,6 +55,9 @@
 //	  34  CodeSendBack          broker     SendBackRequest          SendBackResponse
 //	  35  CodeDeadLetters       broker     DeadLettersRequest       PullResponse
 //	  36  CodeResendDead        broker     ResendDeadRequest        ResendDeadResponse
+//	  37  CodeReceive           broker     ReceiveRequest           ReceiveResponse (pop consumption)
+//	  38  CodeAck               broker     AckRequest               AckResponse (a code per handle)
+//	  39  CodeChangeInvis       broker     ChangeInvisibleRequest   ChangeInvisibleResponse
 //	  40  CodeHeartbeat         broker     HeartbeatRequest         HeartbeatResponse
 //	  41  CodeLeaveGroup        broker     LeaveGroupRequest        Empty
 //	  42  CodeLockQueues        broker     LockRequest              LockResponse

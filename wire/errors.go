@@ -23,6 +23,7 @@ const (
 	CodeMalformed         uint16 = 19
 	CodeStaleEpoch        uint16 = 20
 	CodeOffsetIllegal     uint16 = 21
+	CodeReceiptHandle     uint16 = 22
 )
 
 // CodeInfo describes one error code.
@@ -52,6 +53,7 @@ var codes = map[uint16]CodeInfo{
 	CodeMalformed:         {"malformed request", false},
 	CodeStaleEpoch:        {"commit predates an offset reset", false},
 	CodeOffsetIllegal:     {"offset illegal", false},
+	CodeReceiptHandle:     {"receipt handle not valid", false},
 }
 
 // Info returns the description of code; unknown codes are internal,

@@ -60,6 +60,8 @@ func FuzzDecodeBodies(f *testing.F) {
 	for _, v := range []any{
 		&SendRequest{Messages: []Message{{Topic: "t", Body: []byte("x"), Properties: map[string]string{"a": "b"}}}},
 		&PullResponse{Messages: []StoredMessage{{Message: Message{Topic: "t"}, QueueOffset: 1}}},
+		&ReceiveResponse{Messages: []ReceivedMessage{{StoredMessage: StoredMessage{Message: Message{Topic: "t"}}, Handle: "0 1 2 0 0 b 0 1 t"}}},
+		&AckRequest{Group: "g", Handles: []string{"h"}},
 	} {
 		b, _ := msgpack.Marshal(v)
 		f.Add(b)
@@ -70,6 +72,10 @@ func FuzzDecodeBodies(f *testing.F) {
 		_ = Unmarshal(b, &s)
 		var p PullResponse
 		_ = Unmarshal(b, &p)
+		var r ReceiveResponse
+		_ = Unmarshal(b, &r)
+		var a AckRequest
+		_ = Unmarshal(b, &a)
 	})
 }
 

@@ -212,6 +212,61 @@ type ResendDeadRequest struct {
 	All   bool     `msgpack:"a,omitempty"`
 }
 
+// ReceiveRequest pops messages for a pop (simple) consumer group: any
+// member receives from any queue; a received message is invisible to
+// the others for InvisibleMillis unless acked.
+type ReceiveRequest struct {
+	Group           string `msgpack:"g"`
+	Topic           string `msgpack:"t"`
+	QueueID         int32  `msgpack:"q"` // -1: any queue
+	Max             int    `msgpack:"n,omitempty"`
+	InvisibleMillis int64  `msgpack:"i,omitempty"` // 0: 30 s
+	WaitMillis      int64  `msgpack:"w,omitempty"`
+	Tags            string `msgpack:"tg,omitempty"`
+	MaxReconsume    int    `msgpack:"mx,omitempty"` // expiries before the DLQ; 0: 16
+	FromFirst       bool   `msgpack:"ff,omitempty"` // a queue never received from starts at its oldest message
+}
+
+// ReceivedMessage is a popped message: Reconsume counts its earlier
+// deliveries that expired unacked; Handle acks it.
+type ReceivedMessage struct {
+	StoredMessage  `msgpack:",inline"`
+	Handle         string `msgpack:"h"`
+	DeadlineMillis int64  `msgpack:"dl"` // invisible until then, unix ms
+}
+
+// ReceiveResponse answers ReceiveRequest (empty when the wait ran out).
+type ReceiveResponse struct {
+	Messages []ReceivedMessage `msgpack:"m"`
+}
+
+// AckRequest acks received messages by their handles.
+type AckRequest struct {
+	Group   string   `msgpack:"g"`
+	Handles []string `msgpack:"h"`
+}
+
+// AckResponse has one entry per handle: 0 (acked) or an error code, with
+// its message in Errors.
+type AckResponse struct {
+	Codes  []uint16 `msgpack:"c"`
+	Errors []string `msgpack:"e,omitempty"`
+}
+
+// ChangeInvisibleRequest makes a received message invisible for
+// InvisibleMillis from now.
+type ChangeInvisibleRequest struct {
+	Group           string `msgpack:"g"`
+	Handle          string `msgpack:"h"`
+	InvisibleMillis int64  `msgpack:"i"`
+}
+
+// ChangeInvisibleResponse carries the message's new handle.
+type ChangeInvisibleResponse struct {
+	Handle         string `msgpack:"h"`
+	DeadlineMillis int64  `msgpack:"dl"`
+}
+
 // ResendDeadResponse counts the dead letters resent.
 type ResendDeadResponse struct {
 	Resent int `msgpack:"n"`

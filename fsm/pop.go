@@ -1,0 +1,687 @@
+package fsm
+
+import (
+	"cmp"
+	"container/heap"
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// Pop consumption (RocketMQ 5's SimpleConsumer), replicated. A pop
+// consumer does not own queues: any member of a group receives from any
+// queue. Receiving is a Raft command (Pop) that takes the next units of
+// the named queues and makes each an in-flight item of the group: its
+// record, the pop time and the deadline (pop time + invisible time)
+// before which no other member receives it. The group's committed offset
+// of the queue is its pop cursor, so `group describe` shows pop lag as
+// it shows pull lag, and an offset reset moves the cursor.
+//
+// An item leaves the in-flight state by an ack (PopAck) or by expiring.
+// An expired item is visible again in place: the next Pop of its queue
+// takes it before new units, with its reconsume count one higher, and the
+// record is never copied (RocketMQ writes it to a retry topic instead).
+// Whether an item expired is decided by the command's Now (the proposing
+// leader's clock), so every replica decides alike, and a new leader goes
+// on from the replicated items. An item that expires once more than its
+// group's maximum reconsume count is dead: the leader's revive service
+// sends it to the group's dead-letter queue with a SendBack naming the
+// item (Pop), which appends the DLQ unit and drops the item.
+//
+// A receipt handle names an item instance: queue, offset and pop time.
+// ChangeInvisible gives the item a new pop time and deadline, so handles
+// of earlier instances no longer ack it. An acked item stays as a
+// tombstone until its deadline, so an ack repeated after a lost reply
+// succeeds again instead of failing; tombstones and stale deadline-heap
+// entries are dropped by later pop commands on the queue.
+
+// MaxPopItems bounds the items of one Pop, PopAck or DeadPops list.
+const MaxPopItems = 1024
+
+// MaxInvisible bounds an invisible time (RocketMQ 5 allows 12 hours; a
+// replicated maximum leaves room for operators' longer leases).
+const MaxInvisible = 7 * 24 * 3600 * 1000
+
+// popScanUnits bounds how many units one Pop examines per queue, so a
+// selective tag filter over a long backlog answers promptly.
+const popScanUnits = 4096
+
+// PopQueueRef names one queue a Pop may take from.
+type PopQueueRef struct {
+	Topic   string `msgpack:"t"`
+	TopicID uint32 `msgpack:"id"`
+	QueueID uint32 `msgpack:"q"`
+}
+
+// Pop receives up to Max messages for Group from Queues, in order:
+// first each queue's expired items (redeliveries), then new units from
+// the group's cursor. Each becomes in flight until Now+Invisible. Tags,
+// if set, are the tag hashes the group subscribes to: other units are
+// passed over (the cursor moves past them). A queue without a cursor
+// starts at its min with FromFirst, else at its end. Apply result:
+// *PopResult.
+type Pop struct {
+	Now          int64         `msgpack:"now"` // leader clock, unix ms
+	Group        string        `msgpack:"g"`
+	Invisible    int64         `msgpack:"inv"` // ms
+	Max          uint32        `msgpack:"max"`
+	MaxReconsume uint32        `msgpack:"mr"` // expiries before an item is dead
+	Tags         []uint32      `msgpack:"tags,omitempty"`
+	FromFirst    bool          `msgpack:"first,omitempty"`
+	Queues       []PopQueueRef `msgpack:"qs"`
+}
+
+// PopResult is the Apply result of Pop: the items received, in order.
+type PopResult struct {
+	Items []PoppedItem
+}
+
+// PoppedItem is one received message: where its record is and its
+// receipt (Handle).
+type PoppedItem struct {
+	Topic     string
+	Handle    PopHandle
+	Unit      Unit  // the record (resolved: a delivered unit names its record's entry)
+	Reconsume int32 // earlier deliveries that expired unacked
+	Deadline  int64 // invisible until then, unix ms
+}
+
+// PopHandle names one in-flight item instance (a receipt handle).
+type PopHandle struct {
+	TopicID uint32 `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+	Offset  uint64 `msgpack:"o"`
+	PopTime int64  `msgpack:"pt"`
+}
+
+// PopAck acks items of Group. Apply result: *PopAckResult.
+type PopAck struct {
+	Now   int64       `msgpack:"now"`
+	Group string      `msgpack:"g"`
+	Items []PopHandle `msgpack:"items"`
+}
+
+// PopStatus is the outcome of an ack or an invisible-time change.
+type PopStatus uint8
+
+// PopStatus values.
+const (
+	PopOK         PopStatus = iota
+	PopNotFound             // no such item: never received, or long acked, or dead-lettered
+	PopSuperseded           // the item was received again or its invisible time changed: a newer handle names it
+	PopExpired              // its invisible time passed and it is dead (bound for the DLQ)
+)
+
+func (s PopStatus) String() string {
+	switch s {
+	case PopOK:
+		return "ok"
+	case PopNotFound:
+		return "not in flight (never received, acked long ago, or dead-lettered)"
+	case PopSuperseded:
+		return "superseded (received again, or its invisible time changed: use the newer receipt handle)"
+	case PopExpired:
+		return "expired (its invisible time passed after its last allowed delivery)"
+	}
+	return fmt.Sprintf("PopStatus(%d)", uint8(s))
+}
+
+// PopAckResult is the Apply result of PopAck: one status per item.
+type PopAckResult struct {
+	Status []PopStatus
+}
+
+// PopChangeInvisible makes an in-flight item invisible until
+// Now+Invisible, under a new pop time (Now). Apply result:
+// *PopChangeResult.
+type PopChangeInvisible struct {
+	Now       int64     `msgpack:"now"`
+	Group     string    `msgpack:"g"`
+	Item      PopHandle `msgpack:"item"`
+	Invisible int64     `msgpack:"inv"`
+}
+
+// PopChangeResult is the Apply result of PopChangeInvisible.
+type PopChangeResult struct {
+	Status   PopStatus
+	Handle   PopHandle // the new handle (Status PopOK)
+	Deadline int64
+}
+
+func (Pop) Type() CommandType                { return CmdPop }
+func (PopAck) Type() CommandType             { return CmdPopAck }
+func (PopChangeInvisible) Type() CommandType { return CmdPopChangeInvisible }
+
+func validateInvisible(ms int64) error {
+	if ms <= 0 || ms > MaxInvisible {
+		return invalid("invisible time %d ms outside [1, %d]", ms, MaxInvisible)
+	}
+	return nil
+}
+
+func (c *Pop) validate() error {
+	if err := validateGroup(c.Group); err != nil {
+		return err
+	}
+	if c.Max == 0 || c.Max > MaxPopItems {
+		return invalid("pop of %d messages (1..%d)", c.Max, MaxPopItems)
+	}
+	if len(c.Queues) == 0 || len(c.Queues) > MaxQueues+1 {
+		return invalid("pop from %d queues (1..%d)", len(c.Queues), MaxQueues+1)
+	}
+	if len(c.Tags) > 256 {
+		return invalid("%d tags in a pop filter (at most 256)", len(c.Tags))
+	}
+	return validateInvisible(c.Invisible)
+}
+
+func (c *PopAck) validate() error {
+	if err := validateGroup(c.Group); err != nil {
+		return err
+	}
+	if len(c.Items) == 0 || len(c.Items) > MaxPopItems {
+		return invalid("ack of %d items (1..%d)", len(c.Items), MaxPopItems)
+	}
+	return nil
+}
+
+func (c *PopChangeInvisible) validate() error {
+	if err := validateGroup(c.Group); err != nil {
+		return err
+	}
+	return validateInvisible(c.Invisible)
+}
+
+// popKey names a group's pop state of one queue.
+type popKey struct {
+	group            string
+	topicID, queueID uint32
+}
+
+// popItem is one in-flight (or acked, until its deadline) item.
+type popItem struct {
+	index     uint64 // the record: entry, position, size, tag hash
+	pos       uint32
+	size      uint32
+	tagHash   uint32
+	storeTime int64
+	popTime   int64
+	deadline  int64
+	reconsume uint32 // deliveries that expired unacked
+	max       uint32 // expiries allowed before the item is dead
+	acked     bool
+}
+
+// dead reports whether an item is past its last allowed delivery at now.
+func (it *popItem) dead(now int64) bool {
+	return !it.acked && it.deadline <= now && it.reconsume+1 > it.max
+}
+
+// popDue is a deadline-heap entry; it is stale once its item is gone or
+// has another pop time or deadline.
+type popDue struct {
+	deadline int64
+	offset   uint64
+	popTime  int64
+}
+
+type popDueHeap []popDue
+
+func (h popDueHeap) Len() int { return len(h) }
+func (h popDueHeap) Less(i, j int) bool {
+	return h[i].deadline < h[j].deadline || h[i].deadline == h[j].deadline && h[i].offset < h[j].offset
+}
+func (h popDueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *popDueHeap) Push(x any)   { *h = append(*h, x.(popDue)) }
+func (h *popDueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// popQueue is a group's pop state of one queue.
+type popQueue struct {
+	qid   uint32
+	items map[uint64]*popItem // by queue offset
+	due   popDueHeap
+}
+
+func (pq *popQueue) live(e *popDue) (*popItem, bool) {
+	it := pq.items[e.offset]
+	return it, it != nil && it.popTime == e.popTime && it.deadline == e.deadline
+}
+
+// arm records its current deadline in the heap.
+func (pq *popQueue) arm(off uint64, it *popItem) {
+	heap.Push(&pq.due, popDue{deadline: it.deadline, offset: off, popTime: it.popTime})
+}
+
+// sweep drops, from the top of the deadline heap, stale entries and the
+// tombstones of acked items whose deadline passed by now. It stops at
+// the first live unacked item (or after limit entries), and returns it.
+func (pq *popQueue) sweep(now int64, limit int) (popDue, *popItem, bool) {
+	for ; len(pq.due) > 0 && limit > 0; limit-- {
+		e := pq.due[0]
+		it, ok := pq.live(&e)
+		switch {
+		case !ok:
+			heap.Pop(&pq.due)
+		case it.acked && it.deadline <= now:
+			heap.Pop(&pq.due)
+			delete(pq.items, e.offset)
+		case it.acked:
+			return popDue{}, nil, false // the earliest deadline is in the future
+		default:
+			return e, it, true
+		}
+	}
+	return popDue{}, nil, false
+}
+
+func (f *FSM) popQueueOf(k popKey, create bool) *popQueue {
+	pq := f.pops[k]
+	if pq == nil && create {
+		pq = &popQueue{qid: k.queueID, items: map[uint64]*popItem{}}
+		f.pops[k] = pq
+	}
+	return pq
+}
+
+func (f *FSM) dropEmptyPop(k popKey, pq *popQueue) {
+	if len(pq.items) == 0 {
+		delete(f.pops, k)
+	}
+}
+
+func (c *Pop) apply(f *FSM, _ uint64) any {
+	res := &PopResult{}
+	max := int(c.Max)
+	for _, ref := range c.Queues {
+		if len(res.Items) >= max {
+			break
+		}
+		t := f.topics[ref.Topic]
+		if t == nil || t.ID != ref.TopicID || ref.QueueID >= t.Queues {
+			continue
+		}
+		q := t.queues[ref.QueueID]
+		k := popKey{group: c.Group, topicID: t.ID, queueID: ref.QueueID}
+		pq := f.popQueueOf(k, true)
+		// Redeliveries first: expired unacked items, earliest deadline first.
+		for len(res.Items) < max {
+			e, it, ok := pq.sweep(c.Now, popScanUnits)
+			if !ok || e.deadline > c.Now || it.dead(c.Now) {
+				break // none expired; or the earliest is dead (the revive service dead-letters it)
+			}
+			heap.Pop(&pq.due)
+			it.reconsume++
+			res.Items = append(res.Items, f.take(pq, t, e.offset, it, c))
+		}
+		// Then new units from the cursor.
+		gk := queueKey{t.Name, ref.QueueID}
+		offs := f.groups[c.Group]
+		cur, had := offs[gk]
+		switch {
+		case !had && c.FromFirst:
+			cur = q.min
+		case !had:
+			cur = q.next
+		case cur < q.min:
+			cur = q.min
+		}
+		start := cur
+		for n := 0; cur < q.next && len(res.Items) < max && n < popScanUnits && q.err == nil; n++ {
+			off := cur
+			cur++
+			if pq.items[off] != nil {
+				continue // still in flight from before an offset reset
+			}
+			u, ok := f.store.read(q, off)
+			if !ok {
+				break
+			}
+			u, err := q.resolve(off, u)
+			if err != nil {
+				break
+			}
+			if len(c.Tags) > 0 && !slices.Contains(c.Tags, u.TagHash) {
+				continue
+			}
+			it := &popItem{index: u.Index, pos: u.Pos, size: u.Size, tagHash: u.TagHash, storeTime: u.StoreTime, max: c.MaxReconsume}
+			pq.items[off] = it
+			res.Items = append(res.Items, f.take(pq, t, off, it, c))
+		}
+		if !had || cur != start {
+			if offs == nil {
+				offs = map[queueKey]uint64{}
+				f.groups[c.Group] = offs
+			}
+			offs[gk] = cur
+		}
+		f.dropEmptyPop(k, pq)
+	}
+	return res
+}
+
+// take makes it in flight for c and returns it as received.
+func (f *FSM) take(pq *popQueue, t *topicState, off uint64, it *popItem, c *Pop) PoppedItem {
+	it.popTime, it.deadline, it.max = c.Now, c.Now+c.Invisible, c.MaxReconsume
+	pq.arm(off, it)
+	return PoppedItem{
+		Topic:     t.Name,
+		Handle:    PopHandle{TopicID: t.ID, QueueID: pq.qid, Offset: off, PopTime: it.popTime},
+		Unit:      Unit{Index: it.index, Pos: it.pos, Size: it.size, TagHash: it.tagHash, StoreTime: it.storeTime},
+		Reconsume: int32(it.reconsume),
+		Deadline:  it.deadline,
+	}
+}
+
+// find returns the item a handle names in group, and whether the handle
+// names its current instance.
+func (f *FSM) findPop(group string, h PopHandle) (popKey, *popQueue, *popItem, PopStatus) {
+	k := popKey{group: group, topicID: h.TopicID, queueID: h.QueueID}
+	pq := f.pops[k]
+	if pq == nil {
+		return k, nil, nil, PopNotFound
+	}
+	it := pq.items[h.Offset]
+	switch {
+	case it == nil:
+		return k, pq, nil, PopNotFound
+	case it.popTime != h.PopTime:
+		return k, pq, it, PopSuperseded
+	}
+	return k, pq, it, PopOK
+}
+
+func (c *PopAck) apply(f *FSM, _ uint64) any {
+	res := &PopAckResult{Status: make([]PopStatus, len(c.Items))}
+	touched := map[popKey]*popQueue{}
+	for i, h := range c.Items {
+		k, pq, it, st := f.findPop(c.Group, h)
+		if st == PopOK && it.dead(c.Now) {
+			st = PopExpired
+		}
+		if st == PopOK {
+			it.acked = true
+		}
+		if pq != nil {
+			touched[k] = pq
+		}
+		res.Status[i] = st
+	}
+	for k, pq := range touched {
+		pq.sweep(c.Now, popScanUnits)
+		f.dropEmptyPop(k, pq)
+	}
+	return res
+}
+
+func (c *PopChangeInvisible) apply(f *FSM, _ uint64) any {
+	_, pq, it, st := f.findPop(c.Group, c.Item)
+	if st == PopOK && it.acked {
+		st = PopNotFound
+	}
+	if st == PopOK && it.dead(c.Now) {
+		st = PopExpired
+	}
+	if st != PopOK {
+		return &PopChangeResult{Status: st}
+	}
+	it.popTime, it.deadline = c.Now, c.Now+c.Invisible
+	pq.arm(c.Item.Offset, it)
+	h := c.Item
+	h.PopTime = it.popTime
+	return &PopChangeResult{Status: PopOK, Handle: h, Deadline: it.deadline}
+}
+
+// dropPopped removes a dead-lettered item (SendBack with Pop set) if the
+// handle still names it.
+func (f *FSM) dropPopped(group string, h PopHandle) {
+	k, pq, it, st := f.findPop(group, h)
+	if st == PopOK && !it.acked {
+		delete(pq.items, h.Offset)
+		f.dropEmptyPop(k, pq)
+	}
+}
+
+// dropPopsOf forgets the pop state of a deleted topic incarnation or of
+// a deleted group ("" matches any group, 0 any topic).
+func (f *FSM) dropPopsOf(group string, topicID uint32) {
+	for k := range f.pops {
+		if (group == "" || k.group == group) && (topicID == 0 || k.topicID == topicID) {
+			delete(f.pops, k)
+		}
+	}
+}
+
+// DeadPop is an item past its last allowed delivery, for the revive
+// service to dead-letter.
+type DeadPop struct {
+	Group     string
+	Handle    PopHandle
+	Record    TimerRef // Index, Pos, Size, TagHash of the record
+	Reconsume uint32   // deliveries that expired unacked, including the last
+}
+
+// DeadPops lists up to max items that are dead at now (their last
+// allowed delivery expired unacked). It examines at most popScanUnits
+// expired entries per queue.
+func (f *FSM) DeadPops(now int64, max int) []DeadPop {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []DeadPop
+	for k, pq := range f.pops {
+		cand := &popPositions{h: pq.due, pos: []int{0}}
+		for n := 0; cand.Len() > 0 && len(pq.due) > 0 && n < popScanUnits && len(out) < max; n++ {
+			i := heap.Pop(cand).(int)
+			e := &pq.due[i]
+			if e.deadline > now {
+				break
+			}
+			if it, ok := pq.live(e); ok && it.dead(now) {
+				out = append(out, DeadPop{Group: k.group,
+					Handle:    PopHandle{TopicID: k.topicID, QueueID: k.queueID, Offset: e.offset, PopTime: it.popTime},
+					Record:    TimerRef{Index: it.index, Pos: it.pos, Size: it.size, TagHash: it.tagHash},
+					Reconsume: it.reconsume + 1})
+			}
+			for _, c := range [2]int{2*i + 1, 2*i + 2} {
+				if c < len(pq.due) {
+					heap.Push(cand, c)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b DeadPop) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Handle.TopicID, b.Handle.TopicID),
+			cmp.Compare(a.Handle.QueueID, b.Handle.QueueID), cmp.Compare(a.Handle.Offset, b.Handle.Offset))
+	})
+	return out
+}
+
+// popPositions is a min-heap of positions in a deadline heap.
+type popPositions struct {
+	h   popDueHeap
+	pos []int
+}
+
+func (p *popPositions) Len() int           { return len(p.pos) }
+func (p *popPositions) Less(i, j int) bool { return p.h.Less(p.pos[i], p.pos[j]) }
+func (p *popPositions) Swap(i, j int)      { p.pos[i], p.pos[j] = p.pos[j], p.pos[i] }
+func (p *popPositions) Push(x any)         { p.pos = append(p.pos, x.(int)) }
+func (p *popPositions) Pop() any {
+	x := p.pos[len(p.pos)-1]
+	p.pos = p.pos[:len(p.pos)-1]
+	return x
+}
+
+// PopStats counts a group's pop items on a queue of a topic incarnation.
+type PopStats struct {
+	InFlight int // received, not acked, invisible
+	Visible  int // expired unacked: the next receive redelivers them
+	Dead     int // past their last allowed delivery: bound for the DLQ
+	Acked    int // acked, kept until their deadline so a repeated ack succeeds
+}
+
+// PopStatsOf returns a group's pop item counts per queue of topic
+// incarnation topicID at now.
+func (f *FSM) PopStatsOf(group string, topicID uint32, now int64) map[uint32]PopStats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out map[uint32]PopStats
+	for k, pq := range f.pops {
+		if k.group != group || k.topicID != topicID {
+			continue
+		}
+		var s PopStats
+		for _, it := range pq.items {
+			switch {
+			case it.acked:
+				s.Acked++
+			case it.dead(now):
+				s.Dead++
+			case it.deadline <= now:
+				s.Visible++
+			default:
+				s.InFlight++
+			}
+		}
+		if out == nil {
+			out = map[uint32]PopStats{}
+		}
+		out[k.queueID] = s
+	}
+	return out
+}
+
+// PopAvailable reports whether a Pop by group at now would find
+// something in the queue: an expired item to redeliver, or units past
+// the group's cursor (or, without a cursor, any unit when fromFirst).
+// The earliest future deadline of the queue's items is returned too, so
+// a long-polling receiver knows when to look again.
+func (f *FSM) PopAvailable(group string, ref PopQueueRef, fromFirst bool, now int64) (bool, int64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t := f.topics[ref.Topic]
+	if t == nil || t.ID != ref.TopicID || ref.QueueID >= t.Queues {
+		return false, 0
+	}
+	q := t.queues[ref.QueueID]
+	var next int64
+	if pq := f.pops[popKey{group: group, topicID: t.ID, queueID: ref.QueueID}]; pq != nil {
+		for i := range pq.due {
+			e := &pq.due[i]
+			it, ok := pq.live(e)
+			if !ok || it.acked {
+				continue
+			}
+			if e.deadline <= now {
+				if !it.dead(now) {
+					return true, 0
+				}
+				continue
+			}
+			if next == 0 || e.deadline < next {
+				next = e.deadline
+			}
+		}
+	}
+	cur, ok := f.groups[group][queueKey{t.Name, ref.QueueID}]
+	switch {
+	case !ok && fromFirst:
+		cur = q.min
+	case !ok:
+		return false, next
+	}
+	return max(cur, q.min) < q.next, next
+}
+
+// popPinned is the lowest record entry an item points to (under mu).
+func (f *FSM) popPinned(take func(uint64)) {
+	for _, pq := range f.pops {
+		for _, it := range pq.items {
+			if !it.acked {
+				take(it.index)
+			}
+		}
+	}
+}
+
+// Snapshot form: per group queue, the items packed.
+type snapPop struct {
+	Group   string `msgpack:"g"`
+	TopicID uint32 `msgpack:"t"`
+	QueueID uint32 `msgpack:"q"`
+	Items   []byte `msgpack:"i"` // popPackLen bytes per item, by offset
+}
+
+const popPackLen = 8 + 8 + 4 + 4 + 4 + 8 + 8 + 8 + 4 + 4 + 1
+
+func (f *FSM) snapPops() []snapPop {
+	out := make([]snapPop, 0, len(f.pops))
+	for k, pq := range f.pops {
+		offs := make([]uint64, 0, len(pq.items))
+		for off := range pq.items {
+			offs = append(offs, off)
+		}
+		slices.Sort(offs)
+		b := make([]byte, 0, len(offs)*popPackLen)
+		for _, off := range offs {
+			it := pq.items[off]
+			b = binary.BigEndian.AppendUint64(b, off)
+			b = binary.BigEndian.AppendUint64(b, it.index)
+			b = binary.BigEndian.AppendUint32(b, it.pos)
+			b = binary.BigEndian.AppendUint32(b, it.size)
+			b = binary.BigEndian.AppendUint32(b, it.tagHash)
+			b = binary.BigEndian.AppendUint64(b, uint64(it.storeTime))
+			b = binary.BigEndian.AppendUint64(b, uint64(it.popTime))
+			b = binary.BigEndian.AppendUint64(b, uint64(it.deadline))
+			b = binary.BigEndian.AppendUint32(b, it.reconsume)
+			b = binary.BigEndian.AppendUint32(b, it.max)
+			var fl byte
+			if it.acked {
+				fl = 1
+			}
+			b = append(b, fl)
+		}
+		out = append(out, snapPop{Group: k.group, TopicID: k.topicID, QueueID: k.queueID, Items: b})
+	}
+	slices.SortFunc(out, func(a, b snapPop) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.TopicID, b.TopicID), cmp.Compare(a.QueueID, b.QueueID))
+	})
+	return out
+}
+
+func (f *FSM) restorePops(sp []snapPop) error {
+	for _, s := range sp {
+		if validateGroup(s.Group) != nil || len(s.Items)%popPackLen != 0 {
+			return fmt.Errorf("%w: snapshot pop state of group %q on %d/%d", ErrCorrupt, s.Group, s.TopicID, s.QueueID)
+		}
+		k := popKey{group: s.Group, topicID: s.TopicID, queueID: s.QueueID}
+		pq := f.popQueueOf(k, true)
+		for b := s.Items; len(b) > 0; b = b[popPackLen:] {
+			off := binary.BigEndian.Uint64(b)
+			it := &popItem{
+				index:     binary.BigEndian.Uint64(b[8:]),
+				pos:       binary.BigEndian.Uint32(b[16:]),
+				size:      binary.BigEndian.Uint32(b[20:]),
+				tagHash:   binary.BigEndian.Uint32(b[24:]),
+				storeTime: int64(binary.BigEndian.Uint64(b[28:])),
+				popTime:   int64(binary.BigEndian.Uint64(b[36:])),
+				deadline:  int64(binary.BigEndian.Uint64(b[44:])),
+				reconsume: binary.BigEndian.Uint32(b[52:]),
+				max:       binary.BigEndian.Uint32(b[56:]),
+				acked:     b[60]&1 != 0,
+			}
+			if b[60]&^1 != 0 || pq.items[off] != nil {
+				return fmt.Errorf("%w: snapshot pop item %d of group %q", ErrCorrupt, off, s.Group)
+			}
+			pq.items[off] = it
+			pq.due = append(pq.due, popDue{deadline: it.deadline, offset: off, popTime: it.popTime})
+		}
+		heap.Init(&pq.due)
+		f.dropEmptyPop(k, pq)
+	}
+	return nil
+}
