@@ -26,7 +26,7 @@ func (n *Node) handleReceive(ctx context.Context, req *wire.ReceiveRequest) (any
 			},
 			QueueOffset: m.QueueOffset, StoreTime: m.StoreTime, RaftIndex: m.RaftIndex, Reconsume: uint32(m.Reconsume),
 		}
-		resp.Messages[i] = wire.ReceivedMessage{StoredMessage: sm, Handle: m.Handle.String(), DeadlineMillis: m.Deadline.UnixMilli()}
+		resp.Messages[i] = wire.ReceivedMessage{Stored: sm, Handle: m.Handle.String(), DeadlineMillis: m.Deadline.UnixMilli()}
 	}
 	return resp, nil
 }

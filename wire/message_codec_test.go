@@ -60,7 +60,7 @@ func FuzzDecodeBodies(f *testing.F) {
 	for _, v := range []any{
 		&SendRequest{Messages: []Message{{Topic: "t", Body: []byte("x"), Properties: map[string]string{"a": "b"}}}},
 		&PullResponse{Messages: []StoredMessage{{Message: Message{Topic: "t"}, QueueOffset: 1}}},
-		&ReceiveResponse{Messages: []ReceivedMessage{{StoredMessage: StoredMessage{Message: Message{Topic: "t"}}, Handle: "0 1 2 0 0 b 0 1 t"}}},
+		&ReceiveResponse{Messages: []ReceivedMessage{{Stored: StoredMessage{Message: Message{Topic: "t"}}, Handle: "0 1 2 0 0 b 0 1 t"}}},
 		&AckRequest{Group: "g", Handles: []string{"h"}},
 	} {
 		b, _ := msgpack.Marshal(v)
@@ -96,5 +96,24 @@ func TestCheckLengths(t *testing.T) {
 		if err := checkLengths(b); !errors.Is(err, errBadLength) {
 			t.Errorf("%s: got %v, want errBadLength", name, err)
 		}
+	}
+}
+
+// TestReceivedMessageRoundTrip: a received message keeps its handle and
+// deadline next to the stored message's own codec.
+func TestReceivedMessageRoundTrip(t *testing.T) {
+	in := ReceiveResponse{Messages: []ReceivedMessage{{Stored: StoredMessage{Message: Message{Topic: "t", Body: []byte("x")}, QueueOffset: 3, Reconsume: 2},
+		Handle: "0 1 2 0 0 b 0 3 t", DeadlineMillis: 5}}}
+	b, err := msgpack.Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out ReceiveResponse
+	if err := Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.Messages[0]
+	if got.Handle != in.Messages[0].Handle || got.DeadlineMillis != 5 || got.Stored.QueueOffset != 3 || got.Stored.Reconsume != 2 || string(got.Stored.Body) != "x" {
+		t.Fatalf("round trip: %+v", got)
 	}
 }

@@ -230,9 +230,12 @@ type ReceiveRequest struct {
 // ReceivedMessage is a popped message: Reconsume counts its earlier
 // deliveries that expired unacked; Handle acks it.
 type ReceivedMessage struct {
-	StoredMessage  `msgpack:",inline"`
-	Handle         string `msgpack:"h"`
-	DeadlineMillis int64  `msgpack:"dl"` // invisible until then, unix ms
+	// Stored is a named field, not embedded: StoredMessage's own
+	// msgpack codec (message_codec.go) would be promoted and drop the
+	// fields below.
+	Stored         StoredMessage `msgpack:"s"`
+	Handle         string        `msgpack:"h"`
+	DeadlineMillis int64         `msgpack:"dl"` // invisible until then, unix ms
 }
 
 // ReceiveResponse answers ReceiveRequest (empty when the wait ran out).
