@@ -204,7 +204,7 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 	}
 	start := time.Now()
 	var mu sync.Mutex
-	acked := make([]int, total)    // successful acks per message
+	acked := make([]int, total)     // successful acks per message
 	delivered := make([]int, total) // deliveries per message
 	skipped := map[int]time.Time{}  // 1 %: first delivery not acked, when it was received
 	var lateBack []time.Duration    // how long after its skipped delivery a message came back
