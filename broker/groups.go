@@ -84,6 +84,9 @@ type GroupQueue struct {
 	ConsumerOffset uint64 // the group's committed offset (0 if none)
 	Lag            uint64
 	Owner          string // holder of the queue's unexpired lock, if any
+	// Pop consumers' messages (pop.go): received and not yet acked
+	// (InFlight), expired and waiting to be received again (Visible).
+	InFlight, Visible int
 }
 
 // GroupDescription is a group's mode, live members and per-queue progress.
@@ -126,6 +129,7 @@ func (n *Node) DescribeGroup(group string) (GroupDescription, error) {
 		if !ok {
 			continue
 		}
+		pops := n.fsm.PopStatsOf(group, t.ID, n.cfg.Now().UnixMilli())
 		for q := uint32(0); q < t.Queues; q++ {
 			_, next, err := n.QueueRange(name, q)
 			if err != nil {
@@ -133,7 +137,7 @@ func (n *Node) DescribeGroup(group string) (GroupDescription, error) {
 			}
 			off, _ := n.ConsumerOffset(group, name, q)
 			gq := GroupQueue{Topic: name, QueueID: q, BrokerOffset: next, ConsumerOffset: off,
-				Owner: owners[fsm.QueueRef{Topic: name, QueueID: q}]}
+				Owner: owners[fsm.QueueRef{Topic: name, QueueID: q}], InFlight: pops[q].InFlight, Visible: pops[q].Visible + pops[q].Dead}
 			if next > off {
 				gq.Lag = next - off
 			}

@@ -361,7 +361,7 @@ func (n *Node) handleDescribeGroup(_ context.Context, req *wire.DescribeGroupReq
 	d := &wire.GroupDescription{Group: g.Group, Mode: g.Mode, Members: g.Members, PendingRetries: g.PendingRetries, DeadLetters: g.DeadLetters}
 	for _, q := range g.Queues {
 		d.Queues = append(d.Queues, wire.GroupQueue{Topic: q.Topic, QueueID: q.QueueID, BrokerOffset: q.BrokerOffset,
-			ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner})
+			ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner, InFlight: q.InFlight, Visible: q.Visible})
 	}
 	return d, nil
 }

@@ -333,6 +333,9 @@ type GroupQueue struct {
 	ConsumerOffset uint64
 	Lag            uint64
 	Owner          string // client holding the queue lock, if any
+	// Pop (SimpleConsumer) messages received and not acked yet, and those
+	// whose invisible time passed, to be received again.
+	InFlight, Visible int
 }
 
 // GroupDescription is a consumer group's members and progress.
@@ -379,6 +382,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescripti
 			out.Queues = append(out.Queues, GroupQueue{
 				Queue:        Queue{Topic: q.Topic, Group: g, QueueID: q.QueueID},
 				BrokerOffset: q.BrokerOffset, ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner,
+				InFlight: q.InFlight, Visible: q.Visible,
 			})
 		}
 	}

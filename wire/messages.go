@@ -340,6 +340,9 @@ type GroupQueue struct {
 	ConsumerOffset uint64 `msgpack:"c"`
 	Lag            uint64 `msgpack:"l"`
 	Owner          string `msgpack:"o,omitempty"` // lock holder, if any
+	// Pop consumption: received and not acked; expired, to be received again.
+	InFlight int `msgpack:"if,omitempty"`
+	Visible  int `msgpack:"vi,omitempty"`
 }
 
 // GroupDescription answers DescribeGroup.

@@ -34,7 +34,12 @@ func consumeCommand() *cli.Command {
 			"every queue of the topic; if other members share the group, only this member's queues\n" +
 			"count. Nothing counts before the member got its queues. --wait D stops after D from\n" +
 			"the start of the command; with --count or --exit, whichever comes first ends it. Every\n" +
-			"way of stopping prints what was consumed, then commits and leaves the group.",
+			"way of stopping prints what was consumed, then commits and leaves the group.\n\n" +
+			"--pop consumes as a pop (simple) consumer, RocketMQ 5 style: members of the group share\n" +
+			"every queue, each printed message is acked after printing, and one not acked within\n" +
+			"--invisible (--no-ack, or this process dying) is received again by some member with its\n" +
+			"reconsume count raised, until the group's dead-letter queue after 16 such expiries.\n" +
+			"With --pop, --exit stops at the first receive that finds nothing.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "consumer group (required unless --broadcast)"},
 			&cli.StringFlag{Name: "from", Value: "last", Usage: "where a group without offsets starts: last, first or an RFC3339 time"},
@@ -44,6 +49,9 @@ func consumeCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after N messages (0: run until Ctrl-C)"},
 			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "stop once every owned queue is read to its end"},
 			&cli.DurationFlag{Name: "wait", Usage: "stop after this long, e.g. 10s (0: no bound)"},
+			&cli.BoolFlag{Name: "pop", Usage: "consume as a pop consumer: share every queue with the group's members, ack each message"},
+			&cli.DurationFlag{Name: "invisible", Value: 30 * time.Second, Usage: "with --pop: how long a received message stays invisible to other members unless acked (1s..12h)"},
+			&cli.BoolFlag{Name: "no-ack", Usage: "with --pop: print but do not ack (the messages come back after --invisible)"},
 		},
 		Action: consume,
 	})
@@ -99,7 +107,7 @@ func (m consumedMessage) line() string {
 	}
 	keys := strings.Join(m.Keys, ",")
 	queue := fmt.Sprintf("%s#%d", m.BrokerGroup, m.QueueID)
-	if m.RetryTopic != "" { // a retry: its retry-queue position and how many deliveries failed
+	if m.RetryTopic != "" || m.ReconsumeTimes > 0 { // a retry (or a pop redelivery): how many deliveries failed
 		queue = fmt.Sprintf("%s#%d/retry%d", m.BrokerGroup, m.QueueID, m.ReconsumeTimes)
 	}
 	return fmt.Sprintf("%-16s %-9d %-33s %-11s %-11s %s\n",
@@ -155,6 +163,14 @@ func consume(c *cli.Context) error {
 	ns, err := nameServers(c)
 	if err != nil {
 		return err
+	}
+	if c.Bool("pop") {
+		return consumePop(c, popOptions{topic: topic, ns: ns, from: from, count: count, exit: exit, waitC: waitC, wait: wait})
+	}
+	for _, f := range []string{"invisible", "no-ack"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--%s needs --pop", f)
+		}
 	}
 	cfg := client.ConsumerConfig{
 		NameServers:   ns,

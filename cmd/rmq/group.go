@@ -84,6 +84,8 @@ type groupQueueRow struct {
 	ConsumerOffset uint64 `json:"consumer_offset"`
 	Lag            uint64 `json:"lag"`
 	Owner          string `json:"owner,omitempty"`
+	InFlight       int    `json:"in_flight,omitempty"` // pop consumers: received, not acked
+	Visible        int    `json:"visible,omitempty"`   // pop consumers: expired, to be received again
 }
 
 // groupDescription is "rmq group describe".
@@ -111,6 +113,17 @@ func (v groupDescription) table(w io.Writer) {
 		fmt.Fprintf(w, "retries waiting for their backoff: %d, dead letters: %d (rmq dlq list %s)\n", v.PendingRetries, v.DeadLetters, v.Group)
 	}
 	fmt.Fprintln(w)
+	pop := false
+	for _, q := range v.Queues {
+		pop = pop || q.InFlight > 0 || q.Visible > 0
+	}
+	if pop { // a pop group: its messages in flight instead of lock owners
+		row(w, "TOPIC", "BROKER GROUP", "QUEUE", "BROKER OFFSET", "CONSUMER OFFSET", "LAG", "IN FLIGHT", "TO REDELIVER")
+		for _, q := range v.Queues {
+			row(w, q.Topic, q.BrokerGroup, q.QueueID, q.BrokerOffset, q.ConsumerOffset, q.Lag, q.InFlight, q.Visible)
+		}
+		return
+	}
 	row(w, "TOPIC", "BROKER GROUP", "QUEUE", "BROKER OFFSET", "CONSUMER OFFSET", "LAG", "OWNER")
 	for _, q := range v.Queues {
 		row(w, q.Topic, q.BrokerGroup, q.QueueID, q.BrokerOffset, q.ConsumerOffset, q.Lag, textCell(q.Owner))
@@ -142,6 +155,7 @@ func groupDescribe(c *cli.Context) error {
 			out.Queues = append(out.Queues, groupQueueRow{
 				Topic: q.Queue.Topic, BrokerGroup: q.Queue.Group, QueueID: q.Queue.QueueID,
 				BrokerOffset: q.BrokerOffset, ConsumerOffset: q.ConsumerOffset, Lag: q.Lag, Owner: q.Owner,
+				InFlight: q.InFlight, Visible: q.Visible,
 			})
 		}
 		return render(c, out)
