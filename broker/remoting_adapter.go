@@ -84,6 +84,12 @@ var remotingHandlers = map[int32]remotingHandler{
 	compat.ReqDeleteTopicInBroker:     (*Node).remotingDeleteTopic,
 	compat.ReqConsumerSendMsgBack:     (*Node).remotingSendBack,
 	compat.ReqViewMessageByID:         (*Node).remotingViewMessage,
+
+	// Pop consumption (remoting_pop.go).
+	compat.ReqPopMessage:                 (*Node).remotingPop,
+	compat.ReqAckMessage:                 (*Node).remotingAck,
+	compat.ReqBatchAckMessage:            (*Node).remotingBatchAck,
+	compat.ReqChangeMessageInvisibleTime: (*Node).remotingChangeInvisible,
 }
 
 // handleRemoting serves one remoting request; errors become RocketMQ

@@ -2,10 +2,12 @@ package compat
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // TopicRouteData is the GET_ROUTEINFO_BY_TOPIC response body.
@@ -243,4 +245,131 @@ func quoteIntKeys(b []byte) ([]byte, bool) {
 		out.WriteByte(c)
 	}
 	return out.Bytes(), changed
+}
+
+// BatchAckBody is the BATCH_ACK_MESSAGE request body (Java's
+// BatchAckMessageRequestBody).
+type BatchAckBody struct {
+	BrokerName string     `json:"brokerName"`
+	Acks       []BatchAck `json:"acks"`
+}
+
+// BatchAck acks messages of one queue received by one pop (one check
+// point): the offsets StartOffset+i for each bit i set in BitSet. Java
+// writes fastjson's short names (c, t, r, so, q, rq, pt, it, b); the long
+// ones (consumerGroup, topic, ...) are accepted too, as its
+// alternateNames are. Retry is "0" for the topic itself, "1" or "2" for
+// its pop retry topic.
+type BatchAck struct {
+	ConsumerGroup string `json:"c"`
+	Topic         string `json:"t"`
+	Retry         string `json:"r"`
+	StartOffset   int64  `json:"so"`
+	QueueID       int32  `json:"q"`
+	ReviveQueueID int32  `json:"rq"`
+	PopTime       int64  `json:"pt"`
+	InvisibleTime int64  `json:"it"`
+	BitSet        BitSet `json:"b"`
+}
+
+// UnmarshalJSON reads the short or the long field names.
+func (a *BatchAck) UnmarshalJSON(b []byte) error {
+	var v struct { // each key once: short and long names are distinct fields
+		C             *string `json:"c"`
+		ConsumerGroup *string `json:"consumerGroup"`
+		T             *string `json:"t"`
+		Topic         *string `json:"topic"`
+		R             *string `json:"r"`
+		Retry         *string `json:"retry"`
+		SO            *int64  `json:"so"`
+		StartOffset   *int64  `json:"startOffset"`
+		Q             *int32  `json:"q"`
+		QueueID       *int32  `json:"queueId"`
+		RQ            *int32  `json:"rq"`
+		ReviveQueueID *int32  `json:"reviveQueueId"`
+		PT            *int64  `json:"pt"`
+		PopTime       *int64  `json:"popTime"`
+		IT            *int64  `json:"it"`
+		InvisibleTime *int64  `json:"invisibleTime"`
+		B             *BitSet `json:"b"`
+		BitSet        *BitSet `json:"bitSet"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = BatchAck{
+		ConsumerGroup: either(v.C, v.ConsumerGroup), Topic: either(v.T, v.Topic), Retry: either(v.R, v.Retry),
+		StartOffset: either(v.SO, v.StartOffset), QueueID: either(v.Q, v.QueueID), ReviveQueueID: either(v.RQ, v.ReviveQueueID),
+		PopTime: either(v.PT, v.PopTime), InvisibleTime: either(v.IT, v.InvisibleTime), BitSet: either(v.B, v.BitSet),
+	}
+	return nil
+}
+
+// either is *a if set, else *b if set, else T's zero value.
+func either[T any](a, b *T) T {
+	var zero T
+	switch {
+	case a != nil:
+		return *a
+	case b != nil:
+		return *b
+	}
+	return zero
+}
+
+// BitSet is a java.util.BitSet as BatchAck carries it: the bytes of
+// BitSet.toByteArray (bit i is bit i%8 of byte i/8), which fastjson
+// writes as a base64 string. An array of byte values is accepted too.
+type BitSet []byte
+
+// UnmarshalJSON reads a base64 string (padded or not), an array of
+// numbers -128..255, or null.
+func (s *BitSet) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		*s = nil
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		var vals []int16
+		if err := json.Unmarshal(b, &vals); err != nil {
+			return fmt.Errorf("bitSet: %w", err)
+		}
+		out := make([]byte, len(vals))
+		for i, v := range vals {
+			if v < -128 || v > 255 {
+				return fmt.Errorf("bitSet: byte %d is %d", i, v)
+			}
+			out[i] = byte(v)
+		}
+		*s = out
+		return nil
+	}
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil {
+		return fmt.Errorf("bitSet: want a base64 string: %w", err)
+	}
+	out, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(str, "="))
+	if err != nil {
+		return fmt.Errorf("bitSet: %w", err)
+	}
+	*s = out
+	return nil
+}
+
+// Offsets returns start+i for each bit i set, in order; more than limit
+// set bits is an error (a bit set can name millions of offsets).
+func (s BitSet) Offsets(start int64, limit int) ([]int64, error) {
+	var out []int64
+	for i, by := range s {
+		for j := range 8 {
+			if by&(1<<j) == 0 {
+				continue
+			}
+			if len(out) == limit {
+				return nil, fmt.Errorf("bit set names more than %d offsets", limit)
+			}
+			out = append(out, start+int64(i*8+j))
+		}
+	}
+	return out, nil
 }

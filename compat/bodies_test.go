@@ -140,3 +140,49 @@ func TestOtherBodiesJSONNames(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchAckBody: BATCH_ACK_MESSAGE bodies as fastjson writes them
+// (short names, the BitSet's bytes in base64) and with the long
+// alternate names; a bit set names offsets relative to the start offset.
+func TestBatchAckBody(t *testing.T) {
+	in := `{"acks":[{"b":"KgE=","c":"g","it":60000,"pt":1700000000000,"q":3,"r":"0","rq":2,"so":100,"t":"T"},` +
+		`{"consumerGroup":"g2","topic":"T2","retry":"1","startOffset":5,"queueId":1,"reviveQueueId":0,` +
+		`"popTime":7,"invisibleTime":8,"bitSet":"AQ"},{"c":"g3","b":[1,-128]}],"brokerName":"broker-a"}`
+	var body BatchAckBody
+	if err := DecodeJSON([]byte(in), &body); err != nil {
+		t.Fatal(err)
+	}
+	want := BatchAckBody{BrokerName: "broker-a", Acks: []BatchAck{
+		{ConsumerGroup: "g", Topic: "T", Retry: "0", StartOffset: 100, QueueID: 3, ReviveQueueID: 2, PopTime: 1700000000000,
+			InvisibleTime: 60000, BitSet: BitSet{0x2a, 0x01}},
+		{ConsumerGroup: "g2", Topic: "T2", Retry: "1", StartOffset: 5, QueueID: 1, PopTime: 7, InvisibleTime: 8, BitSet: BitSet{1}},
+		{ConsumerGroup: "g3", BitSet: BitSet{1, 0x80}},
+	}}
+	if diff := cmp.Diff(want, body); diff != "" {
+		t.Fatalf("decoded body (-want +got):\n%s", diff)
+	}
+	offs, err := body.Acks[0].BitSet.Offsets(100, 10)
+	if err != nil || !cmp.Equal(offs, []int64{101, 103, 105, 108}) {
+		t.Fatalf("offsets %v %v, want [101 103 105 108]", offs, err)
+	}
+	if _, err := body.Acks[0].BitSet.Offsets(100, 3); err == nil {
+		t.Fatal("4 offsets under a limit of 3: no error")
+	}
+	// What json.Marshal writes is fastjson's form, which decodes back.
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"b":"KgE="`) || !strings.Contains(string(b), `"so":100`) {
+		t.Fatalf("marshalled %s; want fastjson's short names and base64", b)
+	}
+	var back BatchAckBody
+	if err := DecodeJSON(b, &back); err != nil || !cmp.Equal(back, want) {
+		t.Fatalf("round trip: %v %s", err, cmp.Diff(want, back))
+	}
+	for _, bad := range []string{`{"acks":[{"b":7}]}`, `{"acks":[{"b":"!!"}]}`, `{"acks":[{"b":[256]}]}`, `{"acks":[{"so":"x"}]}`} {
+		if err := DecodeJSON([]byte(bad), &body); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", bad, err)
+		}
+	}
+}

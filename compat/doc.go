@@ -112,8 +112,9 @@
 // # Supported features
 //
 // What rmq's broker and NameServer adapters serve to RocketMQ 4.x clients
-// (broker/remoting_*.go, namesrv/remoting_adapter.go); the proof is the
-// e2e/rocketmq module (unmodified rocketmq-client-go v2.1.2). A code not
+// and RocketMQ 5 pop consumers (broker/remoting_*.go,
+// namesrv/remoting_adapter.go); the proof is the e2e/rocketmq module
+// (unmodified rocketmq-client-go v2.1.2; for pop see its row). A code not
 // listed is answered REQUEST_CODE_NOT_SUPPORTED (3) with a remark naming
 // it. Keep this table true.
 //
@@ -138,7 +139,8 @@
 //	delay levels, timers           DELAY, TIMER_* properties      yes      levels per broker config (RocketMQ's 18 by default), TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS up to MaxDelay (3 days); stored once, delivered by the leader's scheduler; the send answers queueOffset -1
 //	transactions                   TRAN_MSG, 37; 39 pushed        no       half messages refused MESSAGE_ILLEGAL; 37 not supported (issue #13); the connection layer can push 39
 //	request-reply                  324, 325; 326 pushed           no       issue #13
-//	pop consumption                200050-200056, 200151          no       issue #12
+//	pop consumption (RocketMQ 5)   200050, 200051, 200053, 200151 yes      POP_MESSAGE, ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME, BATCH_ACK_MESSAGE (JSON headers); expired messages come back in place with reconsumeTimes + 1 (retry flag 0, reviveQid 0, no %RETRY% topic); POP_CK on every message; nothing after pollTime: POLLING_TIMEOUT; a stale handle: NO_MESSAGE; TAG filters; maxMsgNums 1..32; checked against frames built as the Java client builds them (broker/remoting_pop_test.go), not a Java client
+//	pop: ordered, peek, rollback   200052, 200054-200056          no       POP_MESSAGE with order=true refused INVALID_PARAMETER (ordered pop: use an orderly push consumer); PEEK_MESSAGE, NOTIFICATION, POLLING_INFO, POP_ROLLBACK not served (issue #12)
 //	admin statistics               21, 28, 43, 202-208, 307       no       issue #15 (fastjson object-keyed maps)
 //	ACL, TLS                       -                              no       issue #15
 package compat
