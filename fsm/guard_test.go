@@ -78,6 +78,10 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		SendBack{Now: 10, Record: TimerRef{Due: 10, Index: u[0].Index, Pos: u[0].Pos, Size: u[0].Size, TopicID: r},
 			Retry: RetryInfo{Reconsume: 2, OriginTopicID: x, OriginOffset: 3}},
 		DeliverTimers{Now: 30, Items: h.f.DueTimers(30, 10)},
+		// Pop state: items in flight, one acked (a tombstone), one changed.
+		Pop{Now: 40, Group: "pg", Invisible: 100, Max: 3, MaxReconsume: 2, FromFirst: true, Queues: []PopQueueRef{{Topic: "x", TopicID: x}}},
+		PopAck{Now: 41, Group: "pg", Items: []PopHandle{{TopicID: x, Offset: 0, PopTime: 40}}},
+		PopChangeInvisible{Now: 42, Group: "pg", Item: PopHandle{TopicID: x, Offset: 1, PopTime: 40}, Invisible: 500},
 	} {
 		data, err := Encode(c)
 		if err != nil {

@@ -32,8 +32,10 @@ import (
 // ChangeInvisible gives the item a new pop time and deadline, so handles
 // of earlier instances no longer ack it. An acked item stays as a
 // tombstone until its deadline, so an ack repeated after a lost reply
-// succeeds again instead of failing; tombstones and stale deadline-heap
-// entries are dropped by later pop commands on the queue.
+// succeeds again instead of failing; a later pop command on the queue
+// drops the tombstones whose deadline passed. The unacked items of a
+// queue are in a heap by deadline that knows each item's position, so a
+// receive, an ack or an invisible-time change costs O(log n).
 
 // MaxPopItems bounds the items of one Pop, PopAck or DeadPops list.
 const MaxPopItems = 1024
@@ -200,6 +202,8 @@ type popKey struct {
 
 // popItem is one in-flight (or acked, until its deadline) item.
 type popItem struct {
+	off       uint64 // its queue offset
+	hidx      int    // its position in popQueue.due, -1 when not there (acked)
 	index     uint64 // the record: entry, position, size, tag hash
 	pos       uint32
 	size      uint32
@@ -217,66 +221,122 @@ func (it *popItem) dead(now int64) bool {
 	return !it.acked && it.deadline <= now && it.reconsume+1 > it.max
 }
 
-// popDue is a deadline-heap entry; it is stale once its item is gone or
-// has another pop time or deadline.
-type popDue struct {
-	deadline int64
-	offset   uint64
-	popTime  int64
-}
-
-type popDueHeap []popDue
+// popDueHeap is a min-heap of a queue's unacked items by deadline (then
+// offset); each item knows its position, so an ack or a dead letter
+// removes it and an invisible-time change moves it in O(log n).
+type popDueHeap []*popItem
 
 func (h popDueHeap) Len() int { return len(h) }
 func (h popDueHeap) Less(i, j int) bool {
-	return h[i].deadline < h[j].deadline || h[i].deadline == h[j].deadline && h[i].offset < h[j].offset
+	return h[i].deadline < h[j].deadline || h[i].deadline == h[j].deadline && h[i].off < h[j].off
 }
-func (h popDueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *popDueHeap) Push(x any)   { *h = append(*h, x.(popDue)) }
+func (h popDueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *popDueHeap) Push(x any) {
+	it := x.(*popItem)
+	it.hidx = len(*h)
+	*h = append(*h, it)
+}
 func (h *popDueHeap) Pop() any {
 	old := *h
-	e := old[len(old)-1]
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return e
+	it.hidx = -1
+	return it
+}
+
+// tomb is an acked item kept until its deadline (a repeated ack of its
+// handle succeeds meanwhile).
+type tomb struct {
+	deadline int64
+	off      uint64
+	popTime  int64
+}
+
+type tombHeap []tomb
+
+func (h tombHeap) Len() int           { return len(h) }
+func (h tombHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h tombHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *tombHeap) Push(x any)        { *h = append(*h, x.(tomb)) }
+func (h *tombHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
 }
 
 // popQueue is a group's pop state of one queue.
 type popQueue struct {
 	qid   uint32
-	items map[uint64]*popItem // by queue offset
-	due   popDueHeap
+	items map[uint64]*popItem // by queue offset: unacked items and tombstones
+	due   popDueHeap          // the unacked items
+	tombs tombHeap            // the tombstones, by deadline
 }
 
-func (pq *popQueue) live(e *popDue) (*popItem, bool) {
-	it := pq.items[e.offset]
-	return it, it != nil && it.popTime == e.popTime && it.deadline == e.deadline
+// arm puts it (newly received, or with a new deadline) in the heap.
+func (pq *popQueue) arm(it *popItem) {
+	if it.hidx >= 0 {
+		heap.Fix(&pq.due, it.hidx)
+		return
+	}
+	heap.Push(&pq.due, it)
 }
 
-// arm records its current deadline in the heap.
-func (pq *popQueue) arm(off uint64, it *popItem) {
-	heap.Push(&pq.due, popDue{deadline: it.deadline, offset: off, popTime: it.popTime})
+// ack turns it into a tombstone.
+func (pq *popQueue) ack(it *popItem) {
+	if it.hidx >= 0 {
+		heap.Remove(&pq.due, it.hidx)
+	}
+	it.acked = true
+	heap.Push(&pq.tombs, tomb{deadline: it.deadline, off: it.off, popTime: it.popTime})
 }
 
-// sweep drops, from the top of the deadline heap, stale entries and the
-// tombstones of acked items whose deadline passed by now. It stops at
-// the first live unacked item (or after limit entries), and returns it.
-func (pq *popQueue) sweep(now int64, limit int) (popDue, *popItem, bool) {
-	for ; len(pq.due) > 0 && limit > 0; limit-- {
-		e := pq.due[0]
-		it, ok := pq.live(&e)
-		switch {
-		case !ok:
-			heap.Pop(&pq.due)
-		case it.acked && it.deadline <= now:
-			heap.Pop(&pq.due)
-			delete(pq.items, e.offset)
-		case it.acked:
-			return popDue{}, nil, false // the earliest deadline is in the future
-		default:
-			return e, it, true
+// drop forgets an unacked item (dead-lettered).
+func (pq *popQueue) drop(it *popItem) {
+	if it.hidx >= 0 {
+		heap.Remove(&pq.due, it.hidx)
+	}
+	delete(pq.items, it.off)
+}
+
+// sweep forgets the tombstones whose deadline passed by now.
+func (pq *popQueue) sweep(now int64) {
+	for len(pq.tombs) > 0 && pq.tombs[0].deadline <= now {
+		t := heap.Pop(&pq.tombs).(tomb)
+		if it := pq.items[t.off]; it != nil && it.acked && it.popTime == t.popTime {
+			delete(pq.items, t.off)
 		}
 	}
-	return popDue{}, nil, false
+}
+
+// expired walks the unacked items whose deadline passed by now, earliest
+// first, calling fn until it returns false or limit items were seen; it
+// returns the earliest deadline after now (0: none seen).
+func (pq *popQueue) expired(now int64, limit int, fn func(*popItem) bool) int64 {
+	if len(pq.due) == 0 {
+		return 0
+	}
+	cand := &popPositions{h: pq.due, pos: []int{0}}
+	for n := 0; cand.Len() > 0 && n < limit; n++ {
+		i := heap.Pop(cand).(int)
+		it := pq.due[i]
+		if it.deadline > now {
+			return it.deadline
+		}
+		if !fn(it) {
+			return 0
+		}
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < len(pq.due) {
+				heap.Push(cand, c)
+			}
+		}
+	}
+	return 0
 }
 
 func (f *FSM) popQueueOf(k popKey, create bool) *popQueue {
@@ -309,14 +369,14 @@ func (c *Pop) apply(f *FSM, _ uint64) any {
 		k := popKey{group: c.Group, topicID: t.ID, queueID: ref.QueueID}
 		pq := f.popQueueOf(k, true)
 		// Redeliveries first: expired unacked items, earliest deadline first.
-		for len(res.Items) < max {
-			e, it, ok := pq.sweep(c.Now, popScanUnits)
-			if !ok || e.deadline > c.Now || it.dead(c.Now) {
+		pq.sweep(c.Now)
+		for len(res.Items) < max && len(pq.due) > 0 {
+			it := pq.due[0]
+			if it.deadline > c.Now || it.dead(c.Now) {
 				break // none expired; or the earliest is dead (the revive service dead-letters it)
 			}
-			heap.Pop(&pq.due)
 			it.reconsume++
-			res.Items = append(res.Items, f.take(pq, t, e.offset, it, c))
+			res.Items = append(res.Items, f.take(pq, t, it, c))
 		}
 		// Then new units from the cursor.
 		gk := queueKey{t.Name, ref.QueueID}
@@ -348,9 +408,9 @@ func (c *Pop) apply(f *FSM, _ uint64) any {
 			if len(c.Tags) > 0 && !slices.Contains(c.Tags, u.TagHash) {
 				continue
 			}
-			it := &popItem{index: u.Index, pos: u.Pos, size: u.Size, tagHash: u.TagHash, storeTime: u.StoreTime, max: c.MaxReconsume}
+			it := &popItem{off: off, hidx: -1, index: u.Index, pos: u.Pos, size: u.Size, tagHash: u.TagHash, storeTime: u.StoreTime, max: c.MaxReconsume}
 			pq.items[off] = it
-			res.Items = append(res.Items, f.take(pq, t, off, it, c))
+			res.Items = append(res.Items, f.take(pq, t, it, c))
 		}
 		if !had || cur != start {
 			if offs == nil {
@@ -365,12 +425,12 @@ func (c *Pop) apply(f *FSM, _ uint64) any {
 }
 
 // take makes it in flight for c and returns it as received.
-func (f *FSM) take(pq *popQueue, t *topicState, off uint64, it *popItem, c *Pop) PoppedItem {
+func (f *FSM) take(pq *popQueue, t *topicState, it *popItem, c *Pop) PoppedItem {
 	it.popTime, it.deadline, it.max = c.Now, c.Now+c.Invisible, c.MaxReconsume
-	pq.arm(off, it)
+	pq.arm(it)
 	return PoppedItem{
 		Topic:     t.Name,
-		Handle:    PopHandle{TopicID: t.ID, QueueID: pq.qid, Offset: off, PopTime: it.popTime},
+		Handle:    PopHandle{TopicID: t.ID, QueueID: pq.qid, Offset: it.off, PopTime: it.popTime},
 		Unit:      Unit{Index: it.index, Pos: it.pos, Size: it.size, TagHash: it.tagHash, StoreTime: it.storeTime},
 		Reconsume: int32(it.reconsume),
 		Deadline:  it.deadline,
@@ -403,8 +463,8 @@ func (c *PopAck) apply(f *FSM, _ uint64) any {
 		if st == PopOK && it.dead(c.Now) {
 			st = PopExpired
 		}
-		if st == PopOK {
-			it.acked = true
+		if st == PopOK && !it.acked {
+			pq.ack(it)
 		}
 		if pq != nil {
 			touched[k] = pq
@@ -412,7 +472,7 @@ func (c *PopAck) apply(f *FSM, _ uint64) any {
 		res.Status[i] = st
 	}
 	for k, pq := range touched {
-		pq.sweep(c.Now, popScanUnits)
+		pq.sweep(c.Now)
 		f.dropEmptyPop(k, pq)
 	}
 	return res
@@ -430,7 +490,7 @@ func (c *PopChangeInvisible) apply(f *FSM, _ uint64) any {
 		return &PopChangeResult{Status: st}
 	}
 	it.popTime, it.deadline = c.Now, c.Now+c.Invisible
-	pq.arm(c.Item.Offset, it)
+	pq.arm(it)
 	h := c.Item
 	h.PopTime = it.popTime
 	return &PopChangeResult{Status: PopOK, Handle: h, Deadline: it.deadline}
@@ -441,7 +501,7 @@ func (c *PopChangeInvisible) apply(f *FSM, _ uint64) any {
 func (f *FSM) dropPopped(group string, h PopHandle) {
 	k, pq, it, st := f.findPop(group, h)
 	if st == PopOK && !it.acked {
-		delete(pq.items, h.Offset)
+		pq.drop(it)
 		f.dropEmptyPop(k, pq)
 	}
 }
@@ -473,25 +533,15 @@ func (f *FSM) DeadPops(now int64, max int) []DeadPop {
 	defer f.mu.RUnlock()
 	var out []DeadPop
 	for k, pq := range f.pops {
-		cand := &popPositions{h: pq.due, pos: []int{0}}
-		for n := 0; cand.Len() > 0 && len(pq.due) > 0 && n < popScanUnits && len(out) < max; n++ {
-			i := heap.Pop(cand).(int)
-			e := &pq.due[i]
-			if e.deadline > now {
-				break
-			}
-			if it, ok := pq.live(e); ok && it.dead(now) {
+		pq.expired(now, popScanUnits, func(it *popItem) bool {
+			if it.dead(now) {
 				out = append(out, DeadPop{Group: k.group,
-					Handle:    PopHandle{TopicID: k.topicID, QueueID: k.queueID, Offset: e.offset, PopTime: it.popTime},
+					Handle:    PopHandle{TopicID: k.topicID, QueueID: k.queueID, Offset: it.off, PopTime: it.popTime},
 					Record:    TimerRef{Index: it.index, Pos: it.pos, Size: it.size, TagHash: it.tagHash},
 					Reconsume: it.reconsume + 1})
 			}
-			for _, c := range [2]int{2*i + 1, 2*i + 2} {
-				if c < len(pq.due) {
-					heap.Push(cand, c)
-				}
-			}
-		}
+			return len(out) < max
+		})
 	}
 	slices.SortFunc(out, func(a, b DeadPop) int {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Handle.TopicID, b.Handle.TopicID),
@@ -570,21 +620,13 @@ func (f *FSM) PopAvailable(group string, ref PopQueueRef, fromFirst bool, now in
 	q := t.queues[ref.QueueID]
 	var next int64
 	if pq := f.pops[popKey{group: group, topicID: t.ID, queueID: ref.QueueID}]; pq != nil {
-		for i := range pq.due {
-			e := &pq.due[i]
-			it, ok := pq.live(e)
-			if !ok || it.acked {
-				continue
-			}
-			if e.deadline <= now {
-				if !it.dead(now) {
-					return true, 0
-				}
-				continue
-			}
-			if next == 0 || e.deadline < next {
-				next = e.deadline
-			}
+		found := false
+		next = pq.expired(now, popScanUnits, func(it *popItem) bool {
+			found = !it.dead(now)
+			return !found
+		})
+		if found {
+			return true, 0
 		}
 	}
 	cur, ok := f.groups[group][queueKey{t.Name, ref.QueueID}]
@@ -663,6 +705,8 @@ func (f *FSM) restorePops(sp []snapPop) error {
 		for b := s.Items; len(b) > 0; b = b[popPackLen:] {
 			off := binary.BigEndian.Uint64(b)
 			it := &popItem{
+				off:       off,
+				hidx:      -1,
 				index:     binary.BigEndian.Uint64(b[8:]),
 				pos:       binary.BigEndian.Uint32(b[16:]),
 				size:      binary.BigEndian.Uint32(b[20:]),
@@ -678,9 +722,15 @@ func (f *FSM) restorePops(sp []snapPop) error {
 				return fmt.Errorf("%w: snapshot pop item %d of group %q", ErrCorrupt, off, s.Group)
 			}
 			pq.items[off] = it
-			pq.due = append(pq.due, popDue{deadline: it.deadline, offset: off, popTime: it.popTime})
+			if it.acked {
+				pq.tombs = append(pq.tombs, tomb{deadline: it.deadline, off: off, popTime: it.popTime})
+			} else {
+				it.hidx = len(pq.due)
+				pq.due = append(pq.due, it)
+			}
 		}
 		heap.Init(&pq.due)
+		heap.Init(&pq.tombs)
 		f.dropEmptyPop(k, pq)
 	}
 	return nil
