@@ -195,6 +195,9 @@
 //	locks.go            replicated queue locks; the lock janitor (leader service)
 //	delay.go            delay levels and timer properties; the timer scheduler (leader service)
 //	retry.go            SendBack (retry queue, then DLQ), DeadLetters, ResendDeadLetters
+//	pop.go              pop consumption: Receive, Ack, ChangeInvisible, receipt handles; pop revive (leader service)
+//	pop_wire.go         rmq wire handlers of pop consumption
+//	remoting_pop.go     RocketMQ 5 pop over remoting: POP_MESSAGE, (BATCH_)ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
 //	leader_services.go  the list of leader-only services
@@ -235,6 +238,19 @@
 // timers service delivers a retry when due. A new leader continues from
 // the replicated timers and metadata. Dead letters are read and resent by
 // operators (DeadLetters, ResendDeadLetters: through the retry queue).
+//
+// Pop consumption (pop.go): Receive proposes fsm.Pop with the leader's
+// clock, after checking (fsm.PopAvailable) that something is there;
+// otherwise it long-polls on the topic's append notifications until the
+// next in-flight deadline or its wait ends. The messages are read from
+// the records the applied Pop names. Ack and ChangeInvisible propose
+// PopAck and PopChangeInvisible. A receipt handle is RocketMQ's POP_CK
+// text ("ck popTime invisible reviveQid retryFlag broker queue offset",
+// plus the topic for rmq's clients), so one parser serves both
+// protocols. The "pop-revive" leader service dead-letters dead items
+// (fsm.DeadPops) one SendBack at a time. Unlike RocketMQ there is no
+// %RETRY%group_topic: an expired message is received again from its own
+// queue offset, and nothing is written for it.
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention

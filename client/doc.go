@@ -75,6 +75,32 @@
 // has its context cancelled and counts as failed, whatever it returns
 // later (RocketMQ's consumeTimeout).
 //
+// # Consuming: pop (SimpleConsumer)
+//
+//	sc, err := client.NewSimpleConsumer(client.SimpleConsumerConfig{NameServers: ns, Group: "workers",
+//		Subscriptions: map[string]string{"jobs": "*"}, InvisibleDuration: 30 * time.Second})
+//	for {
+//		msgs, err := sc.Receive(ctx, 32, 0) // long-polls up to AwaitDuration
+//		...
+//		for _, m := range msgs {
+//			process(m)
+//			err = sc.Ack(ctx, m.Handle) // or AckAll; ChangeInvisibleDuration for more time
+//		}
+//	}
+//
+// RocketMQ 5's SimpleConsumer: members share every queue (no lock, no
+// rebalance, no heartbeat); a received message is invisible to the
+// group for its invisible duration and comes back, to any member, with
+// ReconsumeTimes one higher if not acked by then; after MaxReconsume
+// such expiries it is dead-lettered. Receive asks one broker group of
+// one subscribed topic per call, in turn, at its leader (CodeReceive),
+// retried once across a failover (messages a lost answer took come back
+// after their invisible time). Acks are idempotent per handle, so AckAll
+// resends an ack whose answer was lost; a handle that no longer names
+// the message fails with ErrReceiptHandle (it was received again, its
+// invisible time changed, or it was dead-lettered). The receipt handle
+// is text, usable by any process of the group until its deadline.
+//
 // # Consuming: pull
 //
 //	for batch, err := range c.Batches(ctx) {

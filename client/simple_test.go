@@ -202,6 +202,14 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 			t.Fatalf("send: %v", err)
 		}
 	}
+	survivor := ""
+	for _, id := range c.NodeIDs() {
+		if id != c.LeaderID(10*time.Second) {
+			survivor = id // a follower: it outlives the kill below
+			break
+		}
+	}
+	logBefore := c.Node(survivor).Status().LogBytes
 	start := time.Now()
 	var mu sync.Mutex
 	acked := make([]int, total)     // successful acks per message
@@ -284,6 +292,7 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 	stop()
 	wg.Wait()
 	elapsed := time.Since(start)
+	logGrowth := c.Node(survivor).Status().LogBytes - logBefore
 	mu.Lock()
 	defer mu.Unlock()
 	extra := 0
@@ -303,8 +312,8 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("%d messages, 3 pop consumers on 1 queue, leader killed: every one acked once; %d redeliveries (%d after a skipped ack, the rest from the failover), %d acks refused as superseded; %v (%.0f msgs/s)",
-		total, extra, len(lateBack), stale.Load(), elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
+	t.Logf("%d messages, 3 pop consumers on 1 queue, leader killed: every one acked once; %d redeliveries (%d after a skipped ack, the rest from the failover), %d acks refused as superseded; %v (%.0f msgs/s); CommitLog growth for receiving and acking %.1f bytes per message",
+		total, extra, len(lateBack), stale.Load(), elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), float64(logGrowth)/float64(total))
 }
 
 func boolInt(b bool) int {

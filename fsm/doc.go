@@ -105,6 +105,31 @@
 // carry the metadata of pending retries and of delivered units; rebuild
 // replays SendBack like DeliverTimers.
 //
+// # Pop consumption
+//
+// A pop (simple) consumer group shares every queue: Pop{Now, Group,
+// Invisible, Max, MaxReconsume, Tags, FromFirst, Queues} takes, per
+// named queue, first the group's expired unacked items (redeliveries,
+// reconsume count + 1), then new units from the group's committed
+// offset, which is its pop cursor. Each taken unit becomes an in-flight
+// item {record, pop time = Now, deadline = Now + Invisible, reconsume,
+// max}. PopAck and PopChangeInvisible name items by (topic ID, queue,
+// offset, pop time): a receipt handle; a changed item gets pop time Now,
+// so older handles are superseded. An acked item stays as a tombstone
+// until its deadline, so a repeated ack succeeds. Expiry is judged by
+// each command's Now, the proposing leader's clock, never by a replica's
+// clock, so replicas agree and a new leader continues with the same
+// items; no redelivery copies the record or appends a unit. An item
+// whose last allowed delivery expires is dead: Pop no longer takes it,
+// an ack fails (PopExpired), DeadPops lists it, and the broker's revive
+// service dead-letters it with SendBack{DLQ, Pop, PopGroup}, which
+// appends the DLQ unit (whatever the item's state, so rebuild replays it
+// unchanged) and drops the item. Unacked items pin their records
+// (PinnedIndex). Per group queue the items live in a map by offset, the
+// unacked ones in a deadline heap that knows each item's position, the
+// tombstones in a second heap: receive, ack and change are O(log n).
+// Snapshots pack the items (61 bytes each) per group queue.
+//
 // # Consume queues
 //
 // Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
@@ -126,8 +151,9 @@
 // Snapshot copies the small state: topics, the topic ID counter, each
 // queue's min, next and creation index, consumer offsets and reset epochs,
 // registered node addresses, queue locks, pending timers and delivered
-// tables, applied index and log start. Fields added after the first
-// release (reset epochs, nodes, locks, timers, delivered) are optional, so the version byte stays 1 and older snapshots restore.
+// tables, pop items, applied index and log start. Fields added after the
+// first release (reset epochs, nodes, locks, timers, delivered, pops) are
+// optional, so the version byte stays 1 and older snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // reads the whole state (at most MaxSnapshotSize) and decodes it, like every
 // msgpack command body, through internal/msgpackguard, which refuses any
