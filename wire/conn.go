@@ -68,7 +68,21 @@ type Conn struct {
 
 	nextID atomic.Uint64
 	done   chan struct{}
+
+	// handler answers requests the server sends on this connection
+	// (transaction check-backs, pushed replies); nil answers them
+	// CodeUnknownRequest.
+	handler atomic.Pointer[ClientHandler]
 }
+
+// ClientHandler answers a request a server sent to a client: its result
+// is encoded as the response body (an error as an error response, a
+// *Error with its code). It runs on its own goroutine per request.
+type ClientHandler func(ctx context.Context, code uint16, body []byte) (any, error)
+
+// SetHandler installs the handler for server-initiated requests. Set it
+// before telling the server this connection takes them.
+func (c *Conn) SetHandler(h ClientHandler) { c.handler.Store(&h) }
 
 // Dial connects to addr. maxFrame <= 0 means DefaultMaxFrame.
 func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
@@ -139,7 +153,8 @@ func (c *Conn) readLoop() {
 			break
 		}
 		if !f.IsResponse() {
-			continue // servers do not send requests on this protocol version
+			go c.serve(f) // a server-initiated request; ends when answered
+			continue
 		}
 		c.mu.Lock()
 		ch, ok := c.pending[f.ID]
@@ -155,6 +170,24 @@ func (c *Conn) readLoop() {
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
+}
+
+// serve answers one server-initiated request with the handler.
+func (c *Conn) serve(f Frame) {
+	var resp any
+	err := error(&Error{Code: CodeUnknownRequest, ErrorBody: ErrorBody{Message: fmt.Sprintf("this client takes no request %d", f.Code)}})
+	if h := c.handler.Load(); h != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		resp, err = (*h)(ctx, f.Code, f.Body)
+		cancel()
+	}
+	if f.IsOneway() {
+		return
+	}
+	code, body := responseBody(resp, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = c.write(ctx, Frame{Flags: FlagResponse, Code: code, ID: f.ID, Body: body})
 }
 
 // checkPeer looks at the server's first bytes: an rmq frame starts with a

@@ -53,6 +53,113 @@ type ServerConn struct {
 	cancel context.CancelFunc
 	wmu    sync.Mutex
 	bw     *bufio.Writer
+
+	// Requests this server sent the client (Call), by ID.
+	cmu    sync.Mutex
+	nextID uint64
+	calls  map[uint64]chan Frame
+	gone   bool
+	done   chan struct{} // closed when the connection has ended
+}
+
+// Done is closed once the connection has ended.
+func (c *ServerConn) Done() <-chan struct{} { return c.done }
+
+// Call sends a request to the client on this connection and decodes its
+// response into resp (which may be nil): a server-initiated request, for
+// clients that said they take them (a transaction check-back, a reply).
+// An error response is returned as *Error; a connection that ends first
+// fails the call with ErrConnClosed.
+func (c *ServerConn) Call(ctx context.Context, code uint16, req, resp any) error {
+	eb, err := encode(req)
+	if err != nil {
+		return fmt.Errorf("wire: encode request %d: %w", code, err)
+	}
+	defer eb.release()
+	ch := make(chan Frame, 1)
+	c.cmu.Lock()
+	if c.gone {
+		c.cmu.Unlock()
+		return ErrConnClosed
+	}
+	c.nextID++
+	id := c.nextID
+	if c.calls == nil {
+		c.calls = map[uint64]chan Frame{}
+	}
+	c.calls[id] = ch
+	c.cmu.Unlock()
+	forget := func() {
+		c.cmu.Lock()
+		delete(c.calls, id)
+		c.cmu.Unlock()
+	}
+	if err := c.write(ctx, Frame{Code: code, ID: id, Body: eb.bytes()}); err != nil {
+		forget()
+		return fmt.Errorf("%w: %w", ErrConnClosed, err)
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return ErrConnClosed
+		}
+		return decodeResponse(f, resp)
+	case <-ctx.Done():
+		forget()
+		return ctx.Err()
+	}
+}
+
+// Notify sends a one-way request to the client on this connection.
+func (c *ServerConn) Notify(ctx context.Context, code uint16, req any) error {
+	eb, err := encode(req)
+	if err != nil {
+		return fmt.Errorf("wire: encode request %d: %w", code, err)
+	}
+	defer eb.release()
+	c.cmu.Lock()
+	c.nextID++
+	id := c.nextID
+	c.cmu.Unlock()
+	return c.write(ctx, Frame{Flags: FlagOneway, Code: code, ID: id, Body: eb.bytes()})
+}
+
+func (c *ServerConn) write(ctx context.Context, f Frame) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.nc.SetWriteDeadline(deadline)
+	if err := writeFrame(c.bw, f); err != nil {
+		c.nc.Close()
+		return err
+	}
+	return nil
+}
+
+// answered routes a client's response to the Call waiting for it.
+func (c *ServerConn) answered(f Frame) {
+	c.cmu.Lock()
+	ch, ok := c.calls[f.ID]
+	delete(c.calls, f.ID)
+	c.cmu.Unlock()
+	if ok {
+		ch <- f
+	}
+}
+
+// endCalls fails the Calls still waiting when the connection ends.
+func (c *ServerConn) endCalls() {
+	c.cmu.Lock()
+	c.gone = true
+	for id, ch := range c.calls {
+		close(ch)
+		delete(c.calls, id)
+	}
+	c.cmu.Unlock()
+	close(c.done)
 }
 
 // RemoteAddr is the peer's address.
@@ -97,7 +204,7 @@ func Serve(ctx context.Context, ln net.Listener, h Handler, cfg ServerConfig) er
 			break
 		}
 		cctx, ccancel := context.WithCancel(ctx)
-		c := &ServerConn{nc: nc, cancel: ccancel, bw: bufio.NewWriterSize(nc, 64<<10)}
+		c := &ServerConn{nc: nc, cancel: ccancel, bw: bufio.NewWriterSize(nc, 64<<10), done: make(chan struct{})}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -114,6 +221,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 	defer func() {
 		c.cancel()
 		c.nc.Close()
+		c.endCalls()
 		wg.Wait()
 		if cfg.OnClose != nil {
 			cfg.OnClose(c)
@@ -131,8 +239,8 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 			return
 		}
 		if f.IsResponse() {
-			cfg.Logf("closing connection: client sent a response frame", "remote", c.RemoteAddr())
-			return
+			c.answered(f) // to a request this server sent (Call); unknown IDs (a Call that gave up) are dropped
+			continue
 		}
 		select {
 		case sem <- struct{}{}:
@@ -153,25 +261,35 @@ func handle(ctx context.Context, c *ServerConn, h Handler, r *Request) {
 	if r.Oneway {
 		return
 	}
-	code, body := CodeOK, []byte(nil)
+	code, body, release := responseFrame(resp, err)
+	defer release() // after respond has written the bytes
+	if err := c.respond(r.ID, code, body); err != nil {
+		c.nc.Close()
+	}
+}
+
+// responseFrame encodes a handler's result as a response code and body;
+// release frees the body's buffer once it is written.
+func responseFrame(resp any, err error) (uint16, []byte, func()) {
 	if err != nil {
 		var we *Error
 		if !errors.As(err, &we) {
 			we = &Error{Code: CodeInternal, ErrorBody: ErrorBody{Message: err.Error()}}
 		}
-		code = we.Code
-		body, _ = msgpack.Marshal(&we.ErrorBody)
-	} else {
-		eb, merr := encode(resp)
-		if merr != nil {
-			code = CodeInternal
-			body, _ = msgpack.Marshal(&ErrorBody{Message: "encode response: " + merr.Error()})
-		} else {
-			defer eb.release() // after respond has written the bytes
-			body = eb.bytes()
-		}
+		body, _ := msgpack.Marshal(&we.ErrorBody)
+		return we.Code, body, func() {}
 	}
-	if err := c.respond(r.ID, code, body); err != nil {
-		c.nc.Close()
+	eb, merr := encode(resp)
+	if merr != nil {
+		body, _ := msgpack.Marshal(&ErrorBody{Message: "encode response: " + merr.Error()})
+		return CodeInternal, body, func() {}
 	}
+	return CodeOK, eb.bytes(), eb.release
+}
+
+// responseBody is responseFrame with a copied body.
+func responseBody(resp any, err error) (uint16, []byte) {
+	code, body, release := responseFrame(resp, err)
+	defer release()
+	return code, append([]byte(nil), body...)
 }
