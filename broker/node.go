@@ -40,11 +40,12 @@ type Node struct {
 	serving  atomic.Bool
 	popRotor atomic.Uint64 // rotates the first queue of a pop receive (pop.go)
 
-	sends    chan *sendReq       // batcher input, see batcher.go
-	inflight chan *inflightBatch // proposed entries awaiting commit
-	notify   *notifier
-	groups   *groupManager    // consumer members (leader-local; locks are in fsm)
-	remoting *remotingClients // RocketMQ clients' connections and subscriptions (remoting_clients.go)
+	sends     chan *sendReq       // batcher input, see batcher.go
+	inflight  chan *inflightBatch // proposed entries awaiting commit
+	notify    *notifier
+	producers *rmqProducers    // rmq producers taking check-backs and replies (producers.go)
+	groups    *groupManager    // consumer members (leader-local; locks are in fsm)
+	remoting  *remotingClients // RocketMQ clients' connections and subscriptions (remoting_clients.go)
 
 	disk      diskCache                   // this node's disk use, see retention.go
 	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
@@ -76,13 +77,14 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		log:      cfg.Logger.With("group", cfg.Group, "node", cfg.NodeID),
-		sends:    make(chan *sendReq, sendQueueLen),
-		inflight: make(chan *inflightBatch, maxInflightBatches),
-		notify:   newNotifier(),
-		stopCh:   make(chan struct{}),
-		raftDown: make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("group", cfg.Group, "node", cfg.NodeID),
+		sends:     make(chan *sendReq, sendQueueLen),
+		inflight:  make(chan *inflightBatch, maxInflightBatches),
+		notify:    newNotifier(),
+		producers: newRMQProducers(),
+		stopCh:    make(chan struct{}),
+		raftDown:  make(chan struct{}),
 
 		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),

@@ -79,6 +79,12 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 			}
 			return &wire.ResendDeadResponse{Resent: k}, nil
 		}, ctx)
+	case wire.CodeProducerHello:
+		req := new(wire.ProducerHello)
+		if err := r.Decode(req); err != nil {
+			return nil, err
+		}
+		return n.handleProducerHello(ctx, r, req)
 	case wire.CodeReceive:
 		return decodeThen(r, n.handleReceive, ctx)
 	case wire.CodeAck:

@@ -22,6 +22,17 @@ type pool struct {
 	mu     sync.Mutex
 	conns  map[string]*poolEntry
 	closed bool
+	// onConn, if set, runs on each new connection before its first use:
+	// a producer that answers check-backs or takes replies installs its
+	// handler and says hello there (wire.CodeProducerHello).
+	onConn func(ctx context.Context, c *wire.Conn) error
+}
+
+// setOnConn installs the new-connection hook (before the first get).
+func (p *pool) setOnConn(f func(ctx context.Context, c *wire.Conn) error) {
+	p.mu.Lock()
+	p.onConn = f
+	p.mu.Unlock()
 }
 
 type poolEntry struct {
@@ -63,11 +74,17 @@ func (p *pool) get(ctx context.Context, addr string) (*wire.Conn, error) {
 		return nil, &dialError{addr: addr, err: err}
 	}
 	p.mu.Lock()
-	closed := p.closed
+	closed, onConn := p.closed, p.onConn
 	p.mu.Unlock()
 	if closed {
 		_ = c.Close()
 		return nil, ErrClosed
+	}
+	if onConn != nil {
+		if err := onConn(dctx, c); err != nil {
+			_ = c.Close()
+			return nil, fromWire(err)
+		}
 	}
 	e.conn = c
 	return c, nil

@@ -28,6 +28,7 @@ const (
 	CodeDescribeGroup uint16 = 45 // DescribeGroupRequest -> GroupDescription
 	CodeNodeStatus    uint16 = 50 // Empty -> NodeStatus
 	CodeTransfer      uint16 = 51 // TransferRequest -> Empty
+	CodeProducerHello uint16 = 60 // ProducerHello -> Empty: this connection takes server-initiated requests
 
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty

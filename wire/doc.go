@@ -66,6 +66,7 @@
 //	  45  CodeDescribeGroup     broker     DescribeGroupRequest     GroupDescription
 //	  50  CodeNodeStatus        broker     Empty                    NodeStatus
 //	  51  CodeTransfer          broker     TransferRequest          Empty
+//	  60  CodeProducerHello     broker     ProducerHello            Empty (the connection takes server requests)
 //	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
 //	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
 //	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo

@@ -212,6 +212,14 @@ type ResendDeadRequest struct {
 	All   bool     `msgpack:"a,omitempty"`
 }
 
+// ProducerHello tells a broker node that this connection belongs to a
+// producer (Group, for transaction check-backs) or a requester (ClientID,
+// for pushed replies) and answers server-initiated requests.
+type ProducerHello struct {
+	Group    string `msgpack:"g,omitempty"`
+	ClientID string `msgpack:"c,omitempty"`
+}
+
 // ReceiveRequest pops messages for a pop (simple) consumer group: any
 // member receives from any queue; a received message is invisible to
 // the others for InvisibleMillis unless acked.
