@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -61,6 +62,18 @@ type ProducerConfig struct {
 	// Now is the producer's clock for message born timestamps; default
 	// time.Now. Send timeouts, batching and backoffs run on real timers.
 	Now func() time.Time
+	// Group is the producer group (RocketMQ's producerGroup): brokers ask
+	// a live member of it about open transactions (TransactionChecker).
+	// Default "DEFAULT_PRODUCER".
+	Group string
+	// ClientID identifies this producer to brokers (pushed replies of
+	// Request find it by this). Default host@pid@random.
+	ClientID string
+	// TransactionChecker answers a broker's check-back of a transactional
+	// message whose local transaction this producer group did not end in
+	// time (after a crash, or an Unknown answer). Required for
+	// SendInTransaction.
+	TransactionChecker func(ctx context.Context, msg *MessageExt) TxState
 }
 
 // DefaultProducerConfig returns a config with every default filled in
@@ -104,6 +117,12 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	if c.MaxInflightAsync == 0 {
 		c.MaxInflightAsync = 10000
 	}
+	if c.Group == "" {
+		c.Group = "DEFAULT_PRODUCER"
+	}
+	if c.ClientID == "" {
+		c.ClientID = defaultClientID()
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -127,6 +146,12 @@ func (c ProducerConfig) Validate() error {
 	}
 	if c.MaxBatchBytes < 0 || c.MaxBatchMessages < 0 || c.MaxInflightAsync < 0 {
 		errs = append(errs, errors.New("batch and in-flight limits must not be negative"))
+	}
+	if err := ValidateGroup(c.Group); err != nil {
+		errs = append(errs, fmt.Errorf("Group: %w", err))
+	}
+	if strings.ContainsAny(c.ClientID, " \n") {
+		errs = append(errs, fmt.Errorf("ClientID %q contains whitespace", c.ClientID))
 	}
 	return joinConfig(errs)
 }

@@ -32,6 +32,7 @@ type Producer struct {
 	pool   *pool
 	router *router
 	ids    *idGen
+	srv    serverRequests // broker requests this producer answers (serverreq.go)
 
 	base   context.Context // cancelled by Close
 	cancel context.CancelFunc

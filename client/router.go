@@ -559,3 +559,15 @@ func (r *router) clusterGroups(ctx context.Context) ([]string, error) {
 	r.mu.Unlock()
 	return out, nil
 }
+
+// knownGroups lists the broker groups the router has learned of.
+func (r *router) knownGroups() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.groups))
+	for g := range r.groups {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out
+}
