@@ -31,6 +31,9 @@ const (
 	CmdPop                CommandType = 13
 	CmdPopAck             CommandType = 14
 	CmdPopChangeInvisible CommandType = 15
+	// Transactions (tx.go).
+	CmdEndTx   CommandType = 16
+	CmdCheckTx CommandType = 17
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -283,6 +286,8 @@ var commands = commandTable(
 	def[Pop](),
 	def[PopAck](),
 	def[PopChangeInvisible](),
+	def[EndTx](),
+	def[CheckTx](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

@@ -79,6 +79,10 @@ type FSM struct {
 	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
 	pops      map[popKey]*popQueue   // pop consumers' in-flight items (pop.go)
 
+	halves     map[halfKey]*half // pending half messages (tx.go)
+	txStats    TxStats
+	txDiscards []TxDiscard
+
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
 	notes []appendNote
@@ -112,6 +116,8 @@ func (f *FSM) resetState() {
 	f.timers = nil
 	f.retryMeta = map[timerKey]RetryInfo{}
 	f.pops = map[popKey]*popQueue{}
+	f.halves = map[halfKey]*half{}
+	f.txStats, f.txDiscards = TxStats{}, nil
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }
@@ -186,6 +192,12 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 		if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
 			res.Offsets[i] = -1
 			res.Rejected++
+			continue
+		}
+		if isHalf(r.props) {
+			f.halves[halfKey{index, refs[i].pos}] = &half{size: refs[i].size, tagHash: TagHash(string(r.tags)),
+				topicID: t.ID, queueID: r.queueID, storeTime: ts}
+			res.Offsets[i] = OffsetHalf
 			continue
 		}
 		if due, ok := delayed(r.props, ts); ok {

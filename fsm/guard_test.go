@@ -90,6 +90,16 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		h.applyLog(0, data)
 	}
 	f.Add(snapshotBytes(f, h.f))
+	// Transactions: two halves, one checked, one committed, one broker rollback.
+	hr := h.send(50, halfMsg("x", x, 0, "h1"), halfMsg("x", x, 1, "h2"), halfMsg("x", x, 1, "h3"))
+	hi := h.idx
+	for _, c := range []Command{
+		CheckTx{Now: 60, Items: []TxRef{{Index: hi, Pos: hr.Positions[0]}}},
+		EndTx{Now: 70, Items: []TxEnd{{TxRef: TxRef{Index: hi, Pos: hr.Positions[1]}, Commit: true}, {TxRef: TxRef{Index: hi, Pos: hr.Positions[2]}, ByBroker: true}}},
+	} {
+		h.applyLog(0, mustEncode(f, c))
+	}
+	f.Add(snapshotBytes(f, h.f))
 	f.Add(append([]byte{snapshotVersion, 0x81, 0xa6, 't', 'o', 'p', 'i', 'c', 's'}, claim4e9...))
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.UnitsPerFile, cfg.Log, cfg.Logger = f.TempDir(), 4, h.log, hclog.NewNullLogger() // f's logger may not be used inside the target

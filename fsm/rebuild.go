@@ -36,6 +36,10 @@ func (f *FSM) rebuild(need []*queue) error {
 	// log is kept from every live delivered unit's record (PinnedIndex).
 	// Retries (SendBack) schedule timers too, or append at once.
 	scheduled := map[timerKey]bool{} // timers pending at this point of the scan
+	// Transactions: a half gets its unit from the first EndTx committing
+	// it (the log is kept from every pending half's record, and the
+	// committed units' records are delivered units' records, pinned too).
+	halves := map[halfKey]*half{}
 	add := func(q *queue, u Unit) {
 		if buf, ok := bufs[q]; ok && q != nil {
 			putUnit(unit[:], u)
@@ -60,6 +64,21 @@ func (f *FSM) rebuild(need []*queue) error {
 				delete(scheduled, t.key())
 				add(f.queueByID(it.TopicID, it.QueueID), Unit{Index: index, Pos: it.Pos, Size: it.Size | unitDelivered, TagHash: it.TagHash, StoreTime: c.Now})
 			}
+		case EndTx:
+			if c.validate() != nil {
+				return
+			}
+			for _, it := range c.Items {
+				k := halfKey{it.Index, it.Pos}
+				h := halves[k]
+				if h == nil {
+					continue
+				}
+				delete(halves, k)
+				if it.Commit {
+					add(f.queueByID(h.topicID, h.queueID), Unit{Index: index, Pos: it.Pos, Size: h.size | unitDelivered, TagHash: h.tagHash, StoreTime: c.Now})
+				}
+			}
 		case SendBack:
 			if c.validate() != nil {
 				return
@@ -74,7 +93,7 @@ func (f *FSM) rebuild(need []*queue) error {
 		}
 	}
 	scan := func(index uint64, typ raft.LogType, data []byte) error {
-		if typ == raft.LogCommand && len(data) >= 2 && (CommandType(data[0]) == CmdDeliverTimers || CommandType(data[0]) == CmdSendBack) {
+		if typ == raft.LogCommand && len(data) >= 2 && (CommandType(data[0]) == CmdDeliverTimers || CommandType(data[0]) == CmdSendBack || CommandType(data[0]) == CmdEndTx) {
 			control(index, data)
 			return nil
 		}
@@ -90,6 +109,10 @@ func (f *FSM) rebuild(need []*queue) error {
 			r := &rs[i].r
 			t := f.topics[string(r.topic)]
 			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
+				continue
+			}
+			if isHalf(r.props) {
+				halves[halfKey{index, rs[i].pos}] = &half{size: rs[i].size, tagHash: TagHash(string(r.tags)), topicID: t.ID, queueID: r.queueID}
 				continue
 			}
 			if _, ok := delayed(r.props, ts); ok {

@@ -45,6 +45,11 @@ type snapState struct {
 	TimerRetry []snapTimerRetry `msgpack:"timer_retry,omitempty"`
 	// Pops: pop consumers' in-flight items per group queue (pop.go).
 	Pops []snapPop `msgpack:"pops,omitempty"`
+	// Transactions (tx.go): pending halves packed, counters, the latest
+	// broker rollbacks.
+	Halves     []byte      `msgpack:"halves,omitempty"`
+	TxStats    TxStats     `msgpack:"tx_stats,omitempty"`
+	TxDiscards []TxDiscard `msgpack:"tx_discards,omitempty"`
 }
 
 type snapTimerRetry struct {
@@ -124,6 +129,10 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		st.Topics = append(st.Topics, s)
 	}
 	st.Pops = f.snapPops()
+	if len(f.halves) > 0 {
+		st.Halves = packHalves(f.halves)
+	}
+	st.TxStats, st.TxDiscards = f.txStats, slices.Clone(f.txDiscards)
 	for g, gl := range f.locks {
 		for k, l := range gl {
 			st.Locks = append(st.Locks, snapLock{Group: g, Topic: k.topic, QueueID: k.queue, Owner: l.owner, Granted: l.granted, Expires: l.expires})
@@ -282,6 +291,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.restorePops(st.Pops); err != nil {
 		return err
 	}
+	if f.halves, err = unpackHalves(st.Halves); err != nil {
+		return err
+	}
+	if len(st.TxDiscards) > maxTxDiscards {
+		return fmt.Errorf("%w: snapshot lists %d transaction discards", ErrCorrupt, len(st.TxDiscards))
+	}
+	f.txStats, f.txDiscards = st.TxStats, st.TxDiscards
 	for _, g := range st.Groups {
 		offs := make(map[queueKey]uint64, len(g.Offsets))
 		for _, e := range g.Offsets {

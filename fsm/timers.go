@@ -409,6 +409,9 @@ func (f *FSM) PinnedIndex() (uint64, bool) {
 		take(f.timers[i].index)
 	}
 	f.popPinned(take)
+	for k := range f.halves {
+		take(k.index)
+	}
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			for _, o := range q.delivered.orig {
