@@ -128,6 +128,15 @@ type Config struct {
 	MaxDelay    time.Duration
 	TimerPoll   time.Duration
 
+	// Transactions (tx.go). A half message not ended within
+	// TransactionTimeout (default 6s, RocketMQ transactionTimeOut) is
+	// checked back with a live producer of its group, then again every
+	// TransactionCheckInterval (default 60s) up to TransactionCheckMax
+	// checks (default 15), after which the broker rolls it back.
+	TransactionTimeout       time.Duration
+	TransactionCheckInterval time.Duration
+	TransactionCheckMax      int
+
 	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
 	FlushMode raftlog.FlushMode
 	// FlushInterval is the fsync period in async mode. Default 100ms.
@@ -190,30 +199,33 @@ type Config struct {
 // DefaultConfig returns the defaults for every optional field.
 func DefaultConfig() Config {
 	return Config{
-		Cluster:             "rmq",
-		Group:               "broker-a",
-		RegisterInterval:    time.Second,
-		MemberTimeout:       10 * time.Second,
-		LockLease:           60 * time.Second,
-		LongPollMax:         20 * time.Second,
-		MaxFrame:            16 << 20,
-		DelayLevels:         slices.Clone(RocketMQDelayLevels),
-		MaxDelay:            72 * time.Hour,
-		TimerPoll:           100 * time.Millisecond,
-		FlushMode:           raftlog.FlushSync,
-		FlushInterval:       100 * time.Millisecond,
-		SegmentSize:         1 << 30,
-		HeartbeatTimeout:    400 * time.Millisecond,
-		ElectionTimeout:     400 * time.Millisecond,
-		LeaderLeaseTimeout:  200 * time.Millisecond,
-		CommitTimeout:       10 * time.Millisecond,
-		MaxAppendEntries:    64,
-		SnapshotInterval:    10 * time.Second,
-		SnapshotThreshold:   256,
-		MaxMessageSize:      4 << 20,
-		MaxBatchBytes:       512 << 10,
-		ApplyTimeout:        5 * time.Second,
-		MaintenanceInterval: time.Second,
+		Cluster:                  "rmq",
+		Group:                    "broker-a",
+		RegisterInterval:         time.Second,
+		MemberTimeout:            10 * time.Second,
+		LockLease:                60 * time.Second,
+		LongPollMax:              20 * time.Second,
+		MaxFrame:                 16 << 20,
+		DelayLevels:              slices.Clone(RocketMQDelayLevels),
+		MaxDelay:                 72 * time.Hour,
+		TimerPoll:                100 * time.Millisecond,
+		TransactionTimeout:       6 * time.Second,
+		TransactionCheckInterval: 60 * time.Second,
+		TransactionCheckMax:      15,
+		FlushMode:                raftlog.FlushSync,
+		FlushInterval:            100 * time.Millisecond,
+		SegmentSize:              1 << 30,
+		HeartbeatTimeout:         400 * time.Millisecond,
+		ElectionTimeout:          400 * time.Millisecond,
+		LeaderLeaseTimeout:       200 * time.Millisecond,
+		CommitTimeout:            10 * time.Millisecond,
+		MaxAppendEntries:         64,
+		SnapshotInterval:         10 * time.Second,
+		SnapshotThreshold:        256,
+		MaxMessageSize:           4 << 20,
+		MaxBatchBytes:            512 << 10,
+		ApplyTimeout:             5 * time.Second,
+		MaintenanceInterval:      time.Second,
 		Retention: RetentionConfig{
 			MaxAge:         72 * time.Hour,
 			ForceDiskRatio: 0.85,
@@ -234,6 +246,11 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxFrame, d.MaxFrame)
 	setDefault(&c.MaxDelay, d.MaxDelay)
 	setDefault(&c.TimerPoll, d.TimerPoll)
+	setDefault(&c.TransactionTimeout, d.TransactionTimeout)
+	setDefault(&c.TransactionCheckInterval, d.TransactionCheckInterval)
+	if c.TransactionCheckMax == 0 {
+		c.TransactionCheckMax = d.TransactionCheckMax
+	}
 	if len(c.DelayLevels) == 0 {
 		c.DelayLevels = d.DelayLevels
 	}
@@ -342,6 +359,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 4<<10 {
 		bad("MaxBatchBytes %d must be at least 4KiB", c.MaxBatchBytes)
+	}
+	if c.TransactionTimeout < 0 || c.TransactionCheckInterval < 0 {
+		bad("TransactionTimeout %s and TransactionCheckInterval %s must be positive", c.TransactionTimeout, c.TransactionCheckInterval)
+	}
+	if c.TransactionCheckMax < 1 || c.TransactionCheckMax > 1000 {
+		bad("TransactionCheckMax %d must be in 1..1000", c.TransactionCheckMax)
 	}
 	if r := c.Retention.ForceDiskRatio; r > 1 || math.IsNaN(r) {
 		bad("Retention.ForceDiskRatio %v must be in (0, 1], or negative for off", r)

@@ -23,6 +23,7 @@ func (n *Node) leaderServices() []leaderService {
 		{name: "lock-janitor", run: n.runLockJanitor}, // locks.go: releases departed members' locks
 		{name: "timers", run: n.runTimers},            // delay.go: delivers due delayed messages
 		{name: "pop-revive", run: n.runPopRevive},     // pop.go: dead-letters pop messages past their last delivery
+		{name: "tx-check", run: n.runTxChecks},        // tx.go: checks back open transactions, rolls back unanswered ones
 	}
 }
 

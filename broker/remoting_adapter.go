@@ -84,6 +84,7 @@ var remotingHandlers = map[int32]remotingHandler{
 	compat.ReqDeleteTopicInBroker:     (*Node).remotingDeleteTopic,
 	compat.ReqConsumerSendMsgBack:     (*Node).remotingSendBack,
 	compat.ReqViewMessageByID:         (*Node).remotingViewMessage,
+	compat.ReqEndTransaction:          (*Node).remotingEndTransaction,
 
 	// Pop consumption (remoting_pop.go).
 	compat.ReqPopMessage:                 (*Node).remotingPop,

@@ -101,8 +101,13 @@ func (n *Node) remotingMessage(sh sendHeader, flag int32, props map[string]strin
 			return nil, err
 		}
 	}
-	if tx := sh.sysFlag & 0xC; tx == compat.SysFlagTransactionPrepared || strings.EqualFold(props[compat.PropTransactionPrepared], "true") {
-		return nil, fmt.Errorf("%w: transactional (half) messages are not supported by this rmq version", errMessageRefused)
+	if tx := sh.sysFlag & compat.SysFlagTransactionMask; tx == compat.SysFlagTransactionPrepared || strings.EqualFold(props[compat.PropTransactionPrepared], "true") {
+		// A half message (remoting_tx.go): stored once, invisible until
+		// its producer (or a check-back) commits it.
+		props[compat.PropTransactionPrepared] = "true"
+		if props[PropProducerGroup] == "" {
+			props[PropProducerGroup] = sh.producerGroup
+		}
 	}
 	m := &fsm.Message{
 		Topic:         sh.topic,
@@ -223,8 +228,11 @@ func (n *Node) remotingStore(ctx context.Context, req *compat.Command, sh sendHe
 	resp.SetExt("msgId", strings.Join(ids, ","))
 	resp.SetExt("queueId", strconv.FormatUint(uint64(res[0].QueueID), 10))
 	offset := strconv.FormatUint(res[0].QueueOffset, 10)
-	if res[0].Delayed {
-		offset = "-1" // it gets its queue offset when it is delivered
+	if res[0].Delayed || res[0].Half {
+		offset = "-1" // it gets its queue offset when it is delivered, or committed
+	}
+	if res[0].Half && len(msgs) == 1 && len(msgs[0].ID) == 16 {
+		resp.SetExt("transactionId", strings.ToUpper(hex.EncodeToString(msgs[0].ID)))
 	}
 	resp.SetExt("queueOffset", offset)
 	resp.SetExt("MSG_REGION", "DefaultRegion")

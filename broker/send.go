@@ -22,6 +22,9 @@ type SendResult struct {
 	// has no queue offset yet; it gets one when it is delivered.
 	Delayed   bool
 	DeliverAt int64 // unix ms, for a delayed message
+	// Half: a transactional half message (tx.go), invisible until
+	// committed; (RaftIndex, Pos) names it in EndTransaction.
+	Half bool
 	// Err is non-nil if this message alone was refused: by validation
 	// (ErrTopicNotFound, ErrNoPermission, ErrMessageTooLarge,
 	// ErrInvalidArgument; nothing of it written) or at apply (its topic
@@ -129,6 +132,8 @@ func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptio
 		case off == fsm.OffsetDelayed:
 			out[i].Delayed = true
 			out[i].DeliverAt, _ = strconv.ParseInt(m.Properties[fsm.PropDeliverAt], 10, 64)
+		case off == fsm.OffsetHalf:
+			out[i].Half = true
 		default:
 			out[i].Err = fmt.Errorf("%w: %q was deleted or recreated during the send", ErrTopicNotFound, m.Topic)
 		}
@@ -215,6 +220,9 @@ func requestLevel(err error) bool {
 func (n *Node) validateMessage(m *fsm.Message, lookup func(string) (*topicCheck, error)) (int, error) {
 	if len(m.Body) > n.cfg.MaxMessageSize {
 		return 0, fmt.Errorf("%w: body is %d bytes, limit %d", ErrMessageTooLarge, len(m.Body), n.cfg.MaxMessageSize)
+	}
+	if err := validateHalf(m); err != nil {
+		return 0, err
 	}
 	if err := n.normalizeDelay(m, n.cfg.Now()); err != nil {
 		return 0, err

@@ -85,6 +85,10 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 			return nil, err
 		}
 		return n.handleProducerHello(ctx, r, req)
+	case wire.CodeEndTx:
+		return decodeThen(r, n.handleEndTx, ctx)
+	case wire.CodeListTx:
+		return decodeThen(r, n.handleListTx, ctx)
 	case wire.CodeReceive:
 		return decodeThen(r, n.handleReceive, ctx)
 	case wire.CodeAck:
@@ -225,6 +229,9 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 		resp.Results[i] = wire.SendResult{QueueID: r.QueueID, QueueOffset: r.QueueOffset, RaftIndex: r.RaftIndex, StoreTime: r.StoreTime}
 		if r.Delayed {
 			resp.Results[i].DeliverAt = r.DeliverAt
+		}
+		if r.Half {
+			resp.Results[i].Half, resp.Results[i].Pos = true, r.Pos
 		}
 		if r.Err != nil {
 			we := n.wireError(r.Err).(*wire.Error) //nolint:errorlint // wireError always returns a *wire.Error itself

@@ -22,6 +22,11 @@ type SendResult struct {
 	// DeliverAt is a delayed message's due time (the broker's clock); zero
 	// for a message delivered at once.
 	DeliverAt time.Time
+
+	// A transactional half message's name at its broker group (tx.go).
+	half         bool
+	halfIndex    uint64
+	halfPosition uint32
 }
 
 // Producer sends messages. It is safe for concurrent use; concurrent
@@ -66,6 +71,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	close(p.idle)
 	p.router = newRouter(cfg.NameServers, p.pool, log, cfg.AttemptTimeout)
 	p.base, p.cancel = context.WithCancel(context.Background())
+	if cfg.TransactionChecker != nil {
+		p.startTransactions()
+	}
 	return p, nil
 }
 
@@ -418,6 +426,9 @@ func makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
 	}
 	if r.DeliverAt > 0 {
 		res.DeliverAt = time.UnixMilli(r.DeliverAt)
+	}
+	if r.Half {
+		res.half, res.halfIndex, res.halfPosition = true, r.RaftIndex, r.Pos
 	}
 	return res
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -36,9 +37,16 @@ func (p *Producer) takeServerRequest(code uint16, fn func(ctx context.Context, b
 }
 
 // hello installs the dispatcher on a new connection and registers it.
+// A server that does not know the hello (a NameServer: the pool holds
+// its connections too; a broker before this) just never asks.
 func (p *Producer) hello(ctx context.Context, c *wire.Conn) error {
 	c.SetHandler(p.serveRequest)
-	return c.Call(ctx, wire.CodeProducerHello, wire.ProducerHello{Group: p.cfg.Group, ClientID: p.cfg.ClientID}, nil)
+	err := c.Call(ctx, wire.CodeProducerHello, wire.ProducerHello{Group: p.cfg.Group, ClientID: p.cfg.ClientID}, nil)
+	var we *wire.Error
+	if errors.As(err, &we) && we.Code == wire.CodeUnknownRequest {
+		return nil
+	}
+	return err
 }
 
 func (p *Producer) serveRequest(ctx context.Context, code uint16, body []byte) (any, error) {

@@ -29,6 +29,9 @@ const (
 	CodeNodeStatus    uint16 = 50 // Empty -> NodeStatus
 	CodeTransfer      uint16 = 51 // TransferRequest -> Empty
 	CodeProducerHello uint16 = 60 // ProducerHello -> Empty: this connection takes server-initiated requests
+	CodeEndTx         uint16 = 63 // EndTxRequest -> EndTxResponse
+	CodeCheckTx       uint16 = 64 // broker -> producer: CheckTxRequest -> CheckTxResponse
+	CodeListTx        uint16 = 65 // ListTxRequest -> TxList
 
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty

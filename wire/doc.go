@@ -67,6 +67,9 @@
 //	  50  CodeNodeStatus        broker     Empty                    NodeStatus
 //	  51  CodeTransfer          broker     TransferRequest          Empty
 //	  60  CodeProducerHello     broker     ProducerHello            Empty (the connection takes server requests)
+//	  63  CodeEndTx             broker     EndTxRequest             EndTxResponse
+//	  64  CodeCheckTx           producer   CheckTxRequest           CheckTxResponse (sent by the broker)
+//	  65  CodeListTx            broker     ListTxRequest            TxList
 //	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
 //	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
 //	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo

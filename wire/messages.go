@@ -62,6 +62,10 @@ type SendResult struct {
 	// DeliverAt, if set, is the due time (unix ms) of a delayed message:
 	// it has no queue offset until then (QueueOffset is 0).
 	DeliverAt int64 `msgpack:"da,omitempty"`
+	// Half marks a transactional half message: stored, invisible until
+	// committed; (RaftIndex, Pos) names it in EndTxRequest.
+	Half bool   `msgpack:"h,omitempty"`
+	Pos  uint32 `msgpack:"p,omitempty"`
 	// Error is non-empty if this message was rejected at apply.
 	ErrorCode uint16 `msgpack:"ec,omitempty"`
 	Error     string `msgpack:"e,omitempty"`
@@ -218,6 +222,74 @@ type ResendDeadRequest struct {
 type ProducerHello struct {
 	Group    string `msgpack:"g,omitempty"`
 	ClientID string `msgpack:"c,omitempty"`
+}
+
+// EndTxRequest commits or rolls back a transactional half message,
+// named by its send's RaftIndex and Pos. State: 1 commit, 2 rollback
+// (0, unknown, leaves it open).
+type EndTxRequest struct {
+	ProducerGroup string `msgpack:"g"`
+	RaftIndex     uint64 `msgpack:"ri"`
+	Pos           uint32 `msgpack:"p"`
+	State         int    `msgpack:"s"`
+	FromCheck     bool   `msgpack:"fc,omitempty"`
+}
+
+// EndTxResponse says what became of the half: Outcome 1 committed (at
+// QueueOffset), 2 rolled back, 3 ended before (nothing changed), 4
+// committed but its topic is gone.
+type EndTxResponse struct {
+	Outcome     uint8  `msgpack:"o"`
+	QueueOffset uint64 `msgpack:"qo,omitempty"`
+}
+
+// CheckTxRequest is the broker asking a producer of the half's group for
+// the outcome of its local transaction; Checks counts the asks so far.
+type CheckTxRequest struct {
+	Message   StoredMessage `msgpack:"m"`
+	RaftIndex uint64        `msgpack:"ri"`
+	Pos       uint32        `msgpack:"p"`
+	Checks    int           `msgpack:"c"`
+}
+
+// CheckTxResponse answers CheckTxRequest: State as in EndTxRequest.
+type CheckTxResponse struct {
+	State int `msgpack:"s"`
+}
+
+// ListTxRequest lists a broker group's open half messages (Max 0: all).
+type ListTxRequest struct {
+	Max int `msgpack:"n,omitempty"`
+}
+
+// TxHalf is one open half message.
+type TxHalf struct {
+	Message       StoredMessage `msgpack:"m"`
+	ProducerGroup string        `msgpack:"g"`
+	AgeMillis     int64         `msgpack:"a"`
+	Checks        int           `msgpack:"c"`
+	LastCheck     int64         `msgpack:"lc,omitempty"` // unix ms
+	Pos           uint32        `msgpack:"p"`
+}
+
+// TxDiscard is a half the broker rolled back after its check maximum.
+type TxDiscard struct {
+	Topic     string `msgpack:"t"`
+	QueueID   uint32 `msgpack:"q"`
+	RaftIndex uint64 `msgpack:"ri"`
+	Pos       uint32 `msgpack:"p"`
+	Stored    int64  `msgpack:"s"`
+	At        int64  `msgpack:"at"`
+	Checks    uint32 `msgpack:"c"`
+}
+
+// TxList answers ListTxRequest.
+type TxList struct {
+	Open             []TxHalf    `msgpack:"o"`
+	Committed        uint64      `msgpack:"cm"`
+	RolledBack       uint64      `msgpack:"rb"`
+	BrokerRolledBack uint64      `msgpack:"brb"`
+	Discards         []TxDiscard `msgpack:"d,omitempty"`
 }
 
 // ReceiveRequest pops messages for a pop (simple) consumer group: any

@@ -96,6 +96,7 @@ func commands() []*cli.Command {
 		topicCommand(),
 		groupCommand(),
 		dlqCommand(),
+		txCommand(),
 		clusterCommand(),
 		nodeCommand(),
 		failoverCommand(),
