@@ -198,6 +198,10 @@
 //	pop.go              pop consumption: Receive, Ack, ChangeInvisible, receipt handles; pop revive (leader service)
 //	pop_wire.go         rmq wire handlers of pop consumption
 //	remoting_pop.go     RocketMQ 5 pop over remoting: POP_MESSAGE, (BATCH_)ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME
+//	tx.go               transactions: half messages, EndTransaction, Transactions; check-backs (leader service)
+//	tx_wire.go          rmq wire handlers of transactions; the rmq check-back call
+//	remoting_tx.go      RocketMQ END_TRANSACTION and CHECK_TRANSACTION_STATE
+//	producers.go        rmq producers' connections by producer group and client id (ProducerHello)
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
 //	leader_services.go  the list of leader-only services
@@ -251,6 +255,20 @@
 // (fsm.DeadPops) one SendBack at a time. Unlike RocketMQ there is no
 // %RETRY%group_topic: an expired message is received again from its own
 // queue offset, and nothing is written for it.
+//
+// Transactions (tx.go): a half message (TRAN_MSG=true, PGROUP) is an
+// ordinary send the fsm keeps invisible; EndTransaction proposes
+// fsm.EndTx (commit: a unit pointing at the half's record; rollback:
+// forgotten; a half no longer pending: nothing). The "tx-check" leader
+// service proposes CheckTx for halves open past TransactionTimeout (and
+// then every TransactionCheckInterval), and only then asks a producer of
+// the group: rmq producers by a server-initiated wire.CodeCheckTx call
+// on a connection they said hello on (producers.go), RocketMQ producers
+// by a one-way CHECK_TRANSACTION_STATE (their answer is an
+// END_TRANSACTION). Past TransactionCheckMax checks the service rolls
+// the half back (EndTx ByBroker), which the fsm counts and remembers.
+// The counts are replicated, so a new leader neither re-asks early nor
+// resets the maximum.
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention

@@ -101,6 +101,24 @@
 // invisible time changed, or it was dead-lettered). The receipt handle
 // is text, usable by any process of the group until its deadline.
 //
+// # Transactions
+//
+//	p, _ := client.NewProducer(client.ProducerConfig{NameServers: ns, Group: "shop",
+//		TransactionChecker: func(ctx context.Context, m *client.MessageExt) client.TxState {
+//			return lookUpOrder(m) // what the local database says
+//		}})
+//	res, state, err := p.SendInTransaction(ctx, msg, func(ctx context.Context, m *client.Message) client.TxState {
+//		return saveOrder(m) // TxCommit, TxRollback or TxUnknown
+//	})
+//
+// The half message is stored once and invisible; the local transaction's
+// answer commits or rolls it back (EndTransaction, idempotent). Halves
+// left open (TxUnknown, a crash, a lost end) are checked back by the
+// broker over the producer's own connection (wire.CodeCheckTx); a
+// producer with a TransactionChecker says hello (wire.CodeProducerHello)
+// on every new connection and to every broker group leader each second,
+// so a new leader can reach it. Admin.Transactions lists open halves.
+//
 // # Consuming: pull
 //
 //	for batch, err := range c.Batches(ctx) {

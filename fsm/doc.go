@@ -130,6 +130,20 @@
 // tombstones in a second heap: receive, ack and change are O(log n).
 // Snapshots pack the items (61 bytes each) per group queue.
 //
+// # Transactions
+//
+// A record whose properties hold TRAN_MSG=true is a half message:
+// applying its batch gives it no unit (BatchResult offset OffsetHalf)
+// but a pending half {record, target queue, store time, checks, last
+// check}. EndTx{Now, Items} commits (a delivered unit pointing at the
+// half's record, as for timers) or rolls back each listed half still
+// pending, and skips the rest, so a repeated or late answer changes
+// nothing. CheckTx{Now, Items} counts a check-back of each. ByBroker
+// rollbacks (the check maximum passed) are counted in TxStats and the
+// latest 64 kept for operators. Halves pin their records; rebuild
+// replays the first commit of each half its scan saw stored. Snapshots
+// pack the halves (48 bytes each) and carry the counters.
+//
 // # Consume queues
 //
 // Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
@@ -151,8 +165,9 @@
 // Snapshot copies the small state: topics, the topic ID counter, each
 // queue's min, next and creation index, consumer offsets and reset epochs,
 // registered node addresses, queue locks, pending timers and delivered
-// tables, pop items, applied index and log start. Fields added after the
-// first release (reset epochs, nodes, locks, timers, delivered, pops) are
+// tables, pop items, half messages, applied index and log start. Fields
+// added after the first release (reset epochs, nodes, locks, timers,
+// delivered, pops, halves) are
 // optional, so the version byte stays 1 and older snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // reads the whole state (at most MaxSnapshotSize) and decodes it, like every

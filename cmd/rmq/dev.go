@@ -24,6 +24,7 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "broker-port", Value: 10911, Usage: "first broker's client port; node i uses port+10*i, Raft port+10*i+1"},
 			&cli.StringFlag{Name: "flush", Value: "sync", Usage: "CommitLog flush mode: sync or async"},
 			delayLevelsFlag(),
+			txFlags[0], txFlags[1], txFlags[2],
 			pprofFlag,
 		},
 		Action: runDev,
@@ -81,6 +82,10 @@ func runDev(c *cli.Context) error {
 			NameServers: []string{ns.Addr()},
 			Flush:       c.String("flush"),
 			DelayLevels: c.String("delay-levels"),
+
+			TransactionTimeout:       c.String("transaction-timeout"),
+			TransactionCheckInterval: c.String("transaction-check-interval"),
+			TransactionCheckMax:      c.Int("transaction-check-max"),
 		}
 		cfg, err := fc.brokerConfig()
 		if err == nil {

@@ -55,6 +55,11 @@ type fileConfig struct {
 	DelayLevels string `toml:"delay_levels"`
 	MaxDelay    string `toml:"max_delay"` // duration
 	TimerPoll   string `toml:"timer_poll"`
+	// Transactions: when a half message is first checked back, how often
+	// again, and how many checks before the broker rolls it back.
+	TransactionTimeout       string `toml:"transaction_timeout"`
+	TransactionCheckInterval string `toml:"transaction_check_interval"`
+	TransactionCheckMax      int    `toml:"transaction_check_max"`
 
 	// fromFlags holds the keys a flag set, so that an error names the
 	// flag the value came from.
@@ -132,6 +137,8 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		{"retention_check_interval", fc.RetentionCheckInterval, &cfg.Retention.CheckInterval},
 		{"max_delay", fc.MaxDelay, &cfg.MaxDelay},
 		{"timer_poll", fc.TimerPoll, &cfg.TimerPoll},
+		{"transaction_timeout", fc.TransactionTimeout, &cfg.TransactionTimeout},
+		{"transaction_check_interval", fc.TransactionCheckInterval, &cfg.TransactionCheckInterval},
 	}
 	for _, d := range durations {
 		if d.in == "" {
@@ -145,11 +152,15 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		switch {
 		case err != nil:
 			bad("%s: %v", fc.label(d.name), err)
-		case v < 0 && (d.name == "max_delay" || d.name == "timer_poll"):
+		case v <= 0 && (d.name == "max_delay" || d.name == "timer_poll" || strings.HasPrefix(d.name, "transaction_")):
 			bad("%s: %s: want a positive duration", fc.label(d.name), d.in)
 		}
 		*d.out = v
 	}
+	if fc.TransactionCheckMax < 0 || fc.TransactionCheckMax > 1000 {
+		bad("%s: %d: want 1..1000 (0: the default 15)", fc.label("transaction_check_max"), fc.TransactionCheckMax)
+	}
+	cfg.TransactionCheckMax = fc.TransactionCheckMax
 	if fc.DelayLevels != "" {
 		levels, err := parseDelayLevels(fc.DelayLevels)
 		if err != nil {

@@ -73,6 +73,7 @@ func brokerCommand() *cli.Command {
 			delayLevelsFlag(),
 			&cli.StringFlag{Name: "max-delay", Usage: "longest delay a timer message may ask for (default 72h; delay levels are not bound by it)"},
 			&cli.StringFlag{Name: "timer-poll", Usage: "how often the leader delivers due delayed messages (default 100ms)"},
+			txFlags[0], txFlags[1], txFlags[2],
 			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -134,6 +135,12 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 	set("delay-levels", &fc.DelayLevels)
 	set("max-delay", &fc.MaxDelay)
 	set("timer-poll", &fc.TimerPoll)
+	set("transaction-timeout", &fc.TransactionTimeout)
+	set("transaction-check-interval", &fc.TransactionCheckInterval)
+	if c.IsSet("transaction-check-max") {
+		fc.TransactionCheckMax = c.Int("transaction-check-max")
+		fc.fromFlags["transaction_check_max"] = true
+	}
 	if c.IsSet("peers") {
 		fc.Peers = splitList(c.String("peers"))
 	}
@@ -193,4 +200,11 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// txFlags are the transaction check-back settings of rmq broker and rmq dev.
+var txFlags = []cli.Flag{
+	&cli.StringFlag{Name: "transaction-timeout", Usage: "age of an open transactional message before its first check-back (default 6s)"},
+	&cli.StringFlag{Name: "transaction-check-interval", Usage: "time between check-backs of an open transaction (default 60s)"},
+	&cli.IntFlag{Name: "transaction-check-max", Usage: "check-backs before the broker rolls an open transaction back (default 15)"},
 }
