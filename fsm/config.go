@@ -45,6 +45,9 @@ type Config struct {
 	// queue's new next offset. It runs on raft's FSM goroutine and must not
 	// block (the broker uses it to wake long-polling consumers).
 	OnAppend func(topicID uint32, topic string, queueID uint32, next uint64)
+	// IndexEntriesPerFile is the capacity of one message index file
+	// (index.go). Default DefaultIndexEntriesPerFile.
+	IndexEntriesPerFile int
 }
 
 // DefaultConfig returns a Config with defaults filled in; Dir is still empty.
@@ -55,6 +58,9 @@ func DefaultConfig() Config {
 func (c Config) withDefaults() Config {
 	if c.UnitsPerFile == 0 {
 		c.UnitsPerFile = DefaultUnitsPerFile
+	}
+	if c.IndexEntriesPerFile == 0 {
+		c.IndexEntriesPerFile = DefaultIndexEntriesPerFile
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
@@ -70,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if c.UnitsPerFile < 1 || c.UnitsPerFile > MaxUnitsPerFile {
 		errs = append(errs, fmt.Errorf("fsm: config: UnitsPerFile %d outside [1, %d]", c.UnitsPerFile, MaxUnitsPerFile))
+	}
+	if c.IndexEntriesPerFile < 2 || c.IndexEntriesPerFile > 1<<26 {
+		errs = append(errs, fmt.Errorf("fsm: config: IndexEntriesPerFile %d outside [2, %d]", c.IndexEntriesPerFile, 1<<26))
 	}
 	return errors.Join(errs...)
 }

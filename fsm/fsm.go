@@ -79,6 +79,8 @@ type FSM struct {
 	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
 	pops      map[popKey]*popQueue   // pop consumers' in-flight items (pop.go)
 
+	index *msgIndex // message ID and key index (index.go); a cache of the log, not snapshotted
+
 	halves     map[halfKey]*half // pending half messages (tx.go)
 	txStats    TxStats
 	txDiscards []TxDiscard
@@ -103,6 +105,7 @@ func New(cfg Config) (*FSM, error) {
 	}
 	f := &FSM{cfg: cfg, log: cfg.Logger}
 	f.store = cqStore{root: filepath.Join(cfg.Dir, "cq"), upf: uint64(cfg.UnitsPerFile), dirtyDirs: map[string]bool{}}
+	f.index = openIndex(filepath.Join(cfg.Dir, "index"), cfg.IndexEntriesPerFile)
 	f.resetState()
 	return f, nil
 }
@@ -208,6 +211,14 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 		}
 		u := Unit{Index: index, Pos: refs[i].pos, Size: refs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts}
 		res.Offsets[i] = int64(f.appendUnit(t.queues[r.queueID], u))
+	}
+	if index > f.index.through {
+		for i := range refs {
+			if res.Offsets[i] != -1 {
+				f.index.indexRecord(index, refs[i].pos, string(refs[i].r.topic), refs[i].r.id, refs[i].r.keys)
+			}
+		}
+		f.index.through = index
 	}
 	return res
 }
@@ -383,6 +394,7 @@ func (f *FSM) truncatePrefix(upTo uint64) {
 		return // already truncated further
 	}
 	f.logStart = upTo + 1
+	f.index.retireBelow(f.logStart)
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			if q.err != nil {
@@ -434,9 +446,16 @@ func (f *FSM) Sync() error {
 		return ErrClosed
 	}
 	w := f.store.takeSyncWork()
+	iw := f.index.takeSyncWork()
 	broken := f.brokenLocked()
+	if broken == nil {
+		broken = f.index.broken
+	}
 	f.mu.Unlock()
 	if err := w.run(); err != nil {
+		return err
+	}
+	if err := iw.run(); err != nil {
 		return err
 	}
 	return broken
@@ -465,6 +484,10 @@ func (f *FSM) Close() error {
 	}
 	f.closed = true
 	err := f.store.takeSyncWork().run()
+	if ierr := f.index.takeSyncWork().run(); err == nil {
+		err = ierr
+	}
+	f.index.closeAll()
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			if cerr := closeQueue(q); err == nil {

@@ -324,6 +324,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			return err
 		}
 	}
+	if err := f.catchUpIndex(); err != nil {
+		f.log.Warn("message index catch-up from the log failed; lookups may miss older messages", "error", err)
+	}
 	f.log.Info("restored snapshot", "index", f.applied, "topics", len(f.topics), "rebuilt-queues", len(need))
 	return nil
 }
