@@ -89,6 +89,8 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 		return decodeThen(r, n.handleEndTx, ctx)
 	case wire.CodeListTx:
 		return decodeThen(r, n.handleListTx, ctx)
+	case wire.CodeQueryMessages:
+		return decodeThen(r, n.handleQueryMessages, ctx)
 	case wire.CodeReceive:
 		return decodeThen(r, n.handleReceive, ctx)
 	case wire.CodeAck:

@@ -32,6 +32,7 @@ const (
 	CodeEndTx         uint16 = 63 // EndTxRequest -> EndTxResponse
 	CodeCheckTx       uint16 = 64 // broker -> producer: CheckTxRequest -> CheckTxResponse
 	CodeListTx        uint16 = 65 // ListTxRequest -> TxList
+	CodeQueryMessages uint16 = 66 // QueryMessagesRequest -> QueryMessagesResponse
 
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty

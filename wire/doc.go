@@ -70,6 +70,7 @@
 //	  63  CodeEndTx             broker     EndTxRequest             EndTxResponse
 //	  64  CodeCheckTx           producer   CheckTxRequest           CheckTxResponse (sent by the broker)
 //	  65  CodeListTx            broker     ListTxRequest            TxList
+//	  66  CodeQueryMessages     broker     QueryMessagesRequest     QueryMessagesResponse (any replica)
 //	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
 //	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
 //	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo

@@ -292,6 +292,32 @@ type TxList struct {
 	Discards         []TxDiscard `msgpack:"d,omitempty"`
 }
 
+// QueryMessagesRequest finds messages: by ID, by Topic and Key, or by
+// Topic and a store-time range [SinceMillis, UntilMillis).
+type QueryMessagesRequest struct {
+	ID          []byte `msgpack:"i,omitempty"`
+	Topic       string `msgpack:"t,omitempty"`
+	Key         string `msgpack:"k,omitempty"`
+	SinceMillis int64  `msgpack:"s,omitempty"`
+	UntilMillis int64  `msgpack:"u,omitempty"`
+	Max         int    `msgpack:"n,omitempty"`
+}
+
+// QueriedMessage is one found message; Pending is "delayed" or
+// "transaction" for one without a queue offset yet.
+type QueriedMessage struct {
+	Stored  StoredMessage `msgpack:"m"`
+	Pos     uint32        `msgpack:"p"`
+	Pending string        `msgpack:"pd,omitempty"`
+}
+
+// QueryMessagesResponse answers QueryMessagesRequest; More says a time
+// range held more than Max.
+type QueryMessagesResponse struct {
+	Messages []QueriedMessage `msgpack:"m"`
+	More     bool             `msgpack:"mo,omitempty"`
+}
+
 // ReceiveRequest pops messages for a pop (simple) consumer group: any
 // member receives from any queue; a received message is invisible to
 // the others for InvisibleMillis unless acked.

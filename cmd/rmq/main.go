@@ -97,6 +97,7 @@ func commands() []*cli.Command {
 		groupCommand(),
 		dlqCommand(),
 		txCommand(),
+		messageCommand(),
 		clusterCommand(),
 		nodeCommand(),
 		failoverCommand(),
