@@ -85,6 +85,7 @@ var remotingHandlers = map[int32]remotingHandler{
 	compat.ReqConsumerSendMsgBack:     (*Node).remotingSendBack,
 	compat.ReqViewMessageByID:         (*Node).remotingViewMessage,
 	compat.ReqEndTransaction:          (*Node).remotingEndTransaction,
+	compat.ReqQueryMessage:            (*Node).remotingQueryMessage,
 
 	// Pop consumption (remoting_pop.go).
 	compat.ReqPopMessage:                 (*Node).remotingPop,
