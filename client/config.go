@@ -74,6 +74,10 @@ type ProducerConfig struct {
 	// time (after a crash, or an Unknown answer). Required for
 	// SendInTransaction.
 	TransactionChecker func(ctx context.Context, msg *MessageExt) TxState
+	// Trace records every send (trace.go) to TraceTopic (default
+	// RMQ_SYS_TRACE_TOPIC), in the background; off by default.
+	Trace      bool
+	TraceTopic string
 }
 
 // DefaultProducerConfig returns a config with every default filled in
@@ -251,6 +255,10 @@ type ConsumerConfig struct {
 	OffsetDir string
 	// Logger receives the consumer's logs. Default: discard.
 	Logger hclog.Logger
+	// Trace records every delivery and its outcome to TraceTopic
+	// (default RMQ_SYS_TRACE_TOPIC), in the background; off by default.
+	Trace      bool
+	TraceTopic string
 	// Now is the consumer's clock for queue-lock logic: when a lock
 	// request was sent, how long a lock is trusted (wire.LockTrust) and
 	// when it is due for renewal; default time.Now. Tests pass a settable

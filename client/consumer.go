@@ -57,6 +57,7 @@ type Consumer struct {
 	dropped      atomic.Uint64 // broadcasting retries dropped
 	timedOut     atomic.Uint64 // handler calls past ConsumeTimeout
 	retryTopic   string        // the subscription to %RETRY%group added by New, if any
+	trace        *tracer       // nil unless ConsumerConfig.Trace (trace.go)
 
 	mu       sync.Mutex
 	state    int // stateNew, stateStarted, stateClosed
@@ -110,6 +111,13 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 			return nil, err
 		}
 		c.local = lo
+	}
+	if cfg.Trace {
+		t, err := newTracer(cfg.NameServers, cfg.TraceTopic, c.log)
+		if err != nil {
+			return nil, err
+		}
+		c.trace = t
 	}
 	c.base, c.cancelBase = context.WithCancel(context.Background())
 	c.loops, c.cancelLoops = context.WithCancel(c.base)
@@ -331,6 +339,11 @@ func (c *Consumer) Close(ctx context.Context) error {
 	}
 	c.cancelBase()
 	c.queueWG.Wait()
+	if c.trace != nil {
+		if terr := c.trace.close(ctx); err == nil {
+			err = terr
+		}
+	}
 	c.pool.close()
 	c.router.wait()
 	return err

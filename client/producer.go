@@ -38,6 +38,7 @@ type Producer struct {
 	router *router
 	ids    *idGen
 	srv    serverRequests // broker requests this producer answers (serverreq.go)
+	trace  *tracer        // nil unless ProducerConfig.Trace (trace.go)
 
 	base   context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -74,6 +75,13 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.TransactionChecker != nil {
 		p.startTransactions()
 	}
+	if cfg.Trace {
+		t, err := newTracer(cfg.NameServers, cfg.TraceTopic, log)
+		if err != nil {
+			return nil, err
+		}
+		p.trace = t
+	}
 	return p, nil
 }
 
@@ -91,7 +99,10 @@ func (p *Producer) Send(ctx context.Context, msg *Message) (SendResult, error) {
 	}
 	ctx, cancel := p.sendContext(ctx)
 	defer cancel()
-	return p.sendOne(ctx, msg, p.ids.next())
+	start, id := time.Now(), p.ids.next()
+	res, err := p.sendOne(ctx, msg, id)
+	p.traceSend(msg, id, res, err, start)
+	return res, err
 }
 
 // SendAsync sends msg in the background and calls cb with the outcome
@@ -124,7 +135,9 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, cb func(SendResu
 	p.wg.Add(1)
 	p.mu.Unlock()
 	id := p.ids.next()
+	start := time.Now()
 	done := func(res SendResult, err error) {
+		p.traceSend(msg, id, res, err, start)
 		cb(res, err)
 		<-p.asyncSem
 		p.mu.Lock()
@@ -286,15 +299,23 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 		return resp, nil
 	})
 	if err != nil {
+		for i, m := range msgs {
+			p.traceSend(m, req.Messages[i].ID, SendResult{}, err, now)
+		}
 		return nil, err
 	}
 	out := make([]SendResult, len(msgs))
 	var firstErr error
 	for i, r := range resp.Results {
-		if r.ErrorCode != 0 && firstErr == nil {
-			firstErr = fmt.Errorf("message %d: %w", i, resultError(r))
+		var merr error
+		if r.ErrorCode != 0 {
+			merr = resultError(r)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("message %d: %w", i, merr)
+			}
 		}
 		out[i] = makeResult(req.Messages[i], q.Group, r)
+		p.traceSend(msgs[i], req.Messages[i].ID, out[i], merr, now)
 	}
 	return out, firstErr
 }
@@ -313,6 +334,11 @@ func (p *Producer) Close(ctx context.Context) error {
 	err := p.Flush(ctx)
 	p.cancel()
 	p.wg.Wait()
+	if p.trace != nil {
+		if terr := p.trace.close(ctx); err == nil {
+			err = terr
+		}
+	}
 	p.pool.close()
 	p.router.wait()
 	return err
@@ -326,11 +352,17 @@ type ProducerStats struct {
 	// lost connection or an indeterminate answer. Each may have stored a
 	// duplicate (same MsgID).
 	Resends uint64
+	// Trace counts trace records sent and dropped (ProducerConfig.Trace).
+	Trace TraceStats
 }
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
-	return ProducerStats{Resends: p.router.resends.Load()}
+	st := ProducerStats{Resends: p.router.resends.Load()}
+	if p.trace != nil {
+		st.Trace = TraceStats{Sent: p.trace.sent.Load(), Dropped: p.trace.dropped.Load()}
+	}
+	return st
 }
 
 func (p *Producer) isClosed() bool {

@@ -333,11 +333,14 @@ func (qr *queueRun) consume(gen uint64, msgs []*MessageExt, next uint64) bool {
 			m.ReconsumeTimes = m.reconsumed + attempt
 		}
 		c.delivered.Add(uint64(len(pending)))
+		start := time.Now()
 		if qr.handle(pending) == ConsumeSuccess {
+			c.traceDelivery(pending, start, "success")
 			qr.markConsumed(gen, next)
 			qr.setNext(gen, next)
 			return true
 		}
+		c.traceDelivery(pending, start, "retry")
 		switch {
 		case c.cfg.Mode == Broadcasting:
 			c.dropped.Add(uint64(len(pending)))
@@ -412,6 +415,7 @@ func (qr *queueRun) sendBack(msgs []*MessageExt, level int) []*MessageExt {
 			continue
 		}
 		if resp.DLQ {
+			c.traceDeadLetter(m)
 			c.deadLettered.Add(1)
 			c.log.Warn("message moved to the dead-letter queue", "msg-id", m.MsgID, "failures", resp.Reconsume)
 		} else {

@@ -52,6 +52,7 @@ func consumeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pop", Usage: "consume as a pop consumer: share every queue with the group's members, ack each message"},
 			&cli.DurationFlag{Name: "invisible", Value: 30 * time.Second, Usage: "with --pop: how long a received message stays invisible to other members unless acked (1s..12h)"},
 			&cli.BoolFlag{Name: "no-ack", Usage: "with --pop: print but do not ack (the messages come back after --invisible)"},
+			&cli.BoolFlag{Name: "trace", Usage: "record deliveries and results in the trace topic (rmq message trace MSG_ID)"},
 		},
 		Action: consume,
 	})
@@ -180,6 +181,7 @@ func consume(c *cli.Context) error {
 		FromTimestamp: fromTime,
 		Orderly:       c.Bool("orderly"),
 		Logger:        clientLogger(c),
+		Trace:         c.Bool("trace"),
 	}
 	if count > 0 {
 		// Smaller pulls cut fewer batches short at the --count limit.

@@ -38,6 +38,17 @@ func messageCommand() *cli.Command {
 			Action: messageFind,
 		},
 		&cli.Command{
+			Name:      "trace",
+			Usage:     "show a traced message's timeline: its send, deliveries and consume results",
+			ArgsUsage: "MSG_ID",
+			Description: "Producers and consumers record traces when created with Trace (rmq send --trace,\n" +
+				"rmq consume --trace); the records live in the trace topic, found by message id.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "trace-topic", Value: "RMQ_SYS_TRACE_TOPIC", Usage: "topic the trace records were sent to"},
+			},
+			Action: messageTrace,
+		},
+		&cli.Command{
 			Name:  "list",
 			Usage: "list a topic's messages stored in a time range",
 			Description: "--since and --until take a duration ago (10m) or an RFC3339 time; --until defaults to now.\n" +
@@ -232,5 +243,48 @@ func messageList(c *cli.Context) error {
 			return explain(err, c.String("topic"))
 		}
 		return showMessages(c, ms)
+	})
+}
+
+type traceRow struct {
+	At        time.Time `json:"at"`
+	Event     string    `json:"event"`
+	Result    string    `json:"result"`
+	Group     string    `json:"group"`
+	Client    string    `json:"client"`
+	Where     string    `json:"where"`
+	CostMS    float64   `json:"cost_ms"`
+	Reconsume int       `json:"reconsume,omitempty"`
+}
+
+type traceRows []traceRow
+
+func (v traceRows) table(w io.Writer) {
+	row(w, "AT", "EVENT", "RESULT", "GROUP", "CLIENT", "WHERE", "COST", "RECONSUME")
+	for _, r := range v {
+		row(w, r.At.UTC().Format("15:04:05.000"), r.Event, r.Result, r.Group, r.Client, r.Where, fmt.Sprintf("%.1fms", r.CostMS), r.Reconsume)
+	}
+}
+
+func messageTrace(c *cli.Context) error {
+	args, err := wantArgs(c, "MSG_ID")
+	if err != nil {
+		return err
+	}
+	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
+		recs, err := a.MessageTrace(ctx, args[0], c.String("trace-topic"))
+		if err != nil {
+			return explain(err, "")
+		}
+		if len(recs) == 0 {
+			return fmt.Errorf("no trace records of %s in %s (traced clients send them within about 100ms)", args[0], c.String("trace-topic"))
+		}
+		out := traceRows{}
+		for _, r := range recs {
+			where := fmt.Sprintf("%s %s#%d@%d", r.Topic, r.Broker, r.QueueID, r.Offset)
+			out = append(out, traceRow{At: r.At, Event: r.Kind, Result: r.Result, Group: r.Group, Client: r.Client, Where: where,
+				CostMS: float64(r.Cost) / 1000, Reconsume: r.Reconsume})
+		}
+		return render(c, out)
 	})
 }

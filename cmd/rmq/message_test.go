@@ -54,3 +54,33 @@ func TestMessageCommands(t *testing.T) {
 	c.fails("--until must be after --since", "message", "list", "--topic", "orders", "--since", "1m", "--until", "2m")
 	c.fails("--body", "message", "get", id, "--body", "pdf")
 }
+
+// TestMessageTraceCommand: send --trace and consume --trace leave a
+// timeline that message trace prints in order.
+func TestMessageTraceCommand(t *testing.T) {
+	cl := e2e.StartCluster(t, e2e.Options{})
+	c := &harness{t: t, ns: cl.NamesrvAddr()}
+	c.ok("topic", "create", "orders", "--queues", "1")
+	out := c.ok("send", "orders", "traced order", "--trace")
+	id := ""
+	for _, f := range strings.Fields(out) {
+		if len(f) == 32 && strings.ToUpper(f) == f {
+			id = f
+		}
+	}
+	c.ok("consume", "orders", "--group", "billing", "--from", "first", "--count", "1", "--trace")
+	var got string
+	e2e.Eventually(t, 20*time.Second, func() error {
+		var err error
+		got, _, err = c.run("message", "trace", id)
+		if err != nil || !strings.Contains(got, "consume") {
+			return errString("trace not complete: " + got)
+		}
+		return nil
+	})
+	send, deliver, consume := strings.Index(got, "send"), strings.Index(got, "deliver"), strings.Index(got, "consume")
+	if send < 0 || deliver < send || consume < deliver || !strings.Contains(got, "success") || !strings.Contains(got, "billing") {
+		t.Fatalf("trace:\n%s", got)
+	}
+	c.fails("no trace records", "message", "trace", "00000000000000000000000000000000")
+}

@@ -31,6 +31,7 @@ func sendCommand() *cli.Command {
 			"--delay, --deliver-at or --delay-level (one of them) makes a delayed message: the broker\n" +
 			"stores it now and delivers it to consumers when due; the output says when that is.",
 		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "trace", Usage: "record the send in the trace topic (rmq message trace MSG_ID)"},
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the body from `PATH` (- for stdin)"},
 			&cli.StringFlag{Name: "tag", Usage: "message tag, for consumer filters"},
 			&cli.GenericFlag{Name: "key", Value: &repeated{}, Usage: "business key (repeatable)"},
@@ -227,7 +228,7 @@ func send(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c)}
+	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c), Trace: c.Bool("trace")}
 	if c.Bool("no-auto-create") {
 		cfg.AutoCreateQueues = -1
 	}
