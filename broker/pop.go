@@ -261,8 +261,8 @@ func (n *Node) pop(ctx context.Context, req *ReceiveRequest, refs []fsm.PopQueue
 			n.log.Error("received message undecodable", "topic", it.Topic, "queue-id", h.QueueID, "offset", h.Offset, "error", err)
 			continue
 		}
-		if !req.Filter.match(m.Tags) {
-			mismatched = append(mismatched, h) // a tag hash collision: not this group's
+		if !req.Filter.matchMessage(&m) {
+			mismatched = append(mismatched, h) // a tag hash collision, or the SQL92 filter said no: not this group's
 			continue
 		}
 		out = append(out, ReceivedMessage{

@@ -10,9 +10,13 @@ import (
 // rmq-protocol handlers of pop consumption (pop.go).
 
 func (n *Node) handleReceive(ctx context.Context, req *wire.ReceiveRequest) (any, error) {
+	filter, err := wireFilter(req.Tags, req.SQL)
+	if err != nil {
+		return nil, err
+	}
 	msgs, err := n.Receive(ctx, ReceiveRequest{Group: req.Group, Topic: req.Topic, QueueID: int(req.QueueID), Max: req.Max,
 		Invisible: time.Duration(req.InvisibleMillis) * time.Millisecond, Wait: time.Duration(req.WaitMillis) * time.Millisecond,
-		Filter: ParseTagFilter(req.Tags), MaxReconsume: req.MaxReconsume, FromFirst: req.FromFirst})
+		Filter: filter, MaxReconsume: req.MaxReconsume, FromFirst: req.FromFirst})
 	if err != nil {
 		return nil, err
 	}

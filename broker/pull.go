@@ -156,7 +156,7 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 	kept, offs := units[:0:0], []uint64(nil)
 	scanned := uint64(len(units))
 	for i, u := range units {
-		if len(kept) == req.MaxMessages {
+		if len(kept) == req.MaxMessages && !req.Filter.readsBodies() {
 			scanned = uint64(i)
 			break
 		}
@@ -166,13 +166,17 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 		}
 	}
 	bytes, done := 0, 0 // done: kept units decoded so far
-	for i := 0; i < len(kept) && bytes < req.MaxBytes; {
+	for i := 0; i < len(kept) && bytes < req.MaxBytes && len(res.Messages) < req.MaxMessages; {
 		j, span := coalesce(kept, i)
 		buf, err := n.store.ReadAt(kept[i].Index, kept[i].Pos, span, nil)
 		if err != nil {
 			return res, fmt.Errorf("broker: read entry %d: %w", kept[i].Index, err)
 		}
 		for k := i; k < j; k++ {
+			if len(res.Messages) == req.MaxMessages {
+				j = k // the rest of the run is for the next read
+				break
+			}
 			u := kept[k]
 			rel := u.Pos - kept[i].Pos
 			m, err := fsm.DecodeMessage(buf[rel : rel+u.Size])
@@ -180,8 +184,8 @@ func (n *Node) readOnce(req ReadRequest) (ReadResult, error) {
 				return res, fmt.Errorf("broker: decode message at entry %d pos %d: %w", u.Index, u.Pos, err)
 			}
 			res.NextOffset = offs[k] + 1
-			if !req.Filter.match(m.Tags) {
-				continue // tag hash collision
+			if !req.Filter.matchMessage(&m) {
+				continue // a tag hash collision, or the SQL92 filter said no
 			}
 			res.Messages = append(res.Messages, StoredMessage{
 				Message: m, QueueOffset: offs[k], StoreTime: u.StoreTime, RaftIndex: u.Index, Pos: u.Pos,

@@ -278,8 +278,15 @@ func (n *Node) pullFilter(req *compat.Command, group, topic string, sysFlag int6
 	} else if s, ok := n.remoting.subscription(group, topic); ok {
 		expr, typ = s.expr, s.typ
 	}
-	if typ != "" && !strings.EqualFold(typ, "TAG") {
-		return nil, fmt.Errorf("%w: %s filter expressions are not supported by this rmq version (only TAG)", errFilterUnsupported, typ)
+	switch {
+	case strings.EqualFold(typ, "SQL92"):
+		f, err := ParseSQLFilter(expr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errFilterUnsupported, err)
+		}
+		return f, nil
+	case typ != "" && !strings.EqualFold(typ, "TAG"):
+		return nil, fmt.Errorf("%w: %s filter expressions are not supported (TAG and SQL92 are)", errFilterUnsupported, typ)
 	}
 	return ParseTagFilter(expr), nil
 }

@@ -243,11 +243,23 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	return resp, nil
 }
 
+// wireFilter is a request's filter: SQL92 if given, else tags.
+func wireFilter(tags, sql string) (*TagFilter, error) {
+	if sql != "" {
+		return ParseSQLFilter(sql)
+	}
+	return ParseTagFilter(tags), nil
+}
+
 func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, error) {
+	filter, err := wireFilter(req.Tags, req.SQL)
+	if err != nil {
+		return nil, err
+	}
 	res, err := n.Read(ctx, ReadRequest{
 		Topic: req.Topic, QueueID: req.QueueID, Offset: req.Offset,
 		MaxMessages: req.MaxMessages, MaxBytes: req.MaxBytes,
-		Wait: time.Duration(req.WaitMillis) * time.Millisecond, Filter: ParseTagFilter(req.Tags),
+		Wait: time.Duration(req.WaitMillis) * time.Millisecond, Filter: filter,
 	})
 	if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() == nil) {
 		return nil, err

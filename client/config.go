@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rmq-dev/rmq/internal/sql92"
+
 	"crypto/rand"
 	"encoding/hex"
 
@@ -200,8 +202,13 @@ type ConsumerConfig struct {
 	// Group is the consumer group. Required.
 	Group string
 	// Subscriptions maps topic -> tag expression ("*" or "a || b";
-	// empty means "*"). At least one.
+	// empty means "*"). At least one subscription in all.
 	Subscriptions map[string]string
+	// SQLSubscriptions maps topic -> RocketMQ SQL92 expression over the
+	// messages' properties (and TAGS), evaluated by the broker, e.g.
+	// "region = 'eu' AND amount > 100". A topic is in one map or the
+	// other; a bad expression fails NewConsumer naming its position.
+	SQLSubscriptions map[string]string
 	// Mode is Clustering (default) or Broadcasting.
 	Mode ConsumeMode
 	// From applies to queues without a committed offset. Default FromLast.
@@ -319,7 +326,7 @@ func (c ConsumerConfig) Validate() error {
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Subscriptions) == 0 {
+	if len(c.Subscriptions) == 0 && len(c.SQLSubscriptions) == 0 {
 		errs = append(errs, errors.New("no Subscriptions"))
 	}
 	for t, e := range c.Subscriptions {
@@ -328,6 +335,17 @@ func (c ConsumerConfig) Validate() error {
 		}
 		if _, err := ParseTagExpression(e); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for t, e := range c.SQLSubscriptions {
+		if err := ValidateTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		if _, ok := c.Subscriptions[t]; ok {
+			errs = append(errs, fmt.Errorf("topic %q is in both Subscriptions and SQLSubscriptions", t))
+		}
+		if _, err := sql92.Parse(e); err != nil {
+			errs = append(errs, fmt.Errorf("SQLSubscriptions[%q]: %w", t, err))
 		}
 	}
 	if c.Mode != Clustering && c.Mode != Broadcasting {

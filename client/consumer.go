@@ -98,6 +98,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	for t, e := range cfg.Subscriptions {
 		c.subs[t], _ = ParseTagExpression(e) // validated
 	}
+	for t := range cfg.SQLSubscriptions {
+		c.subs[t], _ = ParseTagExpression("*") // the broker filters; every answer passes here
+	}
 	if cfg.Mode == Clustering && !cfg.Orderly && !cfg.LocalRetry {
 		// Retries come back through the group's retry queue; the broker
 		// creates it on the first send-back.

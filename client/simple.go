@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/rmq-dev/rmq/internal/sql92"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -23,8 +24,12 @@ type SimpleConsumerConfig struct {
 	// queue: no queue is owned, no rebalance happens.
 	Group string
 	// Subscriptions maps topic -> tag expression ("*" or "a || b";
-	// empty means "*"). At least one.
+	// empty means "*"). At least one subscription in all.
 	Subscriptions map[string]string
+	// SQLSubscriptions maps topic -> SQL92 expression, as in
+	// ConsumerConfig (messages the expression rejects are acked by the
+	// broker, never delivered).
+	SQLSubscriptions map[string]string
 	// InvisibleDuration is how long a received message stays invisible to
 	// the group's other members when Receive is given 0. Default 30s
 	// (1s to 12h).
@@ -72,8 +77,19 @@ func (c SimpleConsumerConfig) Validate() error {
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Subscriptions) == 0 {
+	if len(c.Subscriptions) == 0 && len(c.SQLSubscriptions) == 0 {
 		errs = append(errs, errors.New("no Subscriptions"))
+	}
+	for t, e := range c.SQLSubscriptions {
+		if err := ValidateTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		if _, ok := c.Subscriptions[t]; ok {
+			errs = append(errs, fmt.Errorf("topic %q is in both Subscriptions and SQLSubscriptions", t))
+		}
+		if _, err := sql92.Parse(e); err != nil {
+			errs = append(errs, fmt.Errorf("SQLSubscriptions[%q]: %w", t, err))
+		}
 	}
 	for t, e := range c.Subscriptions {
 		if err := ValidateTopic(t); err != nil {
@@ -175,6 +191,9 @@ func NewSimpleConsumer(cfg SimpleConsumerConfig) (*SimpleConsumer, error) {
 		te, _ := ParseTagExpression(e) // validated
 		c.tags[t] = te.src
 	}
+	for t := range cfg.SQLSubscriptions {
+		c.topics = append(c.topics, t)
+	}
 	slices.Sort(c.topics)
 	c.router = newRouter(cfg.NameServers, c.pool, c.log, cfg.AttemptTimeout)
 	return c, nil
@@ -221,7 +240,7 @@ func (c *SimpleConsumer) Receive(ctx context.Context, max int, invisible time.Du
 	}
 	group := groups[(n/uint64(len(c.topics)))%uint64(len(groups))]
 	req := wire.ReceiveRequest{Group: c.cfg.Group, Topic: topic, QueueID: -1, Max: max,
-		InvisibleMillis: invisible.Milliseconds(), WaitMillis: wait.Milliseconds(), Tags: c.tags[topic],
+		InvisibleMillis: invisible.Milliseconds(), WaitMillis: wait.Milliseconds(), Tags: c.tags[topic], SQL: c.cfg.SQLSubscriptions[topic],
 		MaxReconsume: c.cfg.MaxReconsume, FromFirst: c.cfg.From == FromFirst}
 	var resp wire.ReceiveResponse
 	// A receive that may have happened is retried once: its messages are

@@ -49,9 +49,9 @@ type TraceRecord struct {
 	QueueID   uint32    `json:"queue_id"`
 	Offset    uint64    `json:"offset"`
 	StoreTime time.Time `json:"store_time,omitzero"`
-	At        time.Time `json:"at"`             // when the event happened, the client's clock
-	Cost      int64     `json:"cost_us"`        // send latency or handler time, µs
-	Result    string    `json:"result"`         // ok; an error; success, retry, dlq, dropped
+	At        time.Time `json:"at"`      // when the event happened, the client's clock
+	Cost      int64     `json:"cost_us"` // send latency or handler time, µs
+	Result    string    `json:"result"`  // ok; an error; success, retry, dlq, dropped
 	Reconsume int       `json:"reconsume,omitempty"`
 }
 

@@ -87,6 +87,9 @@ type PullRequest struct {
 	WaitMillis  int64  `msgpack:"w,omitempty"`
 	// Tags filters by tag ("a || b"); empty or "*" takes every message.
 	Tags string `msgpack:"g,omitempty"`
+	// SQL, if set, filters by a RocketMQ SQL92 expression over the
+	// message's properties and TAGS instead of Tags.
+	SQL string `msgpack:"sq,omitempty"`
 }
 
 // PullResponse answers PullRequest. Messages skipped by the tag filter
@@ -329,6 +332,7 @@ type ReceiveRequest struct {
 	InvisibleMillis int64  `msgpack:"i,omitempty"` // 0: 30 s
 	WaitMillis      int64  `msgpack:"w,omitempty"`
 	Tags            string `msgpack:"tg,omitempty"`
+	SQL             string `msgpack:"sq,omitempty"` // a SQL92 filter instead of Tags
 	MaxReconsume    int    `msgpack:"mx,omitempty"` // expiries before the DLQ; 0: 16
 	FromFirst       bool   `msgpack:"ff,omitempty"` // a queue never received from starts at its oldest message
 }

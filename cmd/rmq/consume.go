@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rmq-dev/rmq/client"
+	"github.com/rmq-dev/rmq/internal/sql92"
 )
 
 func consumeCommand() *cli.Command {
@@ -46,6 +47,7 @@ func consumeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "broadcast", Usage: "every member gets every message; offsets stay in this process"},
 			&cli.BoolFlag{Name: "orderly", Usage: "consume each queue strictly in order, only while holding its lock"},
 			&cli.StringFlag{Name: "tag", Value: "*", Usage: `tag filter: "*" or "a || b"`},
+			&cli.StringFlag{Name: "sql", Usage: `SQL92 filter over properties and TAGS, evaluated by the broker, e.g. "region = 'eu' AND amount > 100"`},
 			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Usage: "stop after N messages (0: run until Ctrl-C)"},
 			&cli.BoolFlag{Name: "exit", Aliases: []string{"e"}, Usage: "stop once every owned queue is read to its end"},
 			&cli.DurationFlag{Name: "wait", Usage: "stop after this long, e.g. 10s (0: no bound)"},
@@ -173,15 +175,20 @@ func consume(c *cli.Context) error {
 			return fmt.Errorf("--%s needs --pop", f)
 		}
 	}
+	subs, sqlSubs, err := subscriptionFlags(c, topic)
+	if err != nil {
+		return err
+	}
 	cfg := client.ConsumerConfig{
-		NameServers:   ns,
-		Group:         c.String("group"),
-		Subscriptions: map[string]string{topic: c.String("tag")},
-		From:          from,
-		FromTimestamp: fromTime,
-		Orderly:       c.Bool("orderly"),
-		Logger:        clientLogger(c),
-		Trace:         c.Bool("trace"),
+		NameServers:      ns,
+		Group:            c.String("group"),
+		Subscriptions:    subs,
+		SQLSubscriptions: sqlSubs,
+		From:             from,
+		FromTimestamp:    fromTime,
+		Orderly:          c.Bool("orderly"),
+		Logger:           clientLogger(c),
+		Trace:            c.Bool("trace"),
 	}
 	if count > 0 {
 		// Smaller pulls cut fewer batches short at the --count limit.
@@ -360,4 +367,18 @@ func (p *printer) printed() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.n
+}
+
+// subscriptionFlags reads --tag or --sql for topic.
+func subscriptionFlags(c *cli.Context, topic string) (map[string]string, map[string]string, error) {
+	if c.IsSet("sql") {
+		if c.IsSet("tag") {
+			return nil, nil, errors.New("--tag and --sql do not mix: a SQL92 filter can test TAGS itself")
+		}
+		if _, err := sql92.Parse(c.String("sql")); err != nil {
+			return nil, nil, fmt.Errorf("--sql: %w", err)
+		}
+		return nil, map[string]string{topic: c.String("sql")}, nil
+	}
+	return map[string]string{topic: c.String("tag")}, nil, nil
 }

@@ -49,7 +49,11 @@ func consumePop(c *cli.Context, o popOptions) error {
 	}); err != nil {
 		return err
 	}
-	cfg := client.SimpleConsumerConfig{NameServers: o.ns, Group: group, Subscriptions: map[string]string{o.topic: c.String("tag")},
+	subs, sqlSubs, err := subscriptionFlags(c, o.topic)
+	if err != nil {
+		return err
+	}
+	cfg := client.SimpleConsumerConfig{NameServers: o.ns, Group: group, Subscriptions: subs, SQLSubscriptions: sqlSubs,
 		InvisibleDuration: inv, From: o.from, Logger: clientLogger(c)}
 	if o.exit {
 		cfg.AwaitDuration = exitPollWait
