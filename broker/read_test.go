@@ -38,7 +38,7 @@ func TestReadTagFilterAndLongPoll(t *testing.T) {
 					t.Fatalf("NextOffset %d did not advance from %d", res.NextOffset, off)
 				}
 				for _, m := range res.Messages {
-					if f := ParseTagFilter(tc.expr); !f.match(m.Tags) {
+					if f := ParseTagFilter(tc.expr); !f.matchMessage(&m.Message) {
 						t.Fatalf("filter %q returned tag %q", tc.expr, m.Tags)
 					}
 				}

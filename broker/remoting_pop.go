@@ -116,12 +116,18 @@ func (n *Node) remotingPop(ctx context.Context, _ *compat.ServerConn, req *compa
 		return compat.NewResponse(req, compat.RespInvalidParameter,
 			"ordered pop (order=true) is not supported by this rmq broker; use an orderly push consumer (PULL_MESSAGE with LOCK_BATCH_MQ)"), nil
 	}
-	if p.expType != "" && !strings.EqualFold(p.expType, "TAG") {
+	filter := ParseTagFilter(p.exp)
+	switch {
+	case strings.EqualFold(p.expType, "SQL92"):
+		if filter, err = ParseSQLFilter(p.exp); err != nil {
+			return compat.NewResponse(req, compat.RespSubscriptionParseFailed, err.Error()), nil
+		}
+	case p.expType != "" && !strings.EqualFold(p.expType, "TAG"):
 		return compat.NewResponse(req, compat.RespSubscriptionParseFailed,
-			fmt.Sprintf("%s filter expressions are not supported by this rmq version (only TAG)", p.expType)), nil
+			fmt.Sprintf("%s filter expressions are not supported (TAG and SQL92 are)", p.expType)), nil
 	}
 	msgs, err := n.Receive(ctx, ReceiveRequest{Group: p.group, Topic: p.topic, QueueID: p.queueID, Max: int(p.maxMsgs),
-		Invisible: p.invisible, Wait: p.poll, Filter: ParseTagFilter(p.exp), FromFirst: p.initMode == popInitModeMin})
+		Invisible: p.invisible, Wait: p.poll, Filter: filter, FromFirst: p.initMode == popInitModeMin})
 	if err != nil {
 		return nil, err
 	}

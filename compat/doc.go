@@ -133,7 +133,7 @@
 //	ordered consumption            41, 42 LOCK/UNLOCK_BATCH_MQ    yes      replicated queue locks, 60 s lease
 //	topic admin                    17, 215                        yes      UPDATE_AND_CREATE_TOPIC (queues = max(read, write); perm read/write only), DELETE_TOPIC_IN_BROKER
 //	view message by id             33 VIEW_MESSAGE_BY_ID          yes      any replica resolves the physical offset
-//	SQL92 filters                  11, 34 expressionType SQL92    no       refused SUBSCRIPTION_PARSE_FAILED (issue #14)
+//	SQL92 filters                  11, 34, 200050 SQL92           yes      RocketMQ's grammar (internal/sql92) over properties and TAGS, evaluated by the broker on pull and pop; a bad expression: SUBSCRIPTION_PARSE_FAILED with its position; proven by e2e/rocketmq TestSQL92Subscription
 //	query by key / unique key      12 QUERY_MESSAGE               yes      by topic + key through rmq's message index, or by UNIQ_KEY with _UNIQUE_KEY_QUERY=true; begin/endTimestamp filter by store time; none found: QUERY_NOT_FOUND
 //	retry, DLQ                     36 CONSUMER_SEND_MSG_BACK      yes      retry into %RETRY%group after level 3 + failures (10s, 30s, 1m, ...), then %DLQ%group (write-only) past maxReconsumeTimes; the original record is redelivered, not copied; a failed send-back is left unanswered (rocketmq-client-go v2.1.2 takes any answer as success) so the client redelivers locally
 //	delay levels, timers           DELAY, TIMER_* properties      yes      levels per broker config (RocketMQ's 18 by default), TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS up to MaxDelay (3 days); stored once, delivered by the leader's scheduler; the send answers queueOffset -1
