@@ -202,6 +202,9 @@
 //	tx_wire.go          rmq wire handlers of transactions; the rmq check-back call
 //	remoting_tx.go      RocketMQ END_TRANSACTION and CHECK_TRANSACTION_STATE
 //	producers.go        rmq producers' connections by producer group and client id (ProducerHello)
+//	filter.go           tag filters and SQL92 filters (internal/sql92) of pulls and receives
+//	query.go            message queries: by id and key (the fsm's index), by store time (consume queues)
+//	query_wire.go, remoting_query.go   the queries over rmq's protocol and RocketMQ's QUERY_MESSAGE
 //	status.go           Status
 //	leader.go           leadership watcher, leader session, writability, transfer
 //	leader_services.go  the list of leader-only services
@@ -269,6 +272,20 @@
 // the half back (EndTx ByBroker), which the fsm counts and remembers.
 // The counts are replicated, so a new leader neither re-asks early nor
 // resets the maximum.
+//
+// Filters (filter.go): a tag filter skips units by the tag hash in the
+// consume queue, then checks the tag string; a SQL92 filter (RocketMQ's
+// grammar, internal/sql92) must read every record and evaluates the
+// expression over its properties and TAGS. Either travels with each pull
+// or receive, so filtering keeps no per-group state and a new leader
+// filters alike at once (RocketMQ keeps SQL subscriptions in the
+// broker's consumer manager instead). A pop receive takes units by tag
+// hash only; records the SQL92 expression rejects are acked at once.
+//
+// Queries (query.go): MessagesByID and MessagesByKey read the candidates
+// of the fsm's message index and keep the records that really carry the
+// id or key (hashes collide); MessagesByTime reads each queue between the
+// offsets its store times bound. Any replica answers from its own state.
 //
 // Time: every stamp and judgement of time goes through Config.Now (store
 // time, topic creation, lock grants and leases, member expiry, retention

@@ -119,6 +119,23 @@
 // on every new connection and to every broker group leader each second,
 // so a new leader can reach it. Admin.Transactions lists open halves.
 //
+// # Filters
+//
+// ConsumerConfig.Subscriptions filters by tag; SQLSubscriptions by a
+// RocketMQ SQL92 expression over properties and TAGS ("region = 'eu' AND
+// amount > 100"), which the broker evaluates. A missing property makes a
+// comparison unknown, so the message does not match; a bad expression
+// fails NewConsumer with its position.
+//
+// # Queries and traces
+//
+// Admin.MessageByID, MessagesByKey and MessagesByTime find stored
+// messages (the broker's message index, or store times). A Producer or
+// Consumer created with Trace records its sends, deliveries and consume
+// results to the trace topic in the background (a full buffer drops
+// records, never blocks); Admin.MessageTrace returns a message's
+// timeline.
+//
 // # Consuming: pull
 //
 //	for batch, err := range c.Batches(ctx) {
