@@ -144,6 +144,20 @@
 // replays the first commit of each half its scan saw stored. Snapshots
 // pack the halves (48 bytes each) and carry the counters.
 //
+// # Message index
+//
+// Apply indexes every accepted message's ID and each of its keys (per
+// topic) in Dir/index (index.go): fixed-size mapped hash files of 20-byte
+// entries {hash, raft index, position, previous in the slot's chain},
+// derived from the log alone, so every replica holds the same entries.
+// Like the consume queues it is a cache: Sync fsyncs it and records in
+// state.json what is durable; after a crash Restore re-indexes the log
+// past that, and Apply skips entries already covered, so a replay adds
+// nothing twice. TruncatePrefix retires files wholly below the log
+// start. LookupID / LookupKey return candidates newest first (the
+// broker reads each record to confirm). A replica that installed a
+// snapshot without the log before it has no entries for that part.
+//
 // # Consume queues
 //
 // Dir/cq/<topicID>/<queueID>/<baseOffset %020d>.cq, UnitsPerFile units per
