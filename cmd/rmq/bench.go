@@ -103,6 +103,7 @@ func producerFlags(defaultRate float64) []cli.Flag {
 		&cli.IntFlag{Name: "queues", Value: 8, Usage: "queue count when the topic is created"},
 		&cli.Float64Flag{Name: "rate", Value: defaultRate, Usage: "target msgs/s across all clients (0: as fast as possible)"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress line on stderr"},
+		&cli.BoolFlag{Name: "trace", Usage: "trace every send (ProducerConfig.Trace), to measure what tracing costs"},
 	}
 }
 
@@ -247,6 +248,7 @@ func newBenchProducer(c *cli.Context, o produceOptions) (*client.Producer, error
 		// producer's.
 		MaxInflightAsync: 2 * o.Inflight,
 		Logger:           clientLogger(c),
+		Trace:            c.Bool("trace"),
 	})
 }
 
