@@ -33,6 +33,7 @@ type Producer struct {
 	router *router
 	ids    *idGen
 	srv    serverRequests // broker requests this producer answers (serverreq.go)
+	reqs   requests       // Request calls waiting for their replies (request.go)
 
 	base   context.Context // cancelled by Close
 	cancel context.CancelFunc

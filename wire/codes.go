@@ -29,6 +29,8 @@ const (
 	CodeNodeStatus    uint16 = 50 // Empty -> NodeStatus
 	CodeTransfer      uint16 = 51 // TransferRequest -> Empty
 	CodeProducerHello uint16 = 60 // ProducerHello -> Empty: this connection takes server-initiated requests
+	CodeSendReply     uint16 = 61 // ReplyRequest -> Empty: a responder's reply, pushed to its requester
+	CodePushReply     uint16 = 62 // PushReply -> Empty, broker to client: a reply to the client's Request
 
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty

@@ -67,6 +67,8 @@
 //	  50  CodeNodeStatus        broker     Empty                    NodeStatus
 //	  51  CodeTransfer          broker     TransferRequest          Empty
 //	  60  CodeProducerHello     broker     ProducerHello            Empty (the connection takes server requests)
+//	  61  CodeSendReply         broker     ReplyRequest             Empty once the requester took it (any node)
+//	  62  CodePushReply         client     PushReply                Empty (sent by a broker on a hello'd connection)
 //	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
 //	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
 //	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo
