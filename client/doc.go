@@ -47,7 +47,8 @@
 // stored the request, whose node pushes it over the requester's own
 // connection (wire.CodePushReply). No reply in time is an error matching
 // ErrNoReply and context.DeadlineExceeded; a late reply is dropped.
-// Replies are not stored. Either side may be a RocketMQ client.
+// Replies are not stored. SimpleConsumer and Producer have Reply too.
+// Either side may be a RocketMQ client.
 //
 // # Admin
 //

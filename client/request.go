@@ -224,6 +224,11 @@ func (c *Consumer) Reply(ctx context.Context, request *MessageExt, body []byte) 
 	return sendReply(ctx, c.router, c.pool, request, body)
 }
 
+// Reply is Consumer.Reply for a message received by a SimpleConsumer.
+func (c *SimpleConsumer) Reply(ctx context.Context, request *MessageExt, body []byte) error {
+	return sendReply(ctx, c.router, c.pool, request, body)
+}
+
 // Reply is Consumer.Reply for a responder that holds a Producer.
 func (p *Producer) Reply(ctx context.Context, request *MessageExt, body []byte) error {
 	if int64(len(body)) > p.cfg.MaxMessageSize {

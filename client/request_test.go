@@ -267,3 +267,35 @@ func TestRequestRoundTrip(t *testing.T) {
 	t.Logf("request-reply round trip, %d sequential requests of 128 B, 1 client: min %v p50 %v p90 %v p99 %v max %v",
 		len(rtts), rtts[0], pct(0.5), pct(0.9), pct(0.99), rtts[len(rtts)-1])
 }
+
+// TestRequestPopResponder: a SimpleConsumer receives the request and
+// answers it with its own Reply.
+func TestRequestPopResponder(t *testing.T) {
+	c := e2e.StartCluster(t, e2e.Options{})
+	createTopic(t, c, "poprpc", 2)
+	sc := newSimple(t, c, "pop-responders", map[string]string{"poprpc": "*"}, nil)
+	p := newProducer(t, c, nil)
+	done := make(chan error, 1)
+	var reply *client.MessageExt
+	go func() {
+		var err error
+		reply, err = p.Request(ctxT(t, 20*time.Second), &client.Message{Topic: "poprpc", Body: []byte("pop?")})
+		done <- err
+	}()
+	e2e.Eventually(t, 15*time.Second, func() error {
+		ms, err := sc.Receive(ctxT(t, 5*time.Second), 1, 10*time.Second)
+		if err != nil || len(ms) == 0 {
+			return fmt.Errorf("nothing received yet (%v)", err)
+		}
+		if err := sc.Reply(ctxT(t, 5*time.Second), ms[0].MessageExt, []byte("popped")); err != nil {
+			t.Fatalf("reply: %v", err)
+		}
+		return sc.Ack(ctxT(t, 5*time.Second), ms[0].Handle)
+	})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if string(reply.Body) != "popped" {
+		t.Fatalf("reply %q, want popped", reply.Body)
+	}
+}
