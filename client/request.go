@@ -128,6 +128,9 @@ func (p *Producer) Request(ctx context.Context, msg *Message) (*MessageExt, erro
 	defer p.reqs.forget(corr)
 	res, err := p.Send(ctx, &req)
 	if err != nil {
+		if p.base.Err() != nil {
+			return nil, ErrClosed // Close cut the send short
+		}
 		return nil, fmt.Errorf("client: request %s: %w", corr, err)
 	}
 	select {
