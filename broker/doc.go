@@ -216,6 +216,8 @@
 //	remoting_adapter.go RocketMQ remoting adapter: the client port's mux, dispatch, error codes
 //	remoting_messages.go  remoting send/pull/offsets: RocketMQ messages <-> fsm.Message
 //	remoting_clients.go   RocketMQ clients: heartbeats, subscriptions, notifications, locks
+//	reply.go            request-reply: PushReply to a requester's connection, CLUSTER on requests
+//	remoting_reply.go   request-reply over remoting: SEND_REPLY_MESSAGE(_V2), PUSH_REPLY_MESSAGE_TO_CLIENT
 //	register.go, namesrv_client.go   NameServer registration and queries (wire)
 //
 // Both protocols share the client port: compat.Mux reads the first bytes
@@ -320,5 +322,8 @@
 // shuts down or closeStores closes the transport. leaderMu orders setting serving
 // against ending a session; it is never held with any other lock. The
 // notifier's mutex, the vote guard's and the disk cache's (held while
-// measuring DataDir) are leaf locks.
+// measuring DataDir) are leaf locks. The requester registries (rmq
+// producers.go, RocketMQ remoting_reply.go) watch each registered
+// connection with a goroutine that ends when the connection does; their
+// mutexes are leaf locks too, and a reply push holds none of them.
 package broker

@@ -47,6 +47,8 @@ type Node struct {
 	groups    *groupManager    // consumer members (leader-local; locks are in fsm)
 	remoting  *remotingClients // RocketMQ clients' connections and subscriptions (remoting_clients.go)
 
+	replyTo *remotingRequesters // RocketMQ requesters' connections, for pushed replies (remoting_reply.go)
+
 	disk      diskCache                   // this node's disk use, see retention.go
 	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
 
@@ -90,6 +92,7 @@ func New(cfg Config) (*Node, error) {
 		registerNow: make(chan struct{}, 1),
 	}
 	n.remoting = newRemotingClients(n)
+	n.replyTo = newRemotingRequesters()
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err

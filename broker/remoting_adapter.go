@@ -65,8 +65,8 @@ type remotingHandler func(n *Node, ctx context.Context, c *compat.ServerConn, re
 // remotingHandlers lists every request code the broker serves; any other
 // code is answered REQUEST_CODE_NOT_SUPPORTED naming it.
 var remotingHandlers = map[int32]remotingHandler{
-	compat.ReqSendMessage:             (*Node).remotingSend,
-	compat.ReqSendMessageV2:           (*Node).remotingSend,
+	compat.ReqSendMessage:             (*Node).remotingSendNoting,
+	compat.ReqSendMessageV2:           (*Node).remotingSendNoting,
 	compat.ReqSendBatchMessage:        (*Node).remotingSendBatch,
 	compat.ReqPullMessage:             (*Node).remotingPull,
 	compat.ReqQueryConsumerOffset:     (*Node).remotingQueryOffset,
@@ -75,7 +75,7 @@ var remotingHandlers = map[int32]remotingHandler{
 	compat.ReqGetMinOffset:            (*Node).remotingMinOffset,
 	compat.ReqGetEarliestMsgStoreTime: (*Node).remotingEarliestStoreTime,
 	compat.ReqSearchOffsetByTimestamp: (*Node).remotingSearchOffset,
-	compat.ReqHeartBeat:               (*Node).remotingHeartbeat,
+	compat.ReqHeartBeat:               (*Node).remotingHeartbeatNoting,
 	compat.ReqUnregisterClient:        (*Node).remotingUnregister,
 	compat.ReqGetConsumerListByGroup:  (*Node).remotingConsumerList,
 	compat.ReqLockBatchMQ:             (*Node).remotingLock,
@@ -86,6 +86,8 @@ var remotingHandlers = map[int32]remotingHandler{
 	compat.ReqViewMessageByID:         (*Node).remotingViewMessage,
 	compat.ReqEndTransaction:          (*Node).remotingEndTransaction,
 	compat.ReqQueryMessage:            (*Node).remotingQueryMessage,
+	compat.ReqSendReplyMessage:        (*Node).remotingSendReply,
+	compat.ReqSendReplyMessageV2:      (*Node).remotingSendReply,
 
 	// Pop consumption (remoting_pop.go).
 	compat.ReqPopMessage:                 (*Node).remotingPop,

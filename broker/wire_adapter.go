@@ -43,7 +43,9 @@ func (n *Node) handle(ctx context.Context, r *wire.Request) (any, error) {
 func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 	switch r.Code {
 	case wire.CodeSend:
-		return decodeThen(r, n.handleSend, ctx)
+		return decodeThen(r, n.handleSendStamped, ctx)
+	case wire.CodeSendReply:
+		return decodeThen(r, n.handleSendReply, ctx)
 	case wire.CodePull:
 		return decodeThen(r, n.handlePull, ctx)
 	case wire.CodeCreateTopic:

@@ -35,6 +35,21 @@
 // own Send or SendAsync callback with a non-retriable *Error while the
 // other messages of the request are stored.
 //
+// # Request-reply
+//
+//	reply, err := p.Request(ctx, &client.Message{Topic: "quotes", Body: q}) // waits until ctx's deadline (3s if none)
+//	// the responder, in its push handler:
+//	err = c.Reply(ctx, request, answer)
+//
+// RocketMQ 4.6's request-reply (request.go): Request stores an ordinary
+// message carrying CORRELATION_ID, REPLY_TO_CLIENT (ProducerConfig.ClientID)
+// and TTL, and waits; Reply sends the answer to the broker group that
+// stored the request, whose node pushes it over the requester's own
+// connection (wire.CodePushReply). No reply in time is an error matching
+// ErrNoReply and context.DeadlineExceeded; a late reply is dropped.
+// Replies are not stored. SimpleConsumer and Producer have Reply too.
+// Either side may be a RocketMQ client.
+//
 // # Admin
 //
 // CreateTopic, UpdateTopic, DeleteTopic, ListTopics, TopicStatus, group

@@ -39,6 +39,7 @@ type Producer struct {
 	ids    *idGen
 	srv    serverRequests // broker requests this producer answers (serverreq.go)
 	trace  *tracer        // nil unless ProducerConfig.Trace (trace.go)
+	reqs   requests       // Request calls waiting for their replies (request.go)
 
 	base   context.Context // cancelled by Close
 	cancel context.CancelFunc

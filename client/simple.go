@@ -304,8 +304,9 @@ func (c *SimpleConsumer) AckAll(ctx context.Context, hs []ReceiptHandle) ([]erro
 				req.Handles[j] = string(hs[i])
 			}
 			var resp wire.AckResponse
-			// Acks are idempotent: an ack whose answer was lost is resent.
-			if err := c.router.callLeader(ctx, g, 3, wire.CodeAck, req, &resp); err != nil {
+			// Acks are idempotent: an ack whose answer was lost is resent,
+			// as often as the caller's context allows.
+			if err := c.router.callLeader(ctx, g, 16, wire.CodeAck, req, &resp); err != nil {
 				return errs, err
 			}
 			if len(resp.Codes) != len(chunk) {

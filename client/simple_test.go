@@ -214,7 +214,7 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 	var mu sync.Mutex
 	acked := make([]int, total)     // successful acks per message
 	delivered := make([]int, total) // deliveries per message
-	skipped := map[int]time.Time{}  // 1 %: first delivery not acked, when it was received
+	skipped := map[int]time.Time{}  // 1 %: first delivery not acked, and when it became visible again
 	var lateBack []time.Duration    // how long after its skipped delivery a message came back
 	skips, lostReplies := 0, 0      // first deliveries not acked on purpose; first seen deliveries that were redeliveries
 	var ackedTotal atomic.Int64
@@ -243,10 +243,10 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 					at, wasSkipped := skipped[n]
 					switch {
 					case wasSkipped && m.ReconsumeTimes > 0:
-						lateBack = append(lateBack, time.Since(at))
+						lateBack = append(lateBack, time.Until(at)) // negative: received after its deadline
 						delete(skipped, n)
 					case n%100 == 7 && m.ReconsumeTimes == 0 && !wasSkipped:
-						skipped[n] = time.Now()
+						skipped[n] = m.InvisibleUntil
 						skips++
 						continue
 					case m.ReconsumeTimes > 0 && delivered[n] == 1:
@@ -259,9 +259,14 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 				if len(hs) == 0 {
 					continue
 				}
+				// Acks are idempotent: one whose outcome is unknown (a
+				// failover, a loaded machine) is sent again.
 				errs, err := sc.AckAll(consumerCtx, hs)
+				for tries := 0; err != nil && consumerCtx.Err() == nil && tries < 20; tries++ {
+					errs, err = sc.AckAll(consumerCtx, hs)
+				}
 				if err != nil {
-					continue // outcome unknown: they come back if not acked
+					continue
 				}
 				mu.Lock()
 				for i, e := range errs {
@@ -316,8 +321,8 @@ func TestSimpleConsumersShareAQueueAcrossLeaderKill(t *testing.T) {
 		t.Errorf("%d skipped messages never came back", len(skipped))
 	}
 	for _, d := range lateBack {
-		if d < 1900*time.Millisecond {
-			t.Errorf("an unacked message came back %v after its delivery, before its 2 s invisible time", d)
+		if d > 5*time.Millisecond { // the broker's clock is this machine's; allow rounding to ms
+			t.Errorf("an unacked message came back %v before its invisible time ended", d)
 			break
 		}
 	}

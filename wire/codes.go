@@ -33,6 +33,8 @@ const (
 	CodeCheckTx       uint16 = 64 // broker -> producer: CheckTxRequest -> CheckTxResponse
 	CodeListTx        uint16 = 65 // ListTxRequest -> TxList
 	CodeQueryMessages uint16 = 66 // QueryMessagesRequest -> QueryMessagesResponse
+	CodeSendReply     uint16 = 61 // ReplyRequest -> Empty: a responder's reply, pushed to its requester
+	CodePushReply     uint16 = 62 // PushReply -> Empty, broker to client: a reply to the client's Request
 
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty

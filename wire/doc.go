@@ -67,6 +67,8 @@
 //	  50  CodeNodeStatus        broker     Empty                    NodeStatus
 //	  51  CodeTransfer          broker     TransferRequest          Empty
 //	  60  CodeProducerHello     broker     ProducerHello            Empty (the connection takes server requests)
+//	  61  CodeSendReply         broker     ReplyRequest             Empty once the requester took it (any node)
+//	  62  CodePushReply         client     PushReply                Empty (sent by a broker on a hello'd connection)
 //	  63  CodeEndTx             broker     EndTxRequest             EndTxResponse
 //	  64  CodeCheckTx           producer   CheckTxRequest           CheckTxResponse (sent by the broker)
 //	  65  CodeListTx            broker     ListTxRequest            TxList

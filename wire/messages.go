@@ -321,6 +321,24 @@ type QueryMessagesResponse struct {
 	More     bool             `msgpack:"mo,omitempty"`
 }
 
+// ReplyRequest is a responder's reply to a request message
+// (CodeSendReply). Message carries the request's CORRELATION_ID and
+// REPLY_TO_CLIENT properties; its Topic may be empty (the broker names
+// it <cluster>_REPLY_TOPIC). Any node of a group may take it: the reply
+// is not stored, only pushed, and the node answers CodeUnavailable if the
+// requester has no connection to it.
+type ReplyRequest struct {
+	Message Message `msgpack:"m"`
+}
+
+// PushReply is a reply as a broker node pushes it over the requester's
+// own connection (CodePushReply, broker to client).
+type PushReply struct {
+	Message  Message `msgpack:"m"`
+	Group    string  `msgpack:"g,omitempty"` // broker group of the pushing node
+	PushTime int64   `msgpack:"pt"`          // unix ms, the pushing node's clock
+}
+
 // ReceiveRequest pops messages for a pop (simple) consumer group: any
 // member receives from any queue; a received message is invisible to
 // the others for InvisibleMillis unless acked.

@@ -1,6 +1,6 @@
 // Command rmq is the one rmq binary: the servers (rmq namesrv, rmq broker)
-// and every client command (send, consume, topic, group, cluster, failover,
-// bench), each a thin action over package client. main only turns
+// and every client command (send, request, consume, topic, group, cluster,
+// failover, bench), each a thin action over package client. main only turns
 // run(ctx, args, stdout, stderr) into an exit code, so tests drive run
 // directly. Results go to stdout (table or --output json, the same
 // struct), logs and progress to stderr; errors end with a non-zero exit and
@@ -15,6 +15,10 @@
 //	                               one of --delay D, --deliver-at RFC3339|unix-ms,
 //	                               --delay-level N makes it a delayed message, and a
 //	                               line after the table says when it is due
+//	rmq request TOPIC [BODY]       send a request (body as for send; --tag, --key, --property)
+//	                               and print the reply body a responder sends back, waiting
+//	                               at most --timeout; -o json adds its correlation id,
+//	                               properties and round trip
 //	rmq consume TOPIC              --group G (required unless --broadcast),
 //	                               --from last|first|RFC3339, --tag "a || b", --orderly,
 //	                               --broadcast, --count N, --exit (-e), --wait D; one line

@@ -92,6 +92,7 @@ func commands() []*cli.Command {
 		namesrvCommand(),
 		brokerCommand(),
 		sendCommand(),
+		requestCommand(),
 		consumeCommand(),
 		topicCommand(),
 		groupCommand(),

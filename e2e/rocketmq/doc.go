@@ -35,6 +35,11 @@
 //     (TestRetryToDLQ, on rmq dev with shortened --delay-levels);
 //   - interop with rmq's own client (package client) both ways, message
 //     ids included (TestInteropRmqToRocketMQ, TestInteropRocketMQToRmq);
+//   - request-reply: Producer.Request answered through CreateReplyMessage
+//     and SendSync, a 5000-byte reply included, and rmq's Request answered
+//     by the same RocketMQ responder (TestRequestReply); RocketMQ's
+//     Request answered by rmq's Consumer.Reply
+//     (TestRequestReplyToRmqResponder);
 //   - throughput, 1 KiB messages, sync and async: TestThroughput (only with
 //     RMQ_BENCH=1) and BenchmarkSendSync/BenchmarkSendAsync; they print
 //     msgs/s and assert nothing about timing.
