@@ -2,10 +2,10 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,10 +21,18 @@ import (
 // its outcome (success, retry through the broker, dead letter, dropped;
 // handler time). Records go to a bounded in-memory buffer (never blocking
 // the traced path: a full buffer drops and counts) and a background
-// loop sends them in batches, as one JSON line per record, to the trace
-// topic (RMQ_SYS_TRACE_TOPIC by default), with the traced messages' IDs
-// as keys, so the broker's message index finds a message's records by
-// key (Admin.MessageTrace, rmq message trace).
+// loop sends them in batches to the trace topic (RMQ_SYS_TRACE_TOPIC by
+// default), with the traced messages' IDs as keys, so the broker's
+// message index finds a message's records by key (Admin.MessageTrace,
+// rmq message trace).
+//
+// A trace message's body is compact text, since it shares the broker with
+// the traced traffic (about 100 bytes a record): a first line
+// "rmqtrace1 <client> <group>", then one line per record of fields
+// separated by 0x01: kind (s, d, c), message id, topic, broker group,
+// queue, offset, store time (unix ms), event time (unix ms), cost (µs),
+// result, reconsume count. Tags and keys are not repeated: the message
+// itself has them.
 
 // DefaultTraceTopic is where trace records go (RocketMQ's default).
 const DefaultTraceTopic = "RMQ_SYS_TRACE_TOPIC"
@@ -57,7 +65,7 @@ type TraceRecord struct {
 
 const (
 	traceBuffer   = 16384
-	traceBatch    = 64
+	traceBatch    = 256
 	traceInterval = 100 * time.Millisecond
 )
 
@@ -141,23 +149,24 @@ func (t *tracer) loop() {
 // send writes one trace message: a JSON line per record, keyed by the
 // traced message IDs.
 func (t *tracer) send(batch []TraceRecord) {
-	var body strings.Builder
+	body := make([]byte, 0, 64+len(batch)*112)
+	body = append(body, traceMagic...)
+	body = append(body, ' ')
+	body = append(body, batch[0].Client...)
+	body = append(body, ' ')
+	body = append(body, batch[0].Group...)
+	body = append(body, '\n')
 	ids := map[string]bool{}
 	var keys []string
 	for _, r := range batch {
-		b, err := json.Marshal(r)
-		if err != nil {
-			continue
-		}
-		body.Write(b)
-		body.WriteByte('\n')
+		body = appendTraceRecord(body, &r)
 		if r.MsgID != "" && !ids[r.MsgID] {
 			ids[r.MsgID] = true
 			keys = append(keys, r.MsgID)
 		}
 	}
 	n := uint64(len(batch))
-	t.p.SendAsync(context.Background(), &Message{Topic: t.topic, Tags: "trace", Keys: keys, Body: []byte(body.String())}, func(_ SendResult, err error) {
+	t.p.SendAsync(context.Background(), &Message{Topic: t.topic, Tags: "trace", Keys: keys, Body: body}, func(_ SendResult, err error) {
 		if err != nil {
 			t.dropped.Add(n)
 			t.log.Debug("trace records not sent", "records", n, "error", err)
@@ -233,12 +242,8 @@ func (a *Admin) MessageTrace(ctx context.Context, msgID, traceTopic string) ([]T
 	}
 	var out []TraceRecord
 	for _, f := range found {
-		for _, line := range strings.Split(string(f.Body), "\n") {
-			if line == "" {
-				continue
-			}
-			var r TraceRecord
-			if json.Unmarshal([]byte(line), &r) == nil && r.MsgID == msgID {
+		for _, r := range parseTraceBody(f.Body) {
+			if r.MsgID == msgID {
 				out = append(out, r)
 			}
 		}
@@ -260,4 +265,82 @@ func (c *Consumer) traceDeadLetter(m *MessageExt) {
 	}
 	c.trace.add(TraceRecord{Kind: TraceConsume, MsgID: m.MsgID, Topic: m.Topic, Client: c.cfg.ClientID, Group: c.cfg.Group,
 		Broker: m.Queue.Group, QueueID: m.Queue.QueueID, Offset: m.QueueOffset, At: time.Now(), Result: "dlq", Reconsume: m.ReconsumeTimes})
+}
+
+const traceMagic = "rmqtrace1"
+
+var traceKinds = map[string]string{TraceSend: "s", TraceDeliver: "d", TraceConsume: "c"}
+
+func appendTraceRecord(b []byte, r *TraceRecord) []byte {
+	sep := func() { b = append(b, 1) }
+	b = append(b, traceKinds[r.Kind]...)
+	sep()
+	b = append(b, r.MsgID...)
+	sep()
+	b = append(b, r.Topic...)
+	sep()
+	b = append(b, r.Broker...)
+	sep()
+	b = strconv.AppendUint(b, uint64(r.QueueID), 10)
+	sep()
+	b = strconv.AppendUint(b, r.Offset, 10)
+	sep()
+	if !r.StoreTime.IsZero() {
+		b = strconv.AppendInt(b, r.StoreTime.UnixMilli(), 10)
+	}
+	sep()
+	b = strconv.AppendInt(b, r.At.UnixMilli(), 10)
+	sep()
+	b = strconv.AppendInt(b, r.Cost, 10)
+	sep()
+	b = append(b, strings.Map(func(c rune) rune {
+		if c == 1 || c == '\n' {
+			return ' '
+		}
+		return c
+	}, r.Result)...)
+	sep()
+	b = strconv.AppendInt(b, int64(r.Reconsume), 10)
+	return append(b, '\n')
+}
+
+// parseTraceBody decodes a trace message's records; malformed lines are
+// skipped.
+func parseTraceBody(body []byte) []TraceRecord {
+	lines := strings.Split(string(body), "\n")
+	if len(lines) == 0 {
+		return nil
+	}
+	head := strings.Fields(lines[0])
+	if len(head) < 1 || head[0] != traceMagic {
+		return nil
+	}
+	client, group := "", ""
+	if len(head) > 1 {
+		client = head[1]
+	}
+	if len(head) > 2 {
+		group = head[2]
+	}
+	kinds := map[string]string{"s": TraceSend, "d": TraceDeliver, "c": TraceConsume}
+	var out []TraceRecord
+	for _, line := range lines[1:] {
+		f := strings.Split(line, "\x01")
+		if len(f) != 11 || kinds[f[0]] == "" {
+			continue
+		}
+		q, _ := strconv.ParseUint(f[4], 10, 32)
+		off, _ := strconv.ParseUint(f[5], 10, 64)
+		st, _ := strconv.ParseInt(f[6], 10, 64)
+		at, _ := strconv.ParseInt(f[7], 10, 64)
+		cost, _ := strconv.ParseInt(f[8], 10, 64)
+		rc, _ := strconv.Atoi(f[10])
+		r := TraceRecord{Kind: kinds[f[0]], MsgID: f[1], Topic: f[2], Broker: f[3], QueueID: uint32(q), Offset: off,
+			At: time.UnixMilli(at), Cost: cost, Result: f[9], Reconsume: rc, Client: client, Group: group}
+		if st > 0 {
+			r.StoreTime = time.UnixMilli(st)
+		}
+		out = append(out, r)
+	}
+	return out
 }
