@@ -326,28 +326,7 @@ func (c ConsumerConfig) Validate() error {
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Subscriptions) == 0 && len(c.SQLSubscriptions) == 0 {
-		errs = append(errs, errors.New("no Subscriptions"))
-	}
-	for t, e := range c.Subscriptions {
-		if err := ValidateTopic(t); err != nil {
-			errs = append(errs, err)
-		}
-		if _, err := ParseTagExpression(e); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for t, e := range c.SQLSubscriptions {
-		if err := ValidateTopic(t); err != nil {
-			errs = append(errs, err)
-		}
-		if _, ok := c.Subscriptions[t]; ok {
-			errs = append(errs, fmt.Errorf("topic %q is in both Subscriptions and SQLSubscriptions", t))
-		}
-		if _, err := sql92.Parse(e); err != nil {
-			errs = append(errs, fmt.Errorf("SQLSubscriptions[%q]: %w", t, err))
-		}
-	}
+	errs = append(errs, validateSubscriptions(c.Subscriptions, c.SQLSubscriptions)...)
 	if c.Mode != Clustering && c.Mode != Broadcasting {
 		errs = append(errs, fmt.Errorf("unknown Mode %d", c.Mode))
 	}
@@ -424,4 +403,32 @@ func defaultClientID() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s@%d@%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// validateSubscriptions checks a consumer's tag and SQL92 subscriptions.
+func validateSubscriptions(subs, sqlSubs map[string]string) []error {
+	var errs []error
+	if len(subs) == 0 && len(sqlSubs) == 0 {
+		errs = append(errs, errors.New("no Subscriptions"))
+	}
+	for t, e := range subs {
+		if err := ValidateTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		if _, err := ParseTagExpression(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for t, e := range sqlSubs {
+		if err := ValidateTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		if _, ok := subs[t]; ok {
+			errs = append(errs, fmt.Errorf("topic %q is in both Subscriptions and SQLSubscriptions", t))
+		}
+		if _, err := sql92.Parse(e); err != nil {
+			errs = append(errs, fmt.Errorf("SQLSubscriptions[%q]: %w", t, err))
+		}
+	}
+	return errs
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/rmq-dev/rmq/internal/sql92"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -77,28 +76,7 @@ func (c SimpleConsumerConfig) Validate() error {
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.Subscriptions) == 0 && len(c.SQLSubscriptions) == 0 {
-		errs = append(errs, errors.New("no Subscriptions"))
-	}
-	for t, e := range c.SQLSubscriptions {
-		if err := ValidateTopic(t); err != nil {
-			errs = append(errs, err)
-		}
-		if _, ok := c.Subscriptions[t]; ok {
-			errs = append(errs, fmt.Errorf("topic %q is in both Subscriptions and SQLSubscriptions", t))
-		}
-		if _, err := sql92.Parse(e); err != nil {
-			errs = append(errs, fmt.Errorf("SQLSubscriptions[%q]: %w", t, err))
-		}
-	}
-	for t, e := range c.Subscriptions {
-		if err := ValidateTopic(t); err != nil {
-			errs = append(errs, err)
-		}
-		if _, err := ParseTagExpression(e); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, validateSubscriptions(c.Subscriptions, c.SQLSubscriptions)...)
 	if err := validateInvisible(c.InvisibleDuration); err != nil {
 		errs = append(errs, err)
 	}
