@@ -31,6 +31,8 @@ const (
 	CmdPop                CommandType = 13
 	CmdPopAck             CommandType = 14
 	CmdPopChangeInvisible CommandType = 15
+	// Producer dedup (dedup.go).
+	CmdSetDedup CommandType = 16
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -283,6 +285,7 @@ var commands = commandTable(
 	def[Pop](),
 	def[PopAck](),
 	def[PopChangeInvisible](),
+	def[SetDedup](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

@@ -47,6 +47,7 @@ func sampleCommands() []Command {
 		SendBack{Now: 1700000004000, Record: TimerRef{Index: 42, Pos: 14, Size: 80, TagHash: 7, TopicID: 5},
 			Retry: RetryInfo{Reconsume: 17, OriginTopicID: 3, OriginOffset: 9}, DLQ: true,
 			Pop: &PopHandle{TopicID: 3, Offset: 9, PopTime: 1700000002000}, PopGroup: "g"},
+		SetDedup{Window: 120000, Max: 1000000},
 	}
 }
 

@@ -40,6 +40,9 @@ type BatchResult struct {
 	// CommitLog position of a message is the entry index and this).
 	Positions []uint32
 	Rejected  int
+	// Duplicates lists the messages not stored because their ID was
+	// (producer dedup, dedup.go); nil when there are none.
+	Duplicates []Duplicate
 }
 
 // OffsetDelayed is the BatchResult offset of a delayed message: it gets a
@@ -78,6 +81,7 @@ type FSM struct {
 	timers    timerHeap              // pending delayed messages (timers.go)
 	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
 	pops      map[popKey]*popQueue   // pop consumers' in-flight items (pop.go)
+	dedup     dedupState             // producer dedup window (dedup.go)
 
 	// Scratch used only by the raft FSM goroutine (Apply, ApplyBatch, Restore).
 	refs  []recRef
@@ -112,6 +116,7 @@ func (f *FSM) resetState() {
 	f.timers = nil
 	f.retryMeta = map[timerKey]RetryInfo{}
 	f.pops = map[popKey]*popQueue{}
+	f.dedup = dedupState{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }
@@ -188,6 +193,9 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 			res.Rejected++
 			continue
 		}
+		if f.dedupe(res, i, &refs[i], t, index, ts) {
+			continue
+		}
 		if due, ok := delayed(r.props, ts); ok {
 			heap.Push(&f.timers, timer{due: due, index: index, pos: refs[i].pos, size: refs[i].size,
 				tagHash: TagHash(string(r.tags)), topicID: t.ID, queueID: r.queueID})
@@ -197,6 +205,7 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 		u := Unit{Index: index, Pos: refs[i].pos, Size: refs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts}
 		res.Offsets[i] = int64(f.appendUnit(t.queues[r.queueID], u))
 	}
+	f.finishBatch(res, refs, index, ts)
 	return res
 }
 
@@ -371,6 +380,7 @@ func (f *FSM) truncatePrefix(upTo uint64) {
 		return // already truncated further
 	}
 	f.logStart = upTo + 1
+	f.dedup.dropDupsThrough(upTo)
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			if q.err != nil {

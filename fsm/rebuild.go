@@ -36,6 +36,8 @@ func (f *FSM) rebuild(need []*queue) error {
 	// log is kept from every live delivered unit's record (PinnedIndex).
 	// Retries (SendBack) schedule timers too, or append at once.
 	scheduled := map[timerKey]bool{} // timers pending at this point of the scan
+	// Duplicates (dedup.go) got no unit from Apply: skip them too.
+	dups := dupCursor{dups: f.dedup.dups}
 	add := func(q *queue, u Unit) {
 		if buf, ok := bufs[q]; ok && q != nil {
 			putUnit(unit[:], u)
@@ -87,6 +89,9 @@ func (f *FSM) rebuild(need []*queue) error {
 			return nil // Apply rejected this entry as a whole too
 		}
 		for i := range rs {
+			if dups.skip(index, rs[i].pos) {
+				continue
+			}
 			r := &rs[i].r
 			t := f.topics[string(r.topic)]
 			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
@@ -118,6 +123,17 @@ func (f *FSM) rebuild(need []*queue) error {
 }
 
 func (f *FSM) writeRebuilt(q *queue, buf []byte) error {
+	// Units below the log start are below min (TruncatePrefix moved it
+	// past them), and the duplicates among their records are forgotten:
+	// count only the units from there, unless the queue still needs older
+	// ones (its min did not move: it was broken when retention ran).
+	k := 0
+	for k < len(buf) && getUnit(buf[k:]).Index < f.logStart {
+		k += UnitSize
+	}
+	if q.next-uint64((len(buf)-k)/UnitSize) <= q.min {
+		buf = buf[k:]
+	}
 	n := uint64(len(buf) / UnitSize)
 	if n > q.next {
 		return fmt.Errorf("%w: rebuild of %s/%d found %d units, next is %d", ErrCorrupt, q.topic, q.id, n, q.next)

@@ -45,6 +45,8 @@ type snapState struct {
 	TimerRetry []snapTimerRetry `msgpack:"timer_retry,omitempty"`
 	// Pops: pop consumers' in-flight items per group queue (pop.go).
 	Pops []snapPop `msgpack:"pops,omitempty"`
+	// Dedup: the producer dedup settings, window and duplicates (dedup.go).
+	Dedup *snapDedup `msgpack:"dedup,omitempty"`
 }
 
 type snapTimerRetry struct {
@@ -124,6 +126,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		st.Topics = append(st.Topics, s)
 	}
 	st.Pops = f.snapPops()
+	st.Dedup = f.dedup.snapshot()
 	for g, gl := range f.locks {
 		for k, l := range gl {
 			st.Locks = append(st.Locks, snapLock{Group: g, Topic: k.topic, QueueID: k.queue, Owner: l.owner, Granted: l.granted, Expires: l.expires})
@@ -280,6 +283,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.retryMeta[timerKey{index: r.Index, pos: r.Pos, topicID: r.TopicID, queueID: r.QueueID}] = r.Retry
 	}
 	if err := f.restorePops(st.Pops); err != nil {
+		return err
+	}
+	if f.dedup, err = restoreDedup(st.Dedup); err != nil {
 		return err
 	}
 	for _, g := range st.Groups {
