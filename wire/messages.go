@@ -62,6 +62,10 @@ type SendResult struct {
 	// DeliverAt, if set, is the due time (unix ms) of a delayed message:
 	// it has no queue offset until then (QueueOffset is 0).
 	DeliverAt int64 `msgpack:"da,omitempty"`
+	// Duplicate: the broker had stored a message with this ID on this
+	// topic within its dedup window and did not store this one; the
+	// other fields are the original's.
+	Duplicate bool `msgpack:"dup,omitempty"`
 	// Error is non-empty if this message was rejected at apply.
 	ErrorCode uint16 `msgpack:"ec,omitempty"`
 	Error     string `msgpack:"e,omitempty"`
