@@ -55,6 +55,10 @@ type fileConfig struct {
 	DelayLevels string `toml:"delay_levels"`
 	MaxDelay    string `toml:"max_delay"` // duration
 	TimerPoll   string `toml:"timer_poll"`
+	// Producer dedup: how long a stored message ID is remembered (a
+	// duration; "0" or "off" turns dedup off) and how many IDs at most.
+	DedupWindow     string `toml:"dedup_window"`
+	DedupMaxEntries int64  `toml:"dedup_max_entries"`
 
 	// fromFlags holds the keys a flag set, so that an error names the
 	// flag the value came from.
@@ -149,6 +153,24 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 			bad("%s: %s: want a positive duration", fc.label(d.name), d.in)
 		}
 		*d.out = v
+	}
+	if fc.DedupWindow != "" {
+		v, err := time.ParseDuration(fc.DedupWindow)
+		switch {
+		case isOff(fc.DedupWindow) || err == nil && v == 0:
+			cfg.DedupWindow = -1
+		case err != nil:
+			bad("%s: %v", fc.label("dedup_window"), err)
+		case v < 0:
+			bad("%s: %s: want a positive duration, or 0 or \"off\" to turn dedup off", fc.label("dedup_window"), fc.DedupWindow)
+		default:
+			cfg.DedupWindow = v
+		}
+	}
+	if fc.DedupMaxEntries < 0 {
+		bad("%s: %d: want a positive number of message IDs", fc.label("dedup_max_entries"), fc.DedupMaxEntries)
+	} else if fc.DedupMaxEntries > 0 {
+		cfg.DedupMaxEntries = int(min(fc.DedupMaxEntries, math.MaxInt32))
 	}
 	if fc.DelayLevels != "" {
 		levels, err := parseDelayLevels(fc.DelayLevels)
