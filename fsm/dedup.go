@@ -99,7 +99,7 @@ type dedupEntry struct {
 	queueID uint32
 	ts      int64  // store time, unix ms
 	index   uint64 // entry
-	off     int64  // queue offset, or the due time if delayed
+	off     int64  // queue offset, the due time if delayed, or while its batch is applied its position there
 	pos     uint32
 	delayed bool
 }
@@ -134,10 +134,10 @@ type dedupState struct {
 	// did (rebuild.go). TruncatePrefix drops the older ones.
 	dups []dupRef
 
-	// The batch being applied: its entries (sequence number, message) and
+	// The batch being applied: the sequence numbers of its entries, and
 	// its duplicates of its own earlier messages (Duplicates position,
 	// original message), completed by finishBatch.
-	batch    [][2]int
+	batch    []uint32
 	inBatch  [][2]int
 	warnFull bool
 }
@@ -247,7 +247,7 @@ func (f *FSM) dedupe(res *BatchResult, i int, ref *recRef, t *topicState, index 
 	tag := d.index.hash(&key)
 	seq, hit := d.lookup(&key, tag)
 	if !hit {
-		d.batch = append(d.batch, [2]int{int(d.push(dedupEntry{key: key, queueID: ref.r.queueID, ts: ts, index: index, pos: ref.pos}, tag)), i})
+		d.batch = append(d.batch, d.push(dedupEntry{key: key, queueID: ref.r.queueID, ts: ts, index: index, off: int64(i), pos: ref.pos}, tag))
 		return false
 	}
 	if len(d.dups) >= maxDupRefs {
@@ -260,8 +260,8 @@ func (f *FSM) dedupe(res *BatchResult, i int, ref *recRef, t *topicState, index 
 	d.dups = append(d.dups, dupRef{index: index, pos: ref.pos})
 	s, _ := d.slot(seq)
 	e := &d.ring[s]
-	if e.index == index { // an earlier message of this batch: finishBatch answers
-		d.inBatch = append(d.inBatch, [2]int{len(res.Duplicates), d.batchMsg(seq)})
+	if e.index == index { // an earlier message of this batch (e.off): finishBatch answers
+		d.inBatch = append(d.inBatch, [2]int{len(res.Duplicates), int(e.off)})
 		res.Duplicates = append(res.Duplicates, Duplicate{Msg: i})
 		return true
 	}
@@ -277,31 +277,22 @@ func (f *FSM) dedupe(res *BatchResult, i int, ref *recRef, t *topicState, index 
 	return true
 }
 
-// batchMsg returns the batch position of the message entered as seq.
-func (d *dedupState) batchMsg(seq uint32) int {
-	for _, b := range d.batch {
-		if uint32(b[0]) == seq {
-			return b[1]
-		}
-	}
-	panic("fsm: dedup entry of this batch not found") // invariant: entries of this batch are in d.batch
-}
-
 // finishBatch completes the window entries of the batch just applied with
 // the outcome Apply gave each message, and answers the duplicates of
 // messages of the same batch.
 func (f *FSM) finishBatch(res *BatchResult, refs []recRef, index uint64, ts int64) {
 	d := &f.dedup
-	for _, b := range d.batch {
-		s, ok := d.slot(uint32(b[0]))
+	for _, seq := range d.batch {
+		s, ok := d.slot(seq)
 		if !ok {
 			continue // already evicted by count
 		}
 		e := &d.ring[s]
-		e.off = res.Offsets[b[1]]
+		msg := e.off
+		e.off = res.Offsets[msg]
 		if e.off == OffsetDelayed {
 			e.delayed = true
-			e.off, _ = delayed(refs[b[1]].r.props, ts)
+			e.off, _ = delayed(refs[msg].r.props, ts)
 		}
 	}
 	for _, p := range d.inBatch {
