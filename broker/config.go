@@ -132,7 +132,7 @@ type Config struct {
 	// same topic within DedupWindow (store time) is not stored again and
 	// is answered like the original. The group keeps the window of at
 	// most DedupMaxEntries IDs (about 76 bytes each, on every node, plus
-	// 53 in each snapshot), oldest dropped first. Default 2m and 1 000 000
+	// ~27 in each snapshot), oldest dropped first. Default 2m and 1 000 000
 	// (NATS JetStream's duplicate window is 2m). Negative DedupWindow
 	// turns dedup off. Both are the group's, not the node's: the leader
 	// proposes its values to the group when it starts leading.

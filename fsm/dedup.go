@@ -163,9 +163,8 @@ func (d *dedupState) advance(ts int64) {
 	d.shrink()
 }
 
+// evict drops the oldest entry; its index slot goes stale (dedup_table.go).
 func (d *dedupState) evict() {
-	k := &d.ring[d.head].key
-	d.index.remove(d.index.hash(k), d.headSeq)
 	d.head = (d.head + 1) & (len(d.ring) - 1)
 	d.headSeq++
 	d.n--
@@ -180,16 +179,9 @@ func (d *dedupState) slot(seq uint32) (int, bool) {
 	return (d.head + int(age)) & (len(d.ring) - 1), true
 }
 
-// lookup returns the sequence number of k's entry.
-func (d *dedupState) lookup(k *dedupKey, tag uint32) (uint32, bool) {
-	return d.index.find(k, tag, func(seq uint32) *dedupKey {
-		s, _ := d.slot(seq)
-		return &d.ring[s].key
-	})
-}
-
-// push appends e, whose key (with hash tag) is not in the window.
-func (d *dedupState) push(e dedupEntry, tag uint32) uint32 {
+// push appends e, whose key (with hash tag) is not in the window; free
+// is the index slot lookup found for it.
+func (d *dedupState) push(e dedupEntry, tag uint32, free int) uint32 {
 	for d.n >= d.max {
 		d.evict()
 	}
@@ -199,7 +191,7 @@ func (d *dedupState) push(e dedupEntry, tag uint32) uint32 {
 	d.ring[(d.head+d.n)&(len(d.ring)-1)] = e
 	seq := d.headSeq + uint32(d.n)
 	d.n++
-	d.index.insert(tag, seq)
+	d.insert(tag, seq, free)
 	return seq
 }
 
@@ -218,6 +210,9 @@ func (d *dedupState) resize(c int) {
 func (d *dedupState) shrink() {
 	if len(d.ring) > 4096 && 8*d.n < len(d.ring) {
 		d.resize(len(d.ring) / 2)
+	}
+	if d.n == 0 && len(d.index.slots) > minTableSlots {
+		d.index.slots, d.index.used = nil, 0 // all stale
 	}
 }
 
@@ -245,9 +240,9 @@ func (f *FSM) dedupe(res *BatchResult, i int, ref *recRef, t *topicState, index 
 	d.advance(ts)
 	key := makeDedupKey(ref.r.id, t.ID)
 	tag := d.index.hash(&key)
-	seq, hit := d.lookup(&key, tag)
+	seq, hit, free := d.lookup(&key, tag)
 	if !hit {
-		d.batch = append(d.batch, d.push(dedupEntry{key: key, queueID: ref.r.queueID, ts: ts, index: index, off: int64(i), pos: ref.pos}, tag))
+		d.batch = append(d.batch, d.push(dedupEntry{key: key, queueID: ref.r.queueID, ts: ts, index: index, off: int64(i), pos: ref.pos}, tag, free))
 		return false
 	}
 	if len(d.dups) >= maxDupRefs {
@@ -339,8 +334,15 @@ func (f *FSM) Dedup() DedupInfo {
 }
 
 // snapDedup is the dedup state in a snapshot: settings, the window's end,
-// its entries oldest first (dedupPackLen bytes each) and the duplicates
-// (dupPackLen bytes each), packed big-endian.
+// its entries oldest first and the duplicates' positions (dupPackLen
+// bytes each, big-endian). An entry is
+//
+//	[16]byte key ID | uvarint topic ID | uvarint queue | varint store time
+//	- the previous entry's (the first: - Now) | varint entry - the
+//	previous entry's | varint offset or due time | uvarint position | flags
+//
+// (flags 1: delayed): 27 bytes a typical entry, where fixed fields
+// would take 53 (a million-entry window: 26.5 MB, measured).
 type snapDedup struct {
 	Window  int64  `msgpack:"w"`
 	Max     int    `msgpack:"m"`
@@ -350,41 +352,107 @@ type snapDedup struct {
 }
 
 const (
-	dedupPackLen = dedupKeyLen + 4 + 4 + 8 + 8 + 8 + 4 + 1
-	dupPackLen   = 8 + 4
+	dedupMinPackLen = dedupKeyLen + 7
+	dedupMaxPackLen = dedupKeyLen + 2*binary.MaxVarintLen32 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen32 + 1
+	dupPackLen      = 8 + 4
 )
 
-// snapshot returns the state to persist, nil if there is none.
-func (d *dedupState) snapshot() *snapDedup {
-	if d.window == 0 && len(d.dups) == 0 {
+// dedupCopy is the dedup state copied for a snapshot: a plain copy under
+// the state lock (a memmove, not to stall Apply), packed by Persist.
+type dedupCopy struct {
+	window, now int64
+	max         int
+	entries     []dedupEntry // oldest first
+	dups        []dupRef
+}
+
+func (d *dedupState) copy() dedupCopy {
+	c := dedupCopy{window: d.window, now: d.now, max: d.max, dups: slices.Clone(d.dups)}
+	if d.n > 0 {
+		c.entries = make([]dedupEntry, d.n)
+		k := copy(c.entries, d.ring[d.head:min(d.head+d.n, len(d.ring))])
+		copy(c.entries[k:], d.ring)
+	}
+	return c
+}
+
+// pack returns the state to persist, nil if there is none.
+func (c *dedupCopy) pack() *snapDedup {
+	if c.window == 0 && len(c.dups) == 0 {
 		return nil
 	}
-	s := &snapDedup{Window: d.window, Max: d.max, Now: d.now}
-	if d.n > 0 {
-		s.Entries = make([]byte, 0, d.n*dedupPackLen)
+	s := &snapDedup{Window: c.window, Max: c.max, Now: c.now}
+	if len(c.entries) > 0 {
+		s.Entries = make([]byte, 0, len(c.entries)*32)
 	}
-	for i := 0; i < d.n; i++ {
-		e := &d.ring[(d.head+i)&(len(d.ring)-1)]
-		b := append(s.Entries, e.key.id[:]...)
-		b = binary.BigEndian.AppendUint32(b, e.key.topicID)
-		b = binary.BigEndian.AppendUint32(b, e.queueID)
-		b = binary.BigEndian.AppendUint64(b, uint64(e.ts))
-		b = binary.BigEndian.AppendUint64(b, e.index)
-		b = binary.BigEndian.AppendUint64(b, uint64(e.off))
-		b = binary.BigEndian.AppendUint32(b, e.pos)
-		flag := byte(0)
-		if e.delayed {
-			flag = 1
-		}
-		s.Entries = append(b, flag)
+	ts, index := c.now, uint64(0)
+	for i := range c.entries {
+		s.Entries = appendDedupEntry(s.Entries, &c.entries[i], ts, index)
+		ts, index = c.entries[i].ts, c.entries[i].index
 	}
-	if len(d.dups) > 0 {
-		s.Dups = make([]byte, 0, len(d.dups)*dupPackLen)
+	if len(c.dups) > 0 {
+		s.Dups = make([]byte, 0, len(c.dups)*dupPackLen)
 	}
-	for _, r := range d.dups {
+	for _, r := range c.dups {
 		s.Dups = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(s.Dups, r.index), r.pos)
 	}
 	return s
+}
+
+func appendDedupEntry(b []byte, e *dedupEntry, prevTs int64, prevIndex uint64) []byte {
+	b = append(b, e.key.id[:]...)
+	b = binary.AppendUvarint(b, uint64(e.key.topicID))
+	b = binary.AppendUvarint(b, uint64(e.queueID))
+	b = binary.AppendVarint(b, e.ts-prevTs)
+	b = binary.AppendVarint(b, int64(e.index-prevIndex))
+	b = binary.AppendVarint(b, e.off)
+	b = binary.AppendUvarint(b, uint64(e.pos))
+	flag := byte(0)
+	if e.delayed {
+		flag = 1
+	}
+	return append(b, flag)
+}
+
+// parseDedupEntry reads one entry from b (see snapDedup) and returns the
+// rest of b.
+func parseDedupEntry(b []byte, prevTs int64, prevIndex uint64) (dedupEntry, []byte, bool) {
+	var e dedupEntry
+	if len(b) < dedupMinPackLen {
+		return e, nil, false
+	}
+	copy(e.key.id[:], b)
+	b = b[dedupKeyLen:]
+	ok := true
+	uv := func(limit uint64) uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 || v > limit {
+			ok = false
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	sv := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			ok = false
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	e.key.topicID = uint32(uv(1<<32 - 1))
+	e.queueID = uint32(uv(1<<32 - 1))
+	e.ts = prevTs + sv()
+	e.index = prevIndex + uint64(sv())
+	e.off = sv()
+	e.pos = uint32(uv(1<<32 - 1))
+	if !ok || len(b) == 0 || b[0] > 1 {
+		return e, nil, false
+	}
+	e.delayed = b[0] == 1
+	return e, b[1:], true
 }
 
 // restoreDedup loads a snapshot's dedup state (nil: none), checking that
@@ -398,42 +466,40 @@ func restoreDedup(s *snapDedup) (dedupState, error) {
 		return dedupState{}, fmt.Errorf("%w: snapshot dedup: "+format, append([]any{ErrCorrupt}, args...)...)
 	}
 	c := SetDedup{Window: s.Window, Max: uint32(min(max(s.Max, 0), MaxDedupEntries+1))}
-	n := len(s.Entries) / dedupPackLen
 	switch {
 	case c.validate() != nil || s.Max != int(c.Max):
 		return bad("window %d ms, max %d", s.Window, s.Max)
-	case len(s.Entries)%dedupPackLen != 0 || len(s.Dups)%dupPackLen != 0:
-		return bad("%d entry bytes, %d duplicate bytes", len(s.Entries), len(s.Dups))
-	case n > s.Max || s.Window == 0 && (n > 0 || s.Now != 0 || s.Max != 0):
-		return bad("%d entries with window %d ms, max %d", n, s.Window, s.Max)
+	case len(s.Dups)%dupPackLen != 0:
+		return bad("%d duplicate bytes", len(s.Dups))
+	case len(s.Entries) > s.Max*dedupMaxPackLen || s.Window == 0 && (len(s.Entries) > 0 || s.Now != 0 || s.Max != 0):
+		return bad("%d entry bytes with window %d ms, max %d", len(s.Entries), s.Window, s.Max)
 	case len(s.Dups)/dupPackLen > maxDupRefs:
 		return bad("%d duplicates", len(s.Dups)/dupPackLen)
 	case s.Now < 0:
 		return bad("window end %d", s.Now)
 	}
 	d.window, d.max, d.now = s.Window, s.Max, s.Now
-	for b := s.Entries; len(b) > 0; b = b[dedupPackLen:] {
-		e := dedupEntry{queueID: binary.BigEndian.Uint32(b[20:]), ts: int64(binary.BigEndian.Uint64(b[24:])),
-			index: binary.BigEndian.Uint64(b[32:]), off: int64(binary.BigEndian.Uint64(b[40:])), pos: binary.BigEndian.Uint32(b[48:])}
-		copy(e.key.id[:], b)
-		e.key.topicID = binary.BigEndian.Uint32(b[16:])
-		switch b[52] {
-		case 0:
-		case 1:
-			e.delayed = true
-		default:
-			return bad("entry flag %d", b[52])
+	ts, index := s.Now, uint64(0)
+	for b := s.Entries; len(b) > 0; {
+		e, rest, ok := parseDedupEntry(b, ts, index)
+		if !ok {
+			return bad("entry %d is malformed", d.n)
 		}
-		tag := d.index.hash(&e.key)
-		if _, dup := d.lookup(&e.key, tag); dup {
-			return bad("an ID listed twice")
+		if d.n == d.max {
+			return bad("more than %d entries", d.max)
 		}
+		b, ts, index = rest, e.ts, e.index
 		// An entry may be older than the window: eviction goes in store
 		// order, and a new leader's clock may be behind the last one's.
 		if e.ts > d.now {
 			return bad("entry stored at %d after the window's end %d", e.ts, d.now)
 		}
-		d.push(e, tag)
+		tag := d.index.hash(&e.key)
+		_, dup, free := d.lookup(&e.key, tag)
+		if dup {
+			return bad("an ID listed twice")
+		}
+		d.push(e, tag, free)
 	}
 	for b := s.Dups; len(b) > 0; b = b[dupPackLen:] {
 		r := dupRef{index: binary.BigEndian.Uint64(b), pos: binary.BigEndian.Uint32(b[8:])}

@@ -337,16 +337,20 @@ func TestDedupRebuild(t *testing.T) {
 }
 
 func TestDedupRestoreRefusesCorrupt(t *testing.T) {
-	entry := func(id byte, ts int64) []byte {
-		b := make([]byte, dedupPackLen)
-		b[0] = id
-		binary.BigEndian.PutUint64(b[24:], uint64(ts))
+	entries := func(ids []byte, ts ...int64) []byte {
+		var b []byte
+		prev := int64(100) // the window's end
+		for i, id := range ids {
+			e := dedupEntry{ts: ts[i], index: 7, off: 3, pos: 14}
+			e.key.id[0] = id
+			b, prev = appendDedupEntry(b, &e, prev, 0), ts[i]
+		}
 		return b
 	}
 	dup := func(index uint64, pos uint32) []byte {
 		return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, index), pos)
 	}
-	ok := snapDedup{Window: 1000, Max: 2, Now: 100, Entries: append(entry(1, 50), entry(2, 60)...), Dups: append(dup(3, 14), dup(3, 90)...)}
+	ok := snapDedup{Window: 1000, Max: 2, Now: 100, Entries: entries([]byte{1, 2}, 50, 60), Dups: append(dup(3, 14), dup(3, 90)...)}
 	if _, err := restoreDedup(&ok); err != nil {
 		t.Fatalf("valid state refused: %v", err)
 	}
@@ -360,10 +364,13 @@ func TestDedupRestoreRefusesCorrupt(t *testing.T) {
 		{"max too large", func(s *snapDedup) { s.Max = MaxDedupEntries + 1 }},
 		{"more entries than max", func(s *snapDedup) { s.Max = 1 }},
 		{"entries while off", func(s *snapDedup) { s.Window, s.Max = 0, 0 }},
-		{"short entry", func(s *snapDedup) { s.Entries = s.Entries[1:] }},
-		{"an id twice", func(s *snapDedup) { s.Entries = append(entry(1, 50), entry(1, 60)...) }},
-		{"entry after the end", func(s *snapDedup) { s.Entries = entry(1, 101) }},
-		{"bad flag", func(s *snapDedup) { s.Entries = entry(1, 50); s.Entries[52] = 2 }},
+		{"truncated entry", func(s *snapDedup) { s.Entries = s.Entries[:len(s.Entries)-1] }},
+		{"an overlong varint", func(s *snapDedup) {
+			s.Entries = append(entries([]byte{1}, 50)[:16], bytes.Repeat([]byte{0xff}, 11)...)
+		}},
+		{"an id twice", func(s *snapDedup) { s.Entries = entries([]byte{1, 1}, 50, 60) }},
+		{"entry after the end", func(s *snapDedup) { s.Entries = entries([]byte{1}, 101) }},
+		{"bad flag", func(s *snapDedup) { s.Entries[len(s.Entries)-1] = 2 }},
 		{"negative end", func(s *snapDedup) { s.Now, s.Entries = -1, nil }},
 		{"short duplicate", func(s *snapDedup) { s.Dups = s.Dups[1:] }},
 		{"duplicates out of order", func(s *snapDedup) { s.Dups = append(dup(3, 90), dup(3, 14)...) }},
@@ -409,7 +416,9 @@ func TestDedupMemoryPerEntry(t *testing.T) {
 	for i := 0; i < n; i++ {
 		binary.BigEndian.PutUint64(id[8:], uint64(i)*0x9E3779B97F4A7C15)
 		k := makeDedupKey(id[:], 1)
-		d.push(dedupEntry{key: k, ts: 1, index: uint64(i)}, d.index.hash(&k))
+		tag := d.index.hash(&k)
+		_, _, free := d.lookup(&k, tag)
+		d.push(dedupEntry{key: k, ts: 1, index: uint64(i)}, tag, free)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -474,5 +483,60 @@ func BenchmarkApplyBatchDedup(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestDedupTableModel drives the window through growth, count and time
+// eviction, stale index slots, rehashes and shrinking, checking every
+// lookup against a plain model of the window.
+func TestDedupTableModel(t *testing.T) {
+	var d dedupState
+	var model []dedupKey // oldest first
+	in := map[dedupKey]bool{}
+	seed := uint64(7)
+	next := func(n int) int { seed = seed*6364136223846793005 + 1442695040888963407; return int(seed>>33) % n }
+	max, now := 5000, int64(0)
+	d.configure(1000, max)
+	trim := func() {
+		for len(model) > max {
+			delete(in, model[0])
+			model = model[1:]
+		}
+	}
+	for step := 0; step < 300_000; step++ {
+		switch {
+		case step%60_000 == 30_000:
+			max = []int{50, 20_000, 3, 5000}[step/60_000%4]
+			d.configure(1000, max)
+			trim()
+		case step%20_000 == 19_999: // time eviction: everything expires
+			now += 1000
+			model, in = nil, map[dedupKey]bool{}
+		}
+		d.advance(now)
+		var id [16]byte
+		binary.BigEndian.PutUint64(id[8:], uint64(next(3*max+10)))
+		k := makeDedupKey(id[:], 1)
+		tag := d.index.hash(&k)
+		seq, hit, free := d.lookup(&k, tag)
+		if hit != in[k] {
+			t.Fatalf("step %d: lookup hit %v, model %v (window %d, max %d)", step, hit, in[k], d.n, max)
+		}
+		if hit {
+			if s, ok := d.slot(seq); !ok || d.ring[s].key != k {
+				t.Fatalf("step %d: hit names entry %d, not the key's", step, seq)
+			}
+			continue
+		}
+		d.push(dedupEntry{key: k, ts: now}, tag, free)
+		model = append(model, k)
+		in[k] = true
+		trim()
+		if d.n != len(model) {
+			t.Fatalf("step %d: window %d, model %d", step, d.n, len(model))
+		}
+		if c := len(d.index.slots); 2*d.n > c || 4*d.index.used > 3*c {
+			t.Fatalf("step %d: %d live and %d used of %d slots", step, d.n, d.index.used, c)
+		}
 	}
 }

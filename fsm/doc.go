@@ -159,9 +159,10 @@
 // back when a new leader's clock is behind, and an entry leaves it Window
 // ms after its store time, or when Max newer ones joined (oldest first).
 // Entries live in store order in a ring (56 bytes each) with an
-// open-addressing index (8-byte slots, at most half full): about 76 heap
-// bytes per entry, measured, so the default million costs ~76 MB on every
-// replica. Window (ms, <= MaxDedupWindow) and Max (<= MaxDedupEntries)
+// open-addressing index (8-byte slots, at most half of them live; an
+// evicted entry's slot goes stale, so eviction costs no cache miss):
+// about 76 heap bytes per entry, measured, so the default million costs
+// ~76 MB on every replica, and a lookup about one cache miss. Window (ms, <= MaxDedupWindow) and Max (<= MaxDedupEntries)
 // are replicated state, set by SetDedup (Window 0: off, also the initial
 // state), which the broker proposes as a new leader when its own
 // configuration differs. They are not Config: a replica that judged one
@@ -202,8 +203,9 @@
 // queue's min, next and creation index, consumer offsets and reset epochs,
 // registered node addresses, queue locks, pending timers and delivered
 // tables, pop items, the dedup settings, window and duplicate positions
-// (entries packed oldest first, 53 bytes each: a full default window
-// adds 53 MB to each snapshot), applied index and log start. Fields added
+// (entries packed oldest first, about 27 bytes each: a full default
+// window adds ~27 MB to each snapshot; Snapshot only copies the ring,
+// Persist packs it), applied index and log start. Fields added
 // after the first release (reset epochs, nodes, locks, timers, delivered,
 // pops, dedup) are optional, so the version byte stays 1 and older
 // snapshots restore.

@@ -96,6 +96,7 @@ type snapGroup struct {
 type fsmSnapshot struct {
 	f     *FSM
 	state snapState
+	dedup dedupCopy // packed into state by Persist
 }
 
 // Snapshot copies the small state (never messages or units). It is O(topics
@@ -126,7 +127,6 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		st.Topics = append(st.Topics, s)
 	}
 	st.Pops = f.snapPops()
-	st.Dedup = f.dedup.snapshot()
 	for g, gl := range f.locks {
 		for k, l := range gl {
 			st.Locks = append(st.Locks, snapLock{Group: g, Topic: k.topic, QueueID: k.queue, Owner: l.owner, Granted: l.granted, Expires: l.expires})
@@ -140,7 +140,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		st.Groups = append(st.Groups, sg)
 	}
-	return &fsmSnapshot{f: f, state: st}, nil
+	return &fsmSnapshot{f: f, state: st, dedup: f.dedup.copy()}, nil
 }
 
 // Persist first syncs the consume queues, so every unit below each
@@ -150,6 +150,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		_ = sink.Cancel()
 		return fmt.Errorf("sync consume queues before snapshot: %w", err)
 	}
+	s.state.Dedup = s.dedup.pack()
 	if err := writeSnapshot(sink, &s.state); err != nil {
 		_ = sink.Cancel()
 		return err
