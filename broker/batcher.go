@@ -28,6 +28,7 @@ type sendResult struct {
 	positions []uint32
 	index     uint64
 	storeTime int64
+	dups      []fsm.Duplicate // Msg counts from this request's first message
 	err       error
 }
 
@@ -156,14 +157,20 @@ func (n *Node) finish(b *inflightBatch, err error) {
 		}
 		return
 	}
-	pos := 0
+	pos, dups := 0, res.Duplicates // in batch order
 	for _, r := range b.reqs {
-		r.done <- sendResult{
+		out := sendResult{
 			offsets:   res.Offsets[pos : pos+len(r.msgs)],
 			positions: res.Positions[pos : pos+len(r.msgs)],
 			index:     b.future.Index(),
 			storeTime: b.storeTime,
 		}
+		for ; len(dups) > 0 && dups[0].Msg < pos+len(r.msgs); dups = dups[1:] {
+			d := dups[0]
+			d.Msg -= pos
+			out.dups = append(out.dups, d)
+		}
+		r.done <- out
 		pos += len(r.msgs)
 	}
 }

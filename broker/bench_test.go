@@ -77,7 +77,7 @@ func BenchmarkCommitLogBytesPerDelayed(b *testing.B) {
 			for s := 0; s < b.N; s += 32 {
 				var msgs []*fsm.Message
 				for j := s; j < min(s+32, b.N); j++ {
-					m := &fsm.Message{Topic: "bench", QueueID: uint32(j % 8), ID: make([]byte, 16), Body: body}
+					m := &fsm.Message{Topic: "bench", QueueID: uint32(j % 8), ID: uniqueID(j), Body: body}
 					if delayed {
 						m.Properties = map[string]string{PropDelayMS: "1"}
 					}
@@ -109,7 +109,7 @@ func BenchmarkCommitLogBytesPerRetry(b *testing.B) {
 	for s := 0; s < b.N; s += 32 {
 		var msgs []*fsm.Message
 		for j := s; j < min(s+32, b.N); j++ {
-			msgs = append(msgs, &fsm.Message{Topic: "bench", QueueID: uint32(j % 8), ID: make([]byte, 16), Body: body})
+			msgs = append(msgs, &fsm.Message{Topic: "bench", QueueID: uint32(j % 8), ID: uniqueID(j), Body: body})
 		}
 		res, err := l.Send(context.Background(), msgs)
 		if err != nil {

@@ -209,6 +209,9 @@ func TestLeaderKilledMidStream(t *testing.T) {
 	if lost != 0 {
 		t.Fatalf("lost %d acknowledged messages", lost)
 	}
+	if dups != 0 { // resends carry the same IDs: producer dedup (dedup.go)
+		t.Fatalf("%d messages stored twice", dups)
+	}
 }
 
 func checkProducerOrder(t *testing.T, n *Node, queues uint32, ackedIDs [][]string) {

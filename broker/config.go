@@ -136,6 +136,16 @@ type Config struct {
 	TransactionTimeout       time.Duration
 	TransactionCheckInterval time.Duration
 	TransactionCheckMax      int
+	// Producer dedup (dedup.go): a message whose ID was stored on the
+	// same topic within DedupWindow (store time) is not stored again and
+	// is answered like the original. The group keeps the window of at
+	// most DedupMaxEntries IDs (about 76 bytes each, on every node, plus
+	// ~27 in each snapshot), oldest dropped first. Default 2m and 1 000 000
+	// (NATS JetStream's duplicate window is 2m). Negative DedupWindow
+	// turns dedup off. Both are the group's, not the node's: the leader
+	// proposes its values to the group when it starts leading.
+	DedupWindow     time.Duration
+	DedupMaxEntries int
 
 	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
 	FlushMode raftlog.FlushMode
@@ -212,6 +222,8 @@ func DefaultConfig() Config {
 		TransactionTimeout:       6 * time.Second,
 		TransactionCheckInterval: 60 * time.Second,
 		TransactionCheckMax:      15,
+		DedupWindow:              fsm.DefaultDedupWindow * time.Millisecond,
+		DedupMaxEntries:          fsm.DefaultDedupMax,
 		FlushMode:                raftlog.FlushSync,
 		FlushInterval:            100 * time.Millisecond,
 		SegmentSize:              1 << 30,
@@ -251,6 +263,8 @@ func (c Config) withDefaults() Config {
 	if c.TransactionCheckMax == 0 {
 		c.TransactionCheckMax = d.TransactionCheckMax
 	}
+	setDefault(&c.DedupWindow, d.DedupWindow)
+	setDefault(&c.DedupMaxEntries, d.DedupMaxEntries)
 	if len(c.DelayLevels) == 0 {
 		c.DelayLevels = d.DelayLevels
 	}
@@ -356,6 +370,12 @@ func (c Config) Validate() error {
 		if l <= 0 {
 			bad("DelayLevels[%d] = %s must be positive", i, l)
 		}
+	}
+	if c.DedupWindow > fsm.MaxDedupWindow*time.Millisecond || c.DedupWindow > 0 && c.DedupWindow < time.Millisecond {
+		bad("DedupWindow %s must be in 1ms..%s, or negative for off", c.DedupWindow, fsm.MaxDedupWindow*time.Millisecond)
+	}
+	if c.DedupMaxEntries < 1 || c.DedupMaxEntries > fsm.MaxDedupEntries {
+		bad("DedupMaxEntries %d must be in 1..%d", c.DedupMaxEntries, fsm.MaxDedupEntries)
 	}
 	if c.MaxBatchBytes < 4<<10 {
 		bad("MaxBatchBytes %d must be at least 4KiB", c.MaxBatchBytes)

@@ -74,6 +74,7 @@ func (n *Node) leaderSession(ctx context.Context) {
 		case <-time.After(n.cfg.HeartbeatTimeout / 4):
 		}
 	}
+	n.syncDedup(ctx) // dedup.go: the group's window settings, before the first send
 	n.leaderMu.Lock()
 	ok := ctx.Err() == nil
 	if ok {

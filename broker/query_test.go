@@ -149,7 +149,7 @@ func BenchmarkReadSQL92(b *testing.B) {
 				props[fmt.Sprintf("p%d", k)] = strconv.Itoa((i + k) % 50)
 			}
 			props["region"] = []string{"eu", "us", "apac", "latam", "mena", "na", "sa", "oc", "af", "cn"}[i%10]
-			msgs = append(msgs, &fsm.Message{Topic: "orders", ID: make([]byte, 16), Body: body, Properties: props})
+			msgs = append(msgs, &fsm.Message{Topic: "orders", ID: uniqueID(i), Body: body, Properties: props})
 		}
 		if _, err := l.Send(context.Background(), msgs); err != nil {
 			b.Fatal(err)

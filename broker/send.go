@@ -25,6 +25,10 @@ type SendResult struct {
 	// Half: a transactional half message (tx.go), invisible until
 	// committed; (RaftIndex, Pos) names it in EndTransaction.
 	Half bool
+	// Duplicate: a message with the same ID was stored on this topic
+	// within the dedup window (Config.DedupWindow), so this one was not;
+	// the other fields are the original's answer.
+	Duplicate bool
 	// Err is non-nil if this message alone was refused: by validation
 	// (ErrTopicNotFound, ErrNoPermission, ErrMessageTooLarge,
 	// ErrInvalidArgument; nothing of it written) or at apply (its topic
@@ -120,15 +124,22 @@ func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptio
 	if res.err != nil {
 		return nil, res.err
 	}
-	j := 0 // index into valid and res.offsets
+	j, dups := 0, res.dups // index into valid and res.offsets; duplicates by j
 	for i, m := range msgs {
 		if out[i].Err != nil {
 			continue
 		}
 		out[i] = SendResult{QueueID: m.QueueID, RaftIndex: res.index, StoreTime: res.storeTime, Pos: res.positions[j]}
+		var dup *fsm.Duplicate
+		if len(dups) > 0 && dups[0].Msg == j {
+			dup, dups = &dups[0], dups[1:]
+			out[i] = SendResult{QueueID: dup.QueueID, RaftIndex: dup.Index, StoreTime: dup.StoreTime, Pos: dup.Pos, Duplicate: true}
+		}
 		switch off := res.offsets[j]; {
 		case off >= 0:
 			out[i].QueueOffset = uint64(off)
+		case off == fsm.OffsetDelayed && dup != nil:
+			out[i].Delayed, out[i].DeliverAt = true, dup.DeliverAt
 		case off == fsm.OffsetDelayed:
 			out[i].Delayed = true
 			out[i].DeliverAt, _ = strconv.ParseInt(m.Properties[fsm.PropDeliverAt], 10, 64)

@@ -30,7 +30,7 @@ func TestSendRefusesPerMessage(t *testing.T) {
 	}
 
 	msg := func(topic string, q uint32, body []byte) wire.Message {
-		return wire.Message{Topic: topic, QueueID: q, ID: []byte(topic), Body: body}
+		return wire.Message{Topic: topic, QueueID: q, ID: append([]byte(topic+"/"), body...), Body: body} // IDs differ: no dedup
 	}
 	big := bytes.Repeat([]byte("x"), 2000)
 	req := &wire.SendRequest{Messages: []wire.Message{

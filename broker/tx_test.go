@@ -3,15 +3,23 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rmq-dev/rmq/fsm"
 )
 
+// uniqueID is a distinct 16-byte message ID per n (the broker dedups
+// equal ones).
+func uniqueID(n int) []byte { return []byte(fmt.Sprintf("%016d", n)) }
+
+var halfIDs atomic.Int64
+
 func halfMessage(body string) *fsm.Message {
-	return &fsm.Message{Topic: "orders", ID: make([]byte, 16), Body: []byte(body),
+	return &fsm.Message{Topic: "orders", ID: uniqueID(int(halfIDs.Add(1))), Body: []byte(body),
 		Properties: map[string]string{fsm.PropTransaction: "true", PropProducerGroup: "pg"}}
 }
 
@@ -77,7 +85,7 @@ func BenchmarkCommitLogBytesPerTransaction(b *testing.B) {
 	before := l.Status().LogBytes
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		m := &fsm.Message{Topic: "orders", QueueID: uint32(i % 8), ID: make([]byte, 16), Body: body,
+		m := &fsm.Message{Topic: "orders", QueueID: uint32(i % 8), ID: uniqueID(i), Body: body,
 			Properties: map[string]string{fsm.PropTransaction: "true", PropProducerGroup: "pg"}}
 		res, err := l.Send(context.Background(), []*fsm.Message{m})
 		if err != nil || res[0].Err != nil {

@@ -230,7 +230,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	}
 	resp := &wire.SendResponse{Results: make([]wire.SendResult, len(results))}
 	for i, r := range results {
-		resp.Results[i] = wire.SendResult{QueueID: r.QueueID, QueueOffset: r.QueueOffset, RaftIndex: r.RaftIndex, StoreTime: r.StoreTime}
+		resp.Results[i] = wire.SendResult{QueueID: r.QueueID, QueueOffset: r.QueueOffset, RaftIndex: r.RaftIndex, StoreTime: r.StoreTime, Duplicate: r.Duplicate}
 		if r.Delayed {
 			resp.Results[i].DeliverAt = r.DeliverAt
 		}

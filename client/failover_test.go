@@ -112,9 +112,14 @@ func TestOrderedAcrossLeaderKill(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	st := cons.Stats()
-	t.Logf("ordered: redelivered %d (consumer counter %d), duplicate stored copies %d, gaps %d", replays, st.Redelivered, storedDups, gaps)
+	t.Logf("ordered: redelivered %d (consumer counter %d), duplicate stored copies %d, gaps %d; producer %+v", replays, st.Redelivered, storedDups, gaps, p.Stats())
 	if gaps != 0 {
 		t.Errorf("per-key order broken %d times, first: %s", gaps, firstGap)
+	}
+	// Send retries resend the same message id: the broker stores one copy
+	// (producer dedup). A send that failed was sent again as a new message.
+	if storedDups != 0 && sendErrs.Load() == 0 {
+		t.Errorf("%d stored duplicates; producer stats %+v", storedDups, p.Stats())
 	}
 }
 
@@ -247,10 +252,13 @@ func TestFailoverSendConsume(t *testing.T) {
 	}
 	r.mu.Unlock()
 	redel, copies := r.dupKinds()
-	t.Logf("failover: lost %d of %d acknowledged; duplicate deliveries %d = %d redeliveries of a stored message (consumer counter %d) + %d extra stored copies from retried sends",
-		lost, len(acked), dups, redel, cons.Stats().Redelivered, copies)
+	t.Logf("failover: lost %d of %d acknowledged; duplicate deliveries %d = %d redeliveries of a stored message (consumer counter %d) + %d extra stored copies from retried sends; producer %+v",
+		lost, len(acked), dups, redel, cons.Stats().Redelivered, copies, p.Stats())
 	if lost != 0 {
 		t.Errorf("%d acknowledged messages lost", lost)
+	}
+	if copies != 0 { // retries resend the same id: producer dedup stores one copy
+		t.Errorf("%d extra stored copies; producer stats %+v", copies, p.Stats())
 	}
 	if nFailed != 0 {
 		t.Errorf("%d sends failed during failover, want 0 (failover should be invisible within SendTimeout)", nFailed)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,7 @@ type Producer struct {
 	srv    serverRequests // broker requests this producer answers (serverreq.go)
 	trace  *tracer        // nil unless ProducerConfig.Trace (trace.go)
 	reqs   requests       // Request calls waiting for their replies (request.go)
+	dups   atomic.Uint64  // ProducerStats.Duplicates
 
 	base   context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -89,8 +91,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 // Send stores msg and returns once a quorum of its group committed it.
 // It retries within ProducerConfig.SendTimeout (or ctx's deadline, if
 // sooner): through leader failover, on retriable errors, and on the new
-// leader. A retry after an indeterminate outcome may store a duplicate
-// (same MsgID): delivery is at least once.
+// leader. Every retry resends the same MsgID, so a broker that stored an
+// earlier attempt answers with that copy's queue and offset instead of
+// storing it again (producer dedup, within the group's window, 2 minutes
+// by default); where the broker's dedup is off a retry after an
+// indeterminate outcome may store a duplicate: at least once.
 func (p *Producer) Send(ctx context.Context, msg *Message) (SendResult, error) {
 	if err := validateMessage(msg, p.cfg.MaxMessageSize); err != nil {
 		return SendResult{}, err
@@ -101,7 +106,7 @@ func (p *Producer) Send(ctx context.Context, msg *Message) (SendResult, error) {
 	ctx, cancel := p.sendContext(ctx)
 	defer cancel()
 	start, id := time.Now(), p.ids.next()
-	res, err := p.sendOne(ctx, msg, id)
+	res, err := p.sendOne(ctx, msg, id, nil)
 	p.traceSend(msg, id, res, err, start)
 	return res, err
 }
@@ -152,14 +157,14 @@ func (p *Producer) SendAsync(ctx context.Context, msg *Message, cb func(SendResu
 	if p.sendFast(ctx, msg, id, done) {
 		return
 	}
-	go p.sendSlow(ctx, msg, id, done) // ends when the send does (SendTimeout)
+	go p.sendSlow(ctx, msg, id, nil, done) // ends when the send does (SendTimeout)
 }
 
 // sendSlow is the full Send path for SendAsync: route look-ups, leader
 // rediscovery and retries within SendTimeout, on its own goroutine.
-func (p *Producer) sendSlow(ctx context.Context, msg *Message, id []byte, done func(SendResult, error)) {
+func (p *Producer) sendSlow(ctx context.Context, msg *Message, id []byte, q *Queue, done func(SendResult, error)) {
 	sctx, cancel := p.sendContext(ctx)
-	res, err := p.sendOne(sctx, msg, id)
+	res, err := p.sendOne(sctx, msg, id, q)
 	cancel()
 	done(res, err)
 }
@@ -167,8 +172,9 @@ func (p *Producer) sendSlow(ctx context.Context, msg *Message, id []byte, done f
 // sendFast queues msg straight into its leader's batcher when the route
 // and the leader are already known, so a SendAsync costs no goroutine and
 // no timer (profiled: those dominated the client's CPU). Any failure
-// falls back to sendSlow with the same message id: at-least-once, as a
-// retry of Send. It reports false when it cannot take the fast path.
+// falls back to sendSlow with the same message id and queue, as a retry
+// of Send, so that the group that may have stored it sees the resend
+// (producer dedup). It reports false when it cannot take the fast path.
 func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done func(SendResult, error)) bool {
 	tr := p.router.cached(msg.Topic)
 	if tr == nil {
@@ -195,11 +201,11 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 	it.cb = func(out sendOutcome) {
 		switch {
 		case out.err == nil:
-			done(makeResult(it.msg, q.Group, out.res), nil)
+			done(p.makeResult(it.msg, q.Group, out.res), nil)
 		case classify(out.err) == failFatal || ctx.Err() != nil:
 			done(SendResult{}, out.err)
 		default:
-			go p.sendSlow(ctx, msg, id, done) // retry with rediscovery; ends with the send
+			go p.sendSlow(ctx, msg, id, &q, done) // retry with rediscovery; ends with the send
 		}
 	}
 	b.enqueue(it)
@@ -315,7 +321,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 				firstErr = fmt.Errorf("message %d: %w", i, merr)
 			}
 		}
-		out[i] = makeResult(req.Messages[i], q.Group, r)
+		out[i] = p.makeResult(req.Messages[i], q.Group, r)
 		p.traceSend(msgs[i], req.Messages[i].ID, out[i], merr, now)
 	}
 	return out, firstErr
@@ -355,11 +361,15 @@ type ProducerStats struct {
 	Resends uint64
 	// Trace counts trace records sent and dropped (ProducerConfig.Trace).
 	Trace TraceStats
+	// Duplicates counts sends the broker answered as resends of a message
+	// it had stored (same MsgID, within its dedup window): not stored
+	// again, answered with the stored copy's queue and offset.
+	Duplicates uint64
 }
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() ProducerStats {
-	st := ProducerStats{Resends: p.router.resends.Load()}
+	st := ProducerStats{Resends: p.router.resends.Load(), Duplicates: p.dups.Load()}
 	if p.trace != nil {
 		st.Trace = TraceStats{Sent: p.trace.sent.Load(), Dropped: p.trace.dropped.Load()}
 	}
@@ -426,11 +436,20 @@ const (
 	permWrite = 2
 )
 
-func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendResult, error) {
-	q, auto, err := p.pick(ctx, msg)
-	if err != nil {
-		return SendResult{}, err
+// sendOne sends msg as id to its queue (picked here if q is nil: a retry
+// keeps the queue of its first attempt) and its group's leader.
+func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte, q *Queue) (SendResult, error) {
+	if q == nil {
+		pq, auto, err := p.pick(ctx, msg)
+		if err != nil {
+			return SendResult{}, err
+		}
+		return p.sendTo(ctx, msg, id, pq, auto)
 	}
+	return p.sendTo(ctx, msg, id, *q, false)
+}
+
+func (p *Producer) sendTo(ctx context.Context, msg *Message, id []byte, q Queue, auto bool) (SendResult, error) {
 	it := &sendItem{msg: toWire(msg, id, q.QueueID, p.cfg.Now()), auto: auto}
 	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
 	res, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResult, error) {
@@ -445,10 +464,13 @@ func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte) (SendRe
 	if err != nil {
 		return SendResult{}, err
 	}
-	return makeResult(it.msg, q.Group, res), nil
+	return p.makeResult(it.msg, q.Group, res), nil
 }
 
-func makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
+func (p *Producer) makeResult(m wire.Message, group string, r wire.SendResult) SendResult {
+	if r.Duplicate {
+		p.dups.Add(1)
+	}
 	res := SendResult{
 		MsgID:       FormatMsgID(m.ID),
 		Topic:       m.Topic,

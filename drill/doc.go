@@ -8,7 +8,8 @@
 // Stop reports what a user of rmq cares about after failures: how many
 // messages were acknowledged, how many of those were never delivered
 // (lost; must be 0), duplicates (a retried send whose first attempt was
-// stored, or redelivery of progress not yet committed), order errors (a
+// stored, or redelivery of progress not yet committed; stored duplicates,
+// the first kind, are counted apart: with producer dedup they are 0), order errors (a
 // producer's message delivered for the first time after a later one), and
 // for every disruption the time from it to the first acknowledged send
 // issued after it (write unavailability as a client sees it).

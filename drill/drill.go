@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -60,15 +61,23 @@ type Workload struct {
 	wg     sync.WaitGroup
 
 	mu          sync.Mutex
-	acked       map[string]ack    // msg key -> ack
-	received    map[string]int    // msg key -> deliveries
-	lastSeq     map[int]int       // producer -> highest first-delivered seq
-	orderErrs   []string          // first few order violations
-	disruptions []disruption      // marks, in order
-	sendErrs    map[string]int    // error text -> count
-	firstAfter  map[int]time.Time // disruption index -> first ack issued after it
-	lastAck     time.Time         // latest acknowledgement, any producer
-	pauses      []pause           // gaps between acknowledgements over PauseThreshold
+	acked       map[string]ack     // msg key -> ack
+	received    map[string]int     // msg key -> deliveries
+	stored      map[string][]where // msg key -> distinct stored copies delivered
+	lastSeq     map[int]int        // producer -> highest first-delivered seq
+	orderErrs   []string           // first few order violations
+	disruptions []disruption       // marks, in order
+	sendErrs    map[string]int     // error text -> count
+	firstAfter  map[int]time.Time  // disruption index -> first ack issued after it
+	lastAck     time.Time          // latest acknowledgement, any producer
+	pauses      []pause            // gaps between acknowledgements over PauseThreshold
+}
+
+// where is a stored copy of a message: a redelivery has the same one, a
+// second stored copy (a resend stored again) another.
+type where struct {
+	queue  client.Queue
+	offset uint64
 }
 
 type ack struct {
@@ -103,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		return nil, fmt.Errorf("drill: create topic %q: %w", cfg.Topic, err)
 	}
 	w := &Workload{
-		cfg: cfg, run: strconv.FormatInt(time.Now().UnixNano(), 36), acked: map[string]ack{}, received: map[string]int{}, lastSeq: map[int]int{},
+		cfg: cfg, run: strconv.FormatInt(time.Now().UnixNano(), 36), acked: map[string]ack{}, received: map[string]int{}, stored: map[string][]where{}, lastSeq: map[int]int{},
 		sendErrs: map[string]int{}, firstAfter: map[int]time.Time{},
 	}
 	if w.prod, err = client.NewProducer(client.ProducerConfig{NameServers: cfg.NameServers, SendTimeout: 10 * time.Second,
@@ -187,6 +196,9 @@ func (w *Workload) consume(_ context.Context, msgs []*client.MessageExt) client.
 		seq, _ := strconv.Atoi(m.Properties["drill-seq"])
 		k := key(p, seq)
 		w.received[k]++
+		if at := (where{m.Queue, m.QueueOffset}); !slices.Contains(w.stored[k], at) {
+			w.stored[k] = append(w.stored[k], at)
+		}
 		if w.received[k] > 1 {
 			continue
 		}

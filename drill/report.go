@@ -9,13 +9,17 @@ import (
 
 // Report is what a drill measured.
 type Report struct {
-	Acked       int                `json:"acknowledged"` // messages acknowledged to producers
-	Consumed    int                `json:"consumed"`     // distinct messages the consumer received
-	Lost        int                `json:"lost"`         // acknowledged but never received
-	Duplicates  int                `json:"duplicates"`   // deliveries beyond the first (redelivery or stored twice)
-	OrderErrors []string           `json:"order_errors"`
-	SendErrors  map[string]int     `json:"send_errors"` // failed sends by error (retried by the drill)
-	Disruptions []DisruptionReport `json:"changes"`
+	Acked      int `json:"acknowledged"` // messages acknowledged to producers
+	Consumed   int `json:"consumed"`     // distinct messages the consumer received
+	Lost       int `json:"lost"`         // acknowledged but never received
+	Duplicates int `json:"duplicates"`   // deliveries beyond the first (redelivery or stored twice)
+	// StoredDuplicates counts extra stored copies: deliveries of a
+	// message from another queue position than its first (a resend the
+	// broker stored again). Redeliveries of one copy are not counted.
+	StoredDuplicates int                `json:"stored_duplicates"`
+	OrderErrors      []string           `json:"order_errors"`
+	SendErrors       map[string]int     `json:"send_errors"` // failed sends by error (retried by the drill)
+	Disruptions      []DisruptionReport `json:"changes"`
 	// UnavailableP50 and UnavailableMax summarise Disruptions.
 	UnavailableP50 time.Duration `json:"unavailable_p50_ns"`
 	UnavailableMax time.Duration `json:"unavailable_max_ns"`
@@ -28,6 +32,9 @@ type Report struct {
 	// earlier attempt was unanswered, and retries after an outcome was
 	// unknown: each may have stored a copy (see Duplicates).
 	Resends uint64 `json:"resends"`
+	// Deduplicated counts sends the broker answered as a resend of a
+	// message it had stored (producer dedup): not stored again.
+	Deduplicated uint64 `json:"deduplicated"`
 }
 
 // DisruptionReport is one marked disruption and how long writes paused:
@@ -49,6 +56,9 @@ func (w *Workload) report() Report {
 	for _, n := range w.received {
 		r.Consumed++
 		r.Duplicates += n - 1
+	}
+	for _, at := range w.stored {
+		r.StoredDuplicates += len(at) - 1
 	}
 	for k := range w.acked {
 		if w.received[k] == 0 {
@@ -83,14 +93,15 @@ func (w *Workload) report() Report {
 		r.Pauses = append(r.Pauses, p.d)
 	}
 	r.Redelivered = w.cons.Stats().Redelivered
-	r.Resends = w.prod.Stats().Resends
+	ps := w.prod.Stats()
+	r.Resends, r.Deduplicated = ps.Resends, ps.Duplicates
 	return r
 }
 
 // Print writes the report as a short table.
 func (r Report) Print(out io.Writer) {
-	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d\nredelivered   %d\nresends       %d\norder errors  %d\n",
-		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.Redelivered, r.Resends, len(r.OrderErrors))
+	fmt.Fprintf(out, "acknowledged  %d\nconsumed      %d\nlost          %d\nduplicates    %d (stored twice %d)\nredelivered   %d\nresends       %d (deduplicated by the broker %d)\norder errors  %d\n",
+		r.Acked, r.Consumed, r.Lost, r.Duplicates, r.StoredDuplicates, r.Redelivered, r.Resends, r.Deduplicated, len(r.OrderErrors))
 	for _, e := range r.OrderErrors {
 		fmt.Fprintf(out, "  %s\n", e)
 	}

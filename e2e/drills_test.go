@@ -80,6 +80,11 @@ func TestDrillKillLeaderTenTimes(t *testing.T) {
 	if len(r.Disruptions) != 10 {
 		t.Fatalf("got %d disruptions, want 10", len(r.Disruptions))
 	}
+	// Retried sends carry their first attempt's message id; the broker's
+	// dedup window stores each once.
+	if r.StoredDuplicates > 0 {
+		t.Errorf("%d messages stored twice (%d resends, %d answered as duplicates)", r.StoredDuplicates, r.Resends, r.Deduplicated)
+	}
 }
 
 // TestDrillGracefulTransfer moves leadership with LeadershipTransfer under

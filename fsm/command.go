@@ -34,6 +34,8 @@ const (
 	// Transactions (tx.go).
 	CmdEndTx   CommandType = 16
 	CmdCheckTx CommandType = 17
+	// Producer dedup (dedup.go).
+	CmdSetDedup CommandType = 18
 )
 
 // Encoding versions (second byte of Log.Data).
@@ -288,6 +290,7 @@ var commands = commandTable(
 	def[PopChangeInvisible](),
 	def[EndTx](),
 	def[CheckTx](),
+	def[SetDedup](),
 )
 
 // commandTable indexes defs by type byte. A duplicate type, or one that

@@ -126,7 +126,7 @@ func TestCommandRegistry(t *testing.T) {
 			t.Errorf("type %d String got %q, want a Cmd name", i, got)
 		}
 	}
-	if want := int(CmdCheckTx - CmdMessageBatch); registered != want {
+	if want := int(CmdSetDedup - CmdMessageBatch); registered != want {
 		t.Errorf("got %d registered control commands, want %d", registered, want)
 	}
 	for _, c := range sampleCommands() {

@@ -49,6 +49,7 @@ func sampleCommands() []Command {
 			Pop: &PopHandle{TopicID: 3, Offset: 9, PopTime: 1700000002000}, PopGroup: "g"},
 		EndTx{Now: 1700000005000, Items: []TxEnd{{TxRef: TxRef{Index: 42, Pos: 14}, Commit: true}, {TxRef: TxRef{Index: 43}, ByBroker: true}}},
 		CheckTx{Now: 1700000005000, Items: []TxRef{{Index: 42, Pos: 14}}},
+		SetDedup{Window: 120000, Max: 1000000},
 	}
 }
 

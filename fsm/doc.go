@@ -13,8 +13,8 @@
 //
 // raft Log.Data is [u8 type][u8 version][body]. Control commands (CreateTopic,
 // UpdateTopic, DeleteTopic, CommitOffsets, DeleteGroup, TruncatePrefix,
-// RegisterNode, LockQueues, UnlockQueues, DeliverTimers, SendBack) have
-// msgpack bodies. A CommitOffsets with Reset set bumps the
+// RegisterNode, LockQueues, UnlockQueues, DeliverTimers, SendBack, Pop,
+// PopAck, PopChangeInvisible, SetDedup) have msgpack bodies. A CommitOffsets with Reset set bumps the
 // group's reset epoch, which tells live consumers to re-read committed
 // offsets; RegisterNode maps a broker node ID to its client address so a
 // follower can name the leader's address to clients. A message batch (type 1) is binary so that a consumer can
@@ -51,8 +51,9 @@
 // validated against). A message is accepted iff its topic exists with that
 // ID and QueueID < Queues; it then gets the queue's next dense offset.
 // Limits that Apply checks (MaxQueues, name rules) are constants, never
-// Config. TruncatePrefix{UpTo} moves each queue's min to its first unit with
-// raft index > UpTo.
+// Config; settings Apply judges by (the dedup window) are replicated
+// state, set by a command. TruncatePrefix{UpTo} moves each queue's min to
+// its first unit with raft index > UpTo.
 //
 // # Queue locks
 //
@@ -157,6 +158,55 @@
 // start. LookupID / LookupKey return candidates newest first (the
 // broker reads each record to confirm). A replica that installed a
 // snapshot without the log before it has no entries for that part.
+// # Producer dedup
+//
+// A send retried after an indeterminate outcome (a timeout, a lost
+// connection, a leader killed after replicating it) must be stored once.
+// Producers of both protocols send a message ID and keep it on every
+// retry (rmq: 16 bytes; RocketMQ: UNIQ_KEY, 32 hex digits, decoded by the
+// broker into 16 bytes), so the FSM keeps a window of the IDs it stored,
+// as NATS JetStream does with Nats-Msg-Id (dedup.go). Kafka's idempotent
+// producer (producer id, epoch, per-partition sequence) was not chosen:
+// RocketMQ clients send no sequence, so it could not cover them; and its
+// per-producer state needs an expiry guess as well.
+//
+// A message with a non-empty ID whose key (ID, topic ID) is in the window
+// gets no unit and no timer: its BatchResult offset is the original's
+// (OffsetDelayed for a delayed original, delivered or not) and
+// BatchResult.Duplicates gives the original's queue, entry, position,
+// store time and due time, so the sender gets the first send's answer.
+// A copy within the same batch is found too. The key holds a 16-byte ID as
+// is and any other length as its SHA-256 truncated to 16 bytes (a
+// collision is as likely as one of random 128-bit IDs). The topic ID is in
+// the key: a recreated topic or another topic never matches, a resend to
+// another queue of the topic (a client may pick one on retry) does.
+//
+// The window is judged by batch store time only (the leader's clock, in
+// the entry): it ends at the latest store time applied, which never moves
+// back when a new leader's clock is behind, and an entry leaves it Window
+// ms after its store time, or when Max newer ones joined (oldest first).
+// Entries live in store order in a ring (56 bytes each) with an
+// open-addressing index (8-byte slots, at most half of them live; an
+// evicted entry's slot goes stale, so eviction costs no cache miss):
+// about 76 heap bytes per entry, measured, so the default million costs
+// ~76 MB on every replica, and a lookup about one cache miss. Window (ms, <= MaxDedupWindow) and Max (<= MaxDedupEntries)
+// are replicated state, set by SetDedup (Window 0: off, also the initial
+// state), which the broker proposes as a new leader when its own
+// configuration differs. They are not Config: a replica that judged one
+// entry by another window would give other offsets from then on, and a
+// node restarted with changed flags replays the log exactly; turning dedup
+// on at a log position also makes every replica start with the same empty
+// window, whatever snapshot (from before dedup) each restored.
+//
+// A consume-queue rebuild (rebuild.go) must skip what Apply skipped, but
+// the window that decided may be older than the retained log. So the FSM
+// keeps the position (entry, record position) of every duplicate at or
+// above the log start, TruncatePrefix drops older ones, and a rebuild
+// skips those records and counts units from the log start on (units
+// below it are below every queue's min). While 2^20 are kept a duplicate
+// is stored instead (logged): the list is bounded too. A duplicate's
+// record stays in the CommitLog; only the broker could keep it out, and it
+// cannot see the committed entries not yet applied or its own batch.
 //
 // # Consume queues
 //
@@ -183,6 +233,13 @@
 // added after the first release (reset epochs, nodes, locks, timers,
 // delivered, pops, halves) are
 // optional, so the version byte stays 1 and older snapshots restore.
+// tables, pop items, the dedup settings, window and duplicate positions
+// (entries packed oldest first, about 27 bytes each: a full default
+// window adds ~27 MB to each snapshot; Snapshot only copies the ring,
+// Persist packs it), applied index and log start. Fields added
+// after the first release (reset epochs, nodes, locks, timers, delivered,
+// pops, dedup) are optional, so the version byte stays 1 and older
+// snapshots restore.
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // reads the whole state (at most MaxSnapshotSize) and decodes it, like every
 // msgpack command body, through internal/msgpackguard, which refuses any

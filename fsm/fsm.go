@@ -40,6 +40,9 @@ type BatchResult struct {
 	// CommitLog position of a message is the entry index and this).
 	Positions []uint32
 	Rejected  int
+	// Duplicates lists the messages not stored because their ID was
+	// (producer dedup, dedup.go); nil when there are none.
+	Duplicates []Duplicate
 }
 
 // OffsetDelayed is the BatchResult offset of a delayed message: it gets a
@@ -78,6 +81,7 @@ type FSM struct {
 	timers    timerHeap              // pending delayed messages (timers.go)
 	retryMeta map[timerKey]RetryInfo // metadata of pending retries (retry.go)
 	pops      map[popKey]*popQueue   // pop consumers' in-flight items (pop.go)
+	dedup     dedupState             // producer dedup window (dedup.go)
 
 	index *msgIndex // message ID and key index (index.go); a cache of the log, not snapshotted
 
@@ -121,6 +125,7 @@ func (f *FSM) resetState() {
 	f.pops = map[popKey]*popQueue{}
 	f.halves = map[halfKey]*half{}
 	f.txStats, f.txDiscards = TxStats{}, nil
+	f.dedup = dedupState{}
 	f.lastTopicID, f.applied, f.logStart = 0, 0, 0
 	f.truncReason = ""
 }
@@ -197,6 +202,9 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 			res.Rejected++
 			continue
 		}
+		if f.dedupe(res, i, &refs[i], t, index, ts) {
+			continue
+		}
 		if isHalf(r.props) {
 			f.halves[halfKey{index, refs[i].pos}] = &half{size: refs[i].size, tagHash: TagHash(string(r.tags)),
 				topicID: t.ID, queueID: r.queueID, storeTime: ts}
@@ -212,9 +220,17 @@ func (f *FSM) applyBatch(index uint64, data []byte) interface{} {
 		u := Unit{Index: index, Pos: refs[i].pos, Size: refs[i].size, TagHash: TagHash(string(r.tags)), StoreTime: ts}
 		res.Offsets[i] = int64(f.appendUnit(t.queues[r.queueID], u))
 	}
+	f.finishBatch(res, refs, index, ts)
 	if index > f.index.through {
+		var dup []bool // duplicates are not indexed: their original is
+		if len(res.Duplicates) > 0 {
+			dup = make([]bool, len(refs))
+			for _, d := range res.Duplicates {
+				dup[d.Msg] = true
+			}
+		}
 		for i := range refs {
-			if res.Offsets[i] != -1 {
+			if res.Offsets[i] != -1 && (dup == nil || !dup[i]) {
 				f.index.indexRecord(index, refs[i].pos, string(refs[i].r.topic), refs[i].r.id, refs[i].r.keys)
 			}
 		}
@@ -395,6 +411,7 @@ func (f *FSM) truncatePrefix(upTo uint64) {
 	}
 	f.logStart = upTo + 1
 	f.index.retireBelow(f.logStart)
+	f.dedup.dropDupsThrough(upTo)
 	for _, t := range f.topics {
 		for _, q := range t.queues {
 			if q.err != nil {

@@ -99,6 +99,13 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	} {
 		h.applyLog(0, mustEncode(f, c))
 	}
+	// Producer dedup: settings, a window (a delayed entry too) and the
+	// position of a duplicate.
+	h.mustCmd(SetDedup{Window: 60_000, Max: 8})
+	d := delayedMsg("x", x, 0, "d3", 9000)
+	d.ID = []byte(id16(3))
+	h.send(50, idMsg("x", x, 0, id16(1), "d1"), idMsg("x", x, 1, "short-id", "d2"), d)
+	h.send(60, idMsg("x", x, 1, id16(1), "d1"))
 	f.Add(snapshotBytes(f, h.f))
 	f.Add(append([]byte{snapshotVersion, 0x81, 0xa6, 't', 'o', 'p', 'i', 'c', 's'}, claim4e9...))
 	cfg := DefaultConfig()

@@ -40,6 +40,8 @@ func (f *FSM) rebuild(need []*queue) error {
 	// it (the log is kept from every pending half's record, and the
 	// committed units' records are delivered units' records, pinned too).
 	halves := map[halfKey]*half{}
+	// Duplicates (dedup.go) got no unit from Apply: skip them too.
+	dups := dupCursor{dups: f.dedup.dups}
 	add := func(q *queue, u Unit) {
 		if buf, ok := bufs[q]; ok && q != nil {
 			putUnit(unit[:], u)
@@ -106,6 +108,9 @@ func (f *FSM) rebuild(need []*queue) error {
 			return nil // Apply rejected this entry as a whole too
 		}
 		for i := range rs {
+			if dups.skip(index, rs[i].pos) {
+				continue
+			}
 			r := &rs[i].r
 			t := f.topics[string(r.topic)]
 			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
@@ -141,6 +146,17 @@ func (f *FSM) rebuild(need []*queue) error {
 }
 
 func (f *FSM) writeRebuilt(q *queue, buf []byte) error {
+	// Units below the log start are below min (TruncatePrefix moved it
+	// past them), and the duplicates among their records are forgotten:
+	// count only the units from there, unless the queue still needs older
+	// ones (its min did not move: it was broken when retention ran).
+	k := 0
+	for k < len(buf) && getUnit(buf[k:]).Index < f.logStart {
+		k += UnitSize
+	}
+	if q.next-uint64((len(buf)-k)/UnitSize) <= q.min {
+		buf = buf[k:]
+	}
 	n := uint64(len(buf) / UnitSize)
 	if n > q.next {
 		return fmt.Errorf("%w: rebuild of %s/%d found %d units, next is %d", ErrCorrupt, q.topic, q.id, n, q.next)

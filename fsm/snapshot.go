@@ -50,6 +50,8 @@ type snapState struct {
 	Halves     []byte      `msgpack:"halves,omitempty"`
 	TxStats    TxStats     `msgpack:"tx_stats,omitempty"`
 	TxDiscards []TxDiscard `msgpack:"tx_discards,omitempty"`
+	// Dedup: the producer dedup settings, window and duplicates (dedup.go).
+	Dedup *snapDedup `msgpack:"dedup,omitempty"`
 }
 
 type snapTimerRetry struct {
@@ -99,6 +101,7 @@ type snapGroup struct {
 type fsmSnapshot struct {
 	f     *FSM
 	state snapState
+	dedup dedupCopy // packed into state by Persist
 }
 
 // Snapshot copies the small state (never messages or units). It is O(topics
@@ -146,7 +149,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		}
 		st.Groups = append(st.Groups, sg)
 	}
-	return &fsmSnapshot{f: f, state: st}, nil
+	return &fsmSnapshot{f: f, state: st, dedup: f.dedup.copy()}, nil
 }
 
 // Persist first syncs the consume queues, so every unit below each
@@ -156,6 +159,7 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		_ = sink.Cancel()
 		return fmt.Errorf("sync consume queues before snapshot: %w", err)
 	}
+	s.state.Dedup = s.dedup.pack()
 	if err := writeSnapshot(sink, &s.state); err != nil {
 		_ = sink.Cancel()
 		return err
@@ -298,6 +302,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("%w: snapshot lists %d transaction discards", ErrCorrupt, len(st.TxDiscards))
 	}
 	f.txStats, f.txDiscards = st.TxStats, st.TxDiscards
+	if f.dedup, err = restoreDedup(st.Dedup); err != nil {
+		return err
+	}
 	for _, g := range st.Groups {
 		offs := make(map[queueKey]uint64, len(g.Offsets))
 		for _, e := range g.Offsets {

@@ -66,6 +66,10 @@ type SendResult struct {
 	// committed; (RaftIndex, Pos) names it in EndTxRequest.
 	Half bool   `msgpack:"h,omitempty"`
 	Pos  uint32 `msgpack:"p,omitempty"`
+	// Duplicate: the broker had stored a message with this ID on this
+	// topic within its dedup window and did not store this one; the
+	// other fields are the original's.
+	Duplicate bool `msgpack:"dup,omitempty"`
 	// Error is non-empty if this message was rejected at apply.
 	ErrorCode uint16 `msgpack:"ec,omitempty"`
 	Error     string `msgpack:"e,omitempty"`

@@ -60,6 +60,10 @@ type fileConfig struct {
 	TransactionTimeout       string `toml:"transaction_timeout"`
 	TransactionCheckInterval string `toml:"transaction_check_interval"`
 	TransactionCheckMax      int    `toml:"transaction_check_max"`
+	// Producer dedup: how long a stored message ID is remembered (a
+	// duration; "0" or "off" turns dedup off) and how many IDs at most.
+	DedupWindow     string `toml:"dedup_window"`
+	DedupMaxEntries int64  `toml:"dedup_max_entries"`
 
 	// fromFlags holds the keys a flag set, so that an error names the
 	// flag the value came from.
@@ -161,6 +165,24 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		bad("%s: %d: want 1..1000 (0: the default 15)", fc.label("transaction_check_max"), fc.TransactionCheckMax)
 	}
 	cfg.TransactionCheckMax = fc.TransactionCheckMax
+	if fc.DedupWindow != "" {
+		v, err := time.ParseDuration(fc.DedupWindow)
+		switch {
+		case isOff(fc.DedupWindow) || err == nil && v == 0:
+			cfg.DedupWindow = -1
+		case err != nil:
+			bad("%s: %v", fc.label("dedup_window"), err)
+		case v < 0:
+			bad("%s: %s: want a positive duration, or 0 or \"off\" to turn dedup off", fc.label("dedup_window"), fc.DedupWindow)
+		default:
+			cfg.DedupWindow = v
+		}
+	}
+	if fc.DedupMaxEntries < 0 {
+		bad("%s: %d: want a positive number of message IDs", fc.label("dedup_max_entries"), fc.DedupMaxEntries)
+	} else if fc.DedupMaxEntries > 0 {
+		cfg.DedupMaxEntries = int(min(fc.DedupMaxEntries, math.MaxInt32))
+	}
 	if fc.DelayLevels != "" {
 		levels, err := parseDelayLevels(fc.DelayLevels)
 		if err != nil {

@@ -183,3 +183,52 @@ func TestDevRejectsBadDelayLevels(t *testing.T) {
 		t.Errorf("rmq dev created %s before rejecting its flags", dir)
 	}
 }
+
+func TestBrokerConfigDedup(t *testing.T) {
+	def := broker.DefaultConfig()
+	type dedup struct {
+		Window time.Duration
+		Max    int
+	}
+	tests := []struct {
+		name string
+		toml string
+		args []string
+		want dedup
+	}{
+		{"defaults", "", nil, dedup{def.DedupWindow, def.DedupMaxEntries}},
+		{"file", "dedup_window = \"5m\"\ndedup_max_entries = 5000", nil, dedup{5 * time.Minute, 5000}},
+		{"off", "dedup_window = \"off\"", nil, dedup{-1, def.DedupMaxEntries}},
+		{"zero is off", "dedup_window = \"0\"", nil, dedup{-1, def.DedupMaxEntries}},
+		{"flags override the file", "dedup_window = \"5m\"\ndedup_max_entries = 5000",
+			[]string{"--dedup-window", "30s", "--dedup-max-entries", "100"}, dedup{30 * time.Second, 100}},
+		{"flag off", "", []string{"--dedup-window", "0s"}, dedup{-1, def.DedupMaxEntries}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, dedup{cfg.DedupWindow, cfg.DedupMaxEntries}); diff != "" {
+				t.Fatalf("dedup settings (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		toml string
+		args []string
+		want string
+	}{
+		{"dedup_window = \"soon\"", nil, "dedup_window: time: "},
+		{"dedup_window = \"-1m\"", nil, "dedup_window: -1m: want a positive duration"},
+		{"dedup_max_entries = -3", nil, "dedup_max_entries: -3: want a positive number"},
+		{"", []string{"--dedup-window", "forever"}, "--dedup-window: time: "},
+		{"", []string{"--dedup-max-entries", "-1"}, "--dedup-max-entries: -1"},
+	} {
+		_, err := brokerConfigFromFile(t, tc.toml, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: got %v, want an error containing %q", tc.toml, tc.args, err, tc.want)
+		}
+	}
+}

@@ -74,6 +74,8 @@ func brokerCommand() *cli.Command {
 			&cli.StringFlag{Name: "max-delay", Usage: "longest delay a timer message may ask for (default 72h; delay levels are not bound by it)"},
 			&cli.StringFlag{Name: "timer-poll", Usage: "how often the leader delivers due delayed messages (default 100ms)"},
 			txFlags[0], txFlags[1], txFlags[2],
+			&cli.StringFlag{Name: "dedup-window", Usage: `producer dedup: a resent message whose ID was stored on its topic within this long is not stored again (default 2m; "0" or "off" turns dedup off; the leader's setting is the group's)`},
+			&cli.Int64Flag{Name: "dedup-max-entries", Usage: "producer dedup: most message IDs the group remembers, oldest dropped first (default 1000000, about 76 bytes each on every node)"},
 			pprofFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -140,6 +142,11 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 	if c.IsSet("transaction-check-max") {
 		fc.TransactionCheckMax = c.Int("transaction-check-max")
 		fc.fromFlags["transaction_check_max"] = true
+	}
+	set("dedup-window", &fc.DedupWindow)
+	if c.IsSet("dedup-max-entries") {
+		fc.DedupMaxEntries = c.Int64("dedup-max-entries")
+		fc.fromFlags["dedup_max_entries"] = true
 	}
 	if c.IsSet("peers") {
 		fc.Peers = splitList(c.String("peers"))
