@@ -94,7 +94,9 @@ func TestLeaderKilledMidStream(t *testing.T) {
 		batch     = 50
 		bodySize  = 256
 	)
-	c := newTestCluster(t, 3, nil)
+	// Every message is deduplicated (the node API sends no producer's
+	// Idempotent mark), so the resent batch is stored once.
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DedupAll = true })
 	createTopic(t, c, "orders", queues)
 
 	var next, acked, retriedDup atomic.Int64

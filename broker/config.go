@@ -146,6 +146,12 @@ type Config struct {
 	// proposes its values to the group when it starts leading.
 	DedupWindow     time.Duration
 	DedupMaxEntries int
+	// DedupAll dedups every message with an ID, RocketMQ producers'
+	// included; otherwise (the default) only messages whose producer asked
+	// for it (rmq's ProducerConfig.Idempotent, every transactional half),
+	// because the window costs about 14 % of produce throughput when it
+	// holds every message (measured, bench-compare, 4 async clients).
+	DedupAll bool
 
 	// FlushMode is the CommitLog durability mode; see raftlog. Default sync.
 	FlushMode raftlog.FlushMode

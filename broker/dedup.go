@@ -13,7 +13,7 @@ func (n *Node) dedupSettings() fsm.SetDedup {
 	if n.cfg.DedupWindow < 0 {
 		return fsm.SetDedup{}
 	}
-	return fsm.SetDedup{Window: n.cfg.DedupWindow.Milliseconds(), Max: uint32(n.cfg.DedupMaxEntries)}
+	return fsm.SetDedup{Window: n.cfg.DedupWindow.Milliseconds(), Max: uint32(n.cfg.DedupMaxEntries), All: n.cfg.DedupAll}
 }
 
 // syncDedup runs when this node starts leading, before it serves: if the
@@ -23,7 +23,7 @@ func (n *Node) dedupSettings() fsm.SetDedup {
 // settings as they are; the next leader session tries again.
 func (n *Node) syncDedup(ctx context.Context) {
 	want := n.dedupSettings()
-	if cur := n.fsm.Dedup(); cur.Window == want.Window && (want.Window == 0 || cur.Max == int(want.Max)) {
+	if cur := n.fsm.Dedup(); cur.Window == want.Window && (want.Window == 0 || cur.Max == int(want.Max) && cur.All == want.All) {
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)

@@ -16,7 +16,7 @@ import (
 // named another, offset, entry, position and store time), through the Go
 // API and rmq's protocol; every replica keeps the same window.
 func TestSendDedup(t *testing.T) {
-	c := newTestCluster(t, 3, nil)
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.DedupAll = true })
 	l := c.leader(10 * time.Second)
 	createTopic(t, c, "orders", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -56,7 +56,7 @@ func TestSendDedup(t *testing.T) {
 	}
 	c.waitApplied(l.Status().StateIndex, 10*time.Second)
 	for _, n := range c.live() {
-		if got, want := n.fsm.Dedup(), (fsm.DedupInfo{Window: fsm.DefaultDedupWindow, Max: fsm.DefaultDedupMax, Entries: 2, Retained: 2}); got != want {
+		if got, want := n.fsm.Dedup(), (fsm.DedupInfo{Window: fsm.DefaultDedupWindow, Max: fsm.DefaultDedupMax, All: true, Entries: 2, Retained: 2}); got != want {
 			t.Errorf("%s: dedup state %+v, want %+v", n.cfg.NodeID, got, want)
 		}
 	}
@@ -66,7 +66,7 @@ func TestSendDedup(t *testing.T) {
 // original's due time, though its relative delay resolves later now.
 func TestSendDedupDelayed(t *testing.T) {
 	clock := &testClock{now: time.UnixMilli(1_700_000_000_000)}
-	c := newTestCluster(t, 1, func(cfg *Config) { cfg.Now = clock.Now })
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.Now, cfg.DedupAll = clock.Now, true })
 	l := c.leader(10 * time.Second)
 	createTopic(t, c, "later", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -96,7 +96,7 @@ func TestSendDedupDelayed(t *testing.T) {
 // TestDedupSettingsAreTheLeaders: the window is group state that a
 // leader sets from its own configuration when it starts leading.
 func TestDedupSettingsAreTheLeaders(t *testing.T) {
-	c := newTestCluster(t, 1, func(cfg *Config) { cfg.DedupWindow, cfg.DedupMaxEntries = time.Minute, 10 })
+	c := newTestCluster(t, 1, func(cfg *Config) { cfg.DedupWindow, cfg.DedupMaxEntries, cfg.DedupAll = time.Minute, 10, true })
 	l := c.leader(10 * time.Second)
 	if got := l.fsm.Dedup(); got.Window != 60_000 || got.Max != 10 {
 		t.Fatalf("dedup settings %+v, want 1m and 10", got)
@@ -134,7 +134,7 @@ func TestDedupSettingsAreTheLeaders(t *testing.T) {
 // send: the same msgId (CommitLog position), queue and offset. Also for a
 // batch, and for rocketmq-client-go's partly lower-case UNIQ_KEY.
 func TestRemotingSendDedup(t *testing.T) {
-	_, c := remotingNode(t)
+	_, c := remotingNodeWith(t, func(cfg *Config) { cfg.DedupAll = true })
 	for _, uniq := range []string{"0A0B0C0D000000000000000000000001", "0a0b0c0d0000000000000000000000AB"} {
 		props := map[string]string{compat.PropUniqKey: uniq, compat.PropTags: "t"}
 		first := sendV1(t, c, "orders", 1, props, []byte("hello"), 0)

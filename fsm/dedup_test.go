@@ -27,7 +27,7 @@ func id16(n int) string { return fmt.Sprintf("%016d", n) }
 // dedupHarness has topic x (2 queues) and dedup on with window w ms, max n.
 func dedupHarness(t testing.TB, w int64, n uint32) (*harness, uint32) {
 	h := newHarness(t, 16)
-	h.mustCmd(SetDedup{Window: w, Max: n})
+	h.mustCmd(SetDedup{Window: w, Max: n, All: true})
 	h.mustCmd(CreateTopic{Name: "x", Queues: 2})
 	return h, h.topicID("x")
 }
@@ -59,7 +59,7 @@ func TestDedupWithinWindow(t *testing.T) {
 	if res.Duplicates != nil || res.Offsets[0] != 2 {
 		t.Fatalf("send after the window: offsets %v, duplicates %v", res.Offsets, res.Duplicates)
 	}
-	if info := h.f.Dedup(); info != (DedupInfo{Window: 1000, Max: 100, Entries: 2, Retained: 1}) {
+	if info := h.f.Dedup(); info != (DedupInfo{Window: 1000, Max: 100, All: true, Entries: 2, Retained: 1}) {
 		t.Errorf("Dedup got %+v", info)
 	}
 }
@@ -153,7 +153,7 @@ func TestDedupEvictsByCount(t *testing.T) {
 		}
 	}
 	// A smaller Max evicts at once; SetDedup 0 turns dedup off.
-	h.mustCmd(SetDedup{Window: 60_000, Max: 1})
+	h.mustCmd(SetDedup{Window: 60_000, Max: 1, All: true})
 	if n := h.f.Dedup().Entries; n != 1 {
 		t.Errorf("entries after Max 1 got %d, want 1", n)
 	}
@@ -240,7 +240,7 @@ func dedupLog(h *harness, x uint32) {
 		h.send(int64(i*100), msgs...)
 		switch i {
 		case 30:
-			h.mustCmd(SetDedup{Window: 2000, Max: 40})
+			h.mustCmd(SetDedup{Window: 2000, Max: 40, All: true})
 		case 40:
 			h.mustCmd(TruncatePrefix{UpTo: h.idx - 20})
 		}
@@ -439,7 +439,7 @@ func BenchmarkApplyBatchDedup(b *testing.B) {
 			f := newFSM(b, b.TempDir(), DefaultUnitsPerFile, nil)
 			f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: mustEncode(b, CreateTopic{Name: "bench", Queues: 8})})
 			if on {
-				f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: mustEncode(b, SetDedup{Window: DefaultDedupWindow, Max: DefaultDedupMax})})
+				f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: mustEncode(b, SetDedup{Window: DefaultDedupWindow, Max: DefaultDedupMax, All: true})})
 			}
 			var e BatchEncoder
 			e.Reset(1700000000000)
@@ -538,5 +538,27 @@ func TestDedupTableModel(t *testing.T) {
 		if c := len(d.index.slots); 2*d.n > c || 4*d.index.used > 3*c {
 			t.Fatalf("step %d: %d live and %d used of %d slots", step, d.n, d.index.used, c)
 		}
+	}
+}
+
+// TestDedupOnlyWhenAsked: without All, only messages that carry
+// PropIdempotent are deduplicated; others with equal ids are stored.
+func TestDedupOnlyWhenAsked(t *testing.T) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "x", Queues: 1})
+	x := h.topicID("x")
+	h.mustCmd(SetDedup{Window: 60_000, Max: 100})
+	plain := Message{Topic: "x", TopicID: x, ID: []byte("0123456789abcdef"), Body: []byte("p")}
+	asked := Message{Topic: "x", TopicID: x, ID: []byte("fedcba9876543210"), Body: []byte("a"), Properties: map[string]string{PropIdempotent: "1"}}
+	h.send(1, plain, asked)
+	r := h.send(2, plain, asked)
+	if len(r.Duplicates) != 1 || r.Duplicates[0].Msg != 1 {
+		t.Fatalf("duplicates %+v: only the message asking for dedup is one", r.Duplicates)
+	}
+	if _, next, _ := h.f.QueueRange("x", 0); next != 3 {
+		t.Fatalf("next %d, want 3 (plain stored twice, asked once)", next)
+	}
+	if d := h.f.Dedup(); d.All || d.Entries != 1 {
+		t.Fatalf("dedup info %+v", d)
 	}
 }

@@ -101,7 +101,7 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	}
 	// Producer dedup: settings, a window (a delayed entry too) and the
 	// position of a duplicate.
-	h.mustCmd(SetDedup{Window: 60_000, Max: 8})
+	h.mustCmd(SetDedup{Window: 60_000, Max: 8, All: true})
 	d := delayedMsg("x", x, 0, "d3", 9000)
 	d.ID = []byte(id16(3))
 	h.send(50, idMsg("x", x, 0, id16(1), "d1"), idMsg("x", x, 1, "short-id", "d2"), d)

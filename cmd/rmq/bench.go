@@ -104,6 +104,7 @@ func producerFlags(defaultRate float64) []cli.Flag {
 		&cli.Float64Flag{Name: "rate", Value: defaultRate, Usage: "target msgs/s across all clients (0: as fast as possible)"},
 		&cli.BoolFlag{Name: "no-progress", Usage: "no progress line on stderr"},
 		&cli.BoolFlag{Name: "trace", Usage: "trace every send (ProducerConfig.Trace), to measure what tracing costs"},
+		&cli.BoolFlag{Name: "idempotent", Usage: "ask the broker to store each message once across retries (ProducerConfig.Idempotent)"},
 	}
 }
 
@@ -249,6 +250,7 @@ func newBenchProducer(c *cli.Context, o produceOptions) (*client.Producer, error
 		MaxInflightAsync: 2 * o.Inflight,
 		Logger:           clientLogger(c),
 		Trace:            c.Bool("trace"),
+		Idempotent:       c.Bool("idempotent"),
 	})
 }
 

@@ -64,6 +64,7 @@ type fileConfig struct {
 	// duration; "0" or "off" turns dedup off) and how many IDs at most.
 	DedupWindow     string `toml:"dedup_window"`
 	DedupMaxEntries int64  `toml:"dedup_max_entries"`
+	DedupAll        bool   `toml:"dedup_all"` // every message, not only producers asking (Idempotent)
 
 	// fromFlags holds the keys a flag set, so that an error names the
 	// flag the value came from.
@@ -178,6 +179,7 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 			cfg.DedupWindow = v
 		}
 	}
+	cfg.DedupAll = fc.DedupAll
 	if fc.DedupMaxEntries < 0 {
 		bad("%s: %d: want a positive number of message IDs", fc.label("dedup_max_entries"), fc.DedupMaxEntries)
 	} else if fc.DedupMaxEntries > 0 {

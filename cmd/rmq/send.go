@@ -32,6 +32,7 @@ func sendCommand() *cli.Command {
 			"stores it now and delivers it to consumers when due; the output says when that is.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "trace", Usage: "record the send in the trace topic (rmq message trace MSG_ID)"},
+			&cli.BoolFlag{Name: "idempotent", Usage: "a send retried after an unknown outcome is stored once (broker dedup)"},
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the body from `PATH` (- for stdin)"},
 			&cli.StringFlag{Name: "tag", Usage: "message tag, for consumer filters"},
 			&cli.GenericFlag{Name: "key", Value: &repeated{}, Usage: "business key (repeatable)"},
@@ -228,7 +229,7 @@ func send(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c), Trace: c.Bool("trace")}
+	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c), Trace: c.Bool("trace"), Idempotent: c.Bool("idempotent")}
 	if c.Bool("no-auto-create") {
 		cfg.AutoCreateQueues = -1
 	}
