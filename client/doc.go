@@ -116,6 +116,15 @@
 // invisible time changed, or it was dead-lettered). The receipt handle
 // is text, usable by any process of the group until its deadline.
 //
+// # Exactly-once publish
+//
+// A send that is retried after an indeterminate outcome may be stored
+// twice (at least once). ProducerConfig.Idempotent marks each message
+// (property __IDEMPOTENT__) so the broker group's replicated dedup window
+// stores it once and answers a resend like the first send
+// (ProducerStats.Duplicates counts those answers). Off by default: the
+// window costs produce throughput; transactional halves always use it.
+//
 // # Transactions
 //
 //	p, _ := client.NewProducer(client.ProducerConfig{NameServers: ns, Group: "shop",

