@@ -26,6 +26,12 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compat: dial %s: %w", addr, err)
 	}
+	return NewClient(nc), nil
+}
+
+// NewClient is a Client on a connection the caller dialed (a TLS one, say);
+// the Client owns nc from then on.
+func NewClient(nc net.Conn) *Client {
 	cl := &Client{c: newConn(nc, DefaultMaxFrame, nil)}
 	cl.wg.Add(1)
 	go func() {
@@ -43,7 +49,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 		}
 		cl.c.close(err)
 	}()
-	return cl, nil
+	return cl
 }
 
 func (cl *Client) serve(req *Command) {

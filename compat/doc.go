@@ -68,7 +68,9 @@
 // both 1, so the rule relies on rmq request ids staying below 2^48 and on
 // no remoting client opening with code 0 (a response); a binary remoting
 // request with code 0 would be taken for rmq. Anything else (HTTP, TLS) is
-// unknown.
+// unknown; a TLS ClientHello is logged as "TLS is off on this port". A port
+// with TLS on (internal/tlsconf's listener under the Mux) completes the
+// handshake first, so the Mux sniffs the decrypted bytes.
 //
 // # Stored messages
 //
@@ -141,6 +143,7 @@
 //	request-reply                  324, 325; 326 pushed           yes      the requester is found by client ID from its producer heartbeats or from a send naming it in REPLY_TO_CLIENT (on that connection); CLUSTER is stamped on requests; replies are pushed, not stored (no <cluster>_REPLY_TOPIC messages); a requester not connected to the node: SYSTEM_ERROR
 //	pop consumption (RocketMQ 5)   200050, 200051, 200053, 200151 yes      POP_MESSAGE, ACK_MESSAGE, CHANGE_MESSAGE_INVISIBLETIME, BATCH_ACK_MESSAGE (JSON headers); expired messages come back in place with reconsumeTimes + 1 (retry flag 0, reviveQid 0, no %RETRY% topic); POP_CK on every message; nothing after pollTime: POLLING_TIMEOUT; a stale handle: NO_MESSAGE; TAG filters; maxMsgNums 1..32; checked against frames built as the Java client builds them (broker/remoting_pop_test.go), not a Java client
 //	pop: ordered, peek, rollback   200052, 200054-200056          no       POP_MESSAGE with order=true refused INVALID_PARAMETER (ordered pop: use an orderly push consumer); PEEK_MESSAGE, NOTIFICATION, POLLING_INFO, POP_ROLLBACK not served (issue #12)
-//	admin statistics               21, 28, 43, 202-208, 307       no       issue #15 (fastjson object-keyed maps)
-//	ACL, TLS                       -                              no       issue #15
+//	admin statistics               21, 28, 43, 202-208, 307       no       not planned yet (fastjson object-keyed maps); rmq's dashboard, HTTP API and /metrics serve these figures
+//	ACL 1.0 (RocketMQ 4.x)         AccessKey, Signature ext       yes      with broker ACLFile: HmacSHA1 over sorted ext values + body (Sign, VerifySignature; SecurityToken in or out of the content); refusals NO_PERMISSION (16) naming what is missing; bornTimestamp (send) and bornTime (pop) checked against the time window; the NameServer does not check (as RocketMQ's); proven by e2e/rocketmq TestACLRocketMQClient
+//	TLS                            -                              yes      optional, on the same port (README "TLS"); remoting is sniffed after the handshake; tested with compat.NewClient over a TLS conn (namesrv TestTLS), not with a Java client
 package compat

@@ -179,6 +179,11 @@ func (m *Mux) route(ctx context.Context, nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if err != nil && n >= 3 && buf[0] == 0x16 && buf[1] == 0x03 { // a TLS handshake record
+		m.cfg.Logf("closing a TLS connection: TLS is off on this port", "remote", nc.RemoteAddr().String())
+		nc.Close()
+		return
+	}
 	if err != nil {
 		if n > 0 || !errors.Is(err, io.EOF) {
 			m.cfg.Logf("closing connection before its protocol was known", "remote", nc.RemoteAddr().String(),

@@ -36,6 +36,12 @@ const (
 	CodeSendReply     uint16 = 61 // ReplyRequest -> Empty: a responder's reply, pushed to its requester
 	CodePushReply     uint16 = 62 // PushReply -> Empty, broker to client: a reply to the client's Request
 
+	// Membership (the group's Raft configuration), served by the leader.
+	CodeAddNode     uint16 = 70 // MemberRequest -> MemberList: add as a non-voter
+	CodePromoteNode uint16 = 71 // MemberRequest -> MemberList: make a non-voter a voter
+	CodeRemoveNode  uint16 = 72 // MemberRequest -> MemberList (the leader hands over first)
+	CodeListMembers uint16 = 73 // Empty -> MemberList (any node: its latest configuration)
+
 	// NameServer requests.
 	CodeRegisterBroker   uint16 = 100 // RegisterBrokerRequest -> Empty
 	CodeUnregisterBroker uint16 = 101 // UnregisterBrokerRequest -> Empty

@@ -69,6 +69,9 @@ type Conn struct {
 	nextID atomic.Uint64
 	done   chan struct{}
 
+	// creds, if set, sign every request (SetCredentials).
+	creds atomic.Pointer[signer]
+
 	// handler answers requests the server sends on this connection
 	// (transaction check-backs, pushed replies); nil answers them
 	// CodeUnknownRequest.
@@ -84,6 +87,33 @@ type ClientHandler func(ctx context.Context, code uint16, body []byte) (any, err
 // before telling the server this connection takes them.
 func (c *Conn) SetHandler(h ClientHandler) { c.handler.Store(&h) }
 
+// signer is a Conn's credentials, with the secret as bytes.
+type signer struct {
+	accessKey string
+	s         *Signer
+}
+
+// SetCredentials makes c sign every request it sends from now on (an
+// empty AccessKey stops signing). Call it after Dial, before the first
+// request.
+func (c *Conn) SetCredentials(cr Credentials) {
+	if cr.AccessKey == "" {
+		c.creds.Store(nil)
+		return
+	}
+	c.creds.Store(&signer{accessKey: cr.AccessKey, s: NewSigner([]byte(cr.SecretKey))})
+}
+
+// auth signs a request, or returns nil when c has no credentials.
+func (c *Conn) auth(code uint16, body []byte) *Auth {
+	s := c.creds.Load()
+	if s == nil {
+		return nil
+	}
+	ts := time.Now().UnixMilli()
+	return &Auth{AccessKey: s.accessKey, Timestamp: ts, Signature: s.s.Sign(code, ts, body)}
+}
+
 // Dial connects to addr. maxFrame <= 0 means DefaultMaxFrame.
 func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
 	var d net.Dialer
@@ -91,6 +121,11 @@ func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newConn(nc, maxFrame), nil
+}
+
+// newConn starts the reader of a dialed connection.
+func newConn(nc net.Conn, maxFrame int) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
@@ -103,7 +138,7 @@ func Dial(ctx context.Context, addr string, maxFrame int) (*Conn, error) {
 		wmu:      make(chan struct{}, 1),
 	}
 	go c.readLoop()
-	return c, nil
+	return c
 }
 
 // RemoteAddr is the peer's address.
@@ -204,6 +239,9 @@ func (c *Conn) checkPeer(br *bufio.Reader) error {
 	if n >= HeaderSize && uint64(n) <= uint64(c.maxFrame) && b[4] == Version {
 		return nil
 	}
+	if tlsRequired(br) {
+		return &tlsRequiredError{addr: c.nc.RemoteAddr().String()}
+	}
 	prefix, _ := br.Peek(min(br.Buffered(), 16))
 	return &NotRMQError{Addr: c.nc.RemoteAddr().String(), Prefix: append([]byte(nil), prefix...)}
 }
@@ -227,7 +265,7 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
-	err = c.write(ctx, Frame{Code: code, ID: id, Body: eb.bytes()})
+	err = c.write(ctx, Frame{Code: code, ID: id, Body: eb.bytes(), Auth: c.auth(code, eb.bytes())})
 	eb.release() // write copied or sent the bytes
 	if err != nil {
 		c.forget(id)
@@ -252,7 +290,7 @@ func (c *Conn) Send(code uint16, req any) error {
 		return fmt.Errorf("wire: encode request %d: %w", code, err)
 	}
 	defer eb.release()
-	return c.write(context.Background(), Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: eb.bytes()})
+	return c.write(context.Background(), Frame{Flags: FlagOneway, Code: code, ID: c.nextID.Add(1), Body: eb.bytes(), Auth: c.auth(code, eb.bytes())})
 }
 
 func (c *Conn) forget(id uint64) {
@@ -267,8 +305,11 @@ func (c *Conn) forget(id uint64) {
 // frame would corrupt the stream), so a peer that stopped reading costs a
 // caller its own deadline, not 30 s.
 func (c *Conn) write(ctx context.Context, f Frame) error {
-	if len(f.Body)+HeaderSize > c.maxFrame {
-		return fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, len(f.Body)+HeaderSize, c.maxFrame)
+	if f.Auth != nil && len(f.Auth.AccessKey) > MaxAccessKey {
+		return fmt.Errorf("wire: access key of %d bytes, limit %d", len(f.Auth.AccessKey), MaxAccessKey)
+	}
+	if n := len(f.Body) + HeaderSize + authLen(f.Auth); n > c.maxFrame {
+		return fmt.Errorf("%w: request of %d bytes, limit %d", ErrFrameTooLarge, n, c.maxFrame)
 	}
 	if err := ctx.Err(); err != nil {
 		return err // nothing written: the connection stays usable
@@ -298,6 +339,12 @@ func writeFrame(bw *bufio.Writer, f Frame) error {
 	h := header(f)
 	if _, err := bw.Write(h[:]); err != nil {
 		return err
+	}
+	if f.Auth != nil {
+		var ab [1 + MaxAccessKey + 8 + SignatureSize]byte
+		if _, err := bw.Write(appendAuth(ab[:0], f.Auth)); err != nil {
+			return err
+		}
 	}
 	if _, err := bw.Write(f.Body); err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package wire is rmq's network protocol, shared by the client, the broker
-// and the NameServer. It imports only the standard library, msgpack and
-// internal/msgpackguard (the length-checked decode it shares with fsm).
+// and the NameServer. It imports only the standard library, msgpack,
+// internal/msgpackguard (the length-checked decode it shares with fsm) and
+// internal/tlsconf (the TLS dial).
 //
 // A connection carries length-prefixed frames in both directions (see
 // Frame for the byte layout). Every request has a 64-bit ID chosen by the
@@ -32,7 +33,15 @@
 // limit followed by the version byte. Anything else is another protocol
 // (an HTTP status line, a RocketMQ remoting frame), reported as a
 // *NotRMQError naming the server and its first bytes; callers do not
-// retry it.
+// retry it. A TLS alert there means the port takes TLS only and this
+// client dialed in plaintext: that error matches ErrTLSRequired (and
+// ErrNotRMQ) and says to give the client a CA.
+//
+// DialTLS dials with a *tls.Config (nil: plaintext, as Dial) and completes
+// the handshake before it returns; a failed handshake matches
+// ErrTLSHandshake and its message hints at the cause (an unknown CA, a
+// plaintext server, a refused client certificate). Frames are the same
+// inside TLS.
 //
 // # Request codes
 //
@@ -73,6 +82,10 @@
 //	  64  CodeCheckTx           producer   CheckTxRequest           CheckTxResponse (sent by the broker)
 //	  65  CodeListTx            broker     ListTxRequest            TxList
 //	  66  CodeQueryMessages     broker     QueryMessagesRequest     QueryMessagesResponse (any replica)
+//	  70  CodeAddNode           broker     MemberRequest            MemberList (leader: AddNonvoter)
+//	  71  CodePromoteNode       broker     MemberRequest            MemberList (leader: AddVoter)
+//	  72  CodeRemoveNode        broker     MemberRequest            MemberList (leader; hands over first if it is the one)
+//	  73  CodeListMembers       broker     Empty                    MemberList (any node)
 //	 100  CodeRegisterBroker    namesrv    RegisterBrokerRequest    Empty
 //	 101  CodeUnregisterBroker  namesrv    UnregisterBrokerRequest  Empty
 //	 102  CodeGetRoute          namesrv    RouteRequest             RouteInfo
@@ -81,6 +94,15 @@
 // Writes (send, topic changes, offsets, locks, transfer) go to a group's
 // leader; a follower answers CodeNotLeader with the leader in ErrorBody.
 // Reads (pull, status, query) may go to any replica.
+//
+// Access control: a request flagged FlagAuth carries an auth block
+// (access key, unix-ms timestamp, HMAC-SHA256 signature over code |
+// timestamp | body; see Auth and Sign) between the header and the body.
+// Conn.SetCredentials signs every request of a connection; the server
+// hands the block to its handler in Request.Auth, and brokers check it
+// (package acl). Frames without the flag are unchanged. A refused
+// request is answered CodeAccessDenied with a message naming what is
+// missing; NameServers ignore the block.
 //
 // Versioning: the header's version byte is 1. A peer that sees another
 // version closes the connection with ErrMalformed; a later version will

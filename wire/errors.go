@@ -24,6 +24,12 @@ const (
 	CodeStaleEpoch        uint16 = 20
 	CodeOffsetIllegal     uint16 = 21
 	CodeReceiptHandle     uint16 = 22
+	CodeAccessDenied      uint16 = 23 // refused by access control (package acl); the message names what is missing
+	// CodeDiskFull: a node of the broker group is short of disk space, so
+	// the group refuses data-growing writes (sends) until it is back below
+	// its low-water mark. Nothing was stored: retry on another broker group
+	// (see RetryElsewhere); reads, commits and acks still work.
+	CodeDiskFull uint16 = 24
 )
 
 // CodeInfo describes one error code.
@@ -54,7 +60,20 @@ var codes = map[uint16]CodeInfo{
 	CodeStaleEpoch:        {"commit predates an offset reset", false},
 	CodeOffsetIllegal:     {"offset illegal", false},
 	CodeReceiptHandle:     {"receipt handle not valid", false},
+	CodeAccessDenied:      {"access denied", false},
+	CodeDiskFull:          {"disk full", true}, // retriable elsewhere: see RetryElsewhere
 }
+
+// elsewhere holds the retriable codes that the answering broker group
+// will keep returning for a while: a retry belongs on another group.
+var elsewhere = map[uint16]bool{
+	CodeDiskFull: true,
+}
+
+// RetryElsewhere reports whether a request refused with code should be
+// retried on another broker group rather than on the same one (the
+// request was not carried out there).
+func RetryElsewhere(code uint16) bool { return elsewhere[code] }
 
 // Info returns the description of code; unknown codes are internal,
 // non-retriable errors named by number.

@@ -30,6 +30,9 @@ const (
 //	+-------+--------+-------+----------+------------------+--------------+
 //	  len counts every byte after itself: HeaderSize + len(body).
 //
+// A signed request (FlagAuth) has an auth block between the header and
+// the body (see Auth); len counts it too.
+//
 // For requests Code is the request code; for responses it is the error
 // code (CodeOK on success). All integers are big-endian.
 type Frame struct {
@@ -37,6 +40,9 @@ type Frame struct {
 	Code  uint16
 	ID    uint64
 	Body  []byte
+	// Auth, if set, is a signed request's auth block (FlagAuth is then
+	// set on the wire whatever Flags says).
+	Auth *Auth
 }
 
 // IsResponse reports whether f answers a request.
@@ -57,14 +63,20 @@ var (
 func AppendFrame(dst []byte, f Frame) []byte {
 	h := header(f)
 	dst = append(dst, h[:]...)
+	if f.Auth != nil {
+		dst = appendAuth(dst, f.Auth)
+	}
 	return append(dst, f.Body...)
 }
 
 func header(f Frame) [4 + HeaderSize]byte {
 	var h [4 + HeaderSize]byte
-	binary.BigEndian.PutUint32(h[0:], uint32(HeaderSize+len(f.Body)))
+	binary.BigEndian.PutUint32(h[0:], uint32(HeaderSize+authLen(f.Auth)+len(f.Body)))
 	h[4] = Version
-	h[5] = f.Flags
+	h[5] = f.Flags &^ FlagAuth
+	if f.Auth != nil {
+		h[5] |= FlagAuth
+	}
 	binary.BigEndian.PutUint16(h[6:], f.Code)
 	binary.BigEndian.PutUint64(h[8:], f.ID)
 	return h
@@ -122,10 +134,17 @@ func parseFrame(b []byte) (Frame, error) {
 	if b[0] != Version {
 		return Frame{}, fmt.Errorf("%w: version %d, want %d", ErrMalformed, b[0], Version)
 	}
-	return Frame{
+	f := Frame{
 		Flags: b[1],
 		Code:  binary.BigEndian.Uint16(b[2:]),
 		ID:    binary.BigEndian.Uint64(b[4:]),
 		Body:  b[HeaderSize:],
-	}, nil
+	}
+	if f.Flags&FlagAuth != 0 {
+		var err error
+		if f.Auth, f.Body, err = parseAuth(f.Body); err != nil {
+			return Frame{}, err
+		}
+	}
+	return f, nil
 }

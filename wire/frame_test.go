@@ -75,6 +75,7 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(AppendFrame(nil, Frame{Code: 1, ID: 2, Body: []byte("abc")}))
 	f.Add(AppendFrame(nil, Frame{Flags: FlagResponse, Code: 3}))
 	f.Add([]byte{0, 0, 0, 0})
+	f.Add(AppendFrame(nil, Frame{Code: 10, ID: 4, Body: []byte{0x80}, Auth: &Auth{AccessKey: "ak1", Timestamp: 1700000000000}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, n, err := DecodeFrame(b, 1<<16)
 		if err != nil {

@@ -94,6 +94,9 @@ type PullRequest struct {
 	// SQL, if set, filters by a RocketMQ SQL92 expression over the
 	// message's properties and TAGS instead of Tags.
 	SQL string `msgpack:"sq,omitempty"`
+	// ConsumerGroup is the pulling consumer's group, for the broker's
+	// metrics (rocketmq_messages_out_total); empty pulls are not counted.
+	ConsumerGroup string `msgpack:"cg,omitempty"`
 }
 
 // PullResponse answers PullRequest. Messages skipped by the tag filter
@@ -511,11 +514,18 @@ type NodeStatus struct {
 	DataBytes int64  `msgpack:"db,omitempty"` // bytes of rmq's own files
 	// LastPurge is the last deletion of log segments on this node.
 	LastPurge *PurgeStatus `msgpack:"lp,omitempty"`
+	// DiskFull says why the node's group refuses sends (a node's disk is
+	// above the high-water mark; CodeDiskFull), "" while it takes them.
+	DiskFull string `msgpack:"df,omitempty"`
 	// CommitUnknown: the node has not learned the commit index yet (a
 	// just-started follower learns it from the leader's first
 	// AppendEntries); CommitIndex is then 0 and means nothing. Older
 	// brokers leave it unset and send 0.
 	CommitUnknown bool `msgpack:"cu,omitempty"`
+	// Suffrage is the node's place in its latest Raft configuration:
+	// "voter", "nonvoter", or "" when it is in none (not yet added, or
+	// removed) or the broker is older.
+	Suffrage string `msgpack:"sf,omitempty"`
 }
 
 // PurgeStatus is one deletion of log segments and the retention rules

@@ -18,7 +18,10 @@ type Request struct {
 	ID     uint64
 	Oneway bool
 	Body   []byte
-	Conn   *ServerConn
+	// Auth is a signed request's credentials (nil if unsigned); the
+	// server checks them (package acl), wire only carries them.
+	Auth *Auth
+	Conn *ServerConn
 }
 
 // Decode unmarshals the body; a failure is a CodeMalformed *Error.
@@ -251,7 +254,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			handle(ctx, c, h, &Request{Code: f.Code, ID: f.ID, Oneway: f.IsOneway(), Body: f.Body, Conn: c})
+			handle(ctx, c, h, &Request{Code: f.Code, ID: f.ID, Oneway: f.IsOneway(), Body: f.Body, Auth: f.Auth, Conn: c})
 		}()
 	}
 }

@@ -11,7 +11,12 @@
 // bytes than remain in the input. Each element needs at least one byte, so
 // after the check a decode allocates at most (size of the Go element) x
 // len(b) for any container, proportional to the real input, never to a
-// declared length.
+// declared length. That factor is the size of a Go element, which a
+// one-byte nil fills: 136 bytes for a wire message. UnmarshalBounded
+// (used by wire, whose bodies come from any network peer) also bounds the
+// sum of declared elements, each counted at the largest element size of
+// v's type, to a multiple of len(b), so a body cannot allocate more than
+// a fixed multiple of its own size.
 //
 // It imports only the standard library and msgpack, so every package that
 // decodes msgpack (wire, fsm) can use it without depending on each
