@@ -48,11 +48,13 @@ func getUnit(b []byte) Unit {
 // cqFile is one memory-mapped consume-queue file holding units
 // [no*upf, (no+1)*upf).
 type cqFile struct {
-	no    uint64
-	path  string
-	f     *os.File
-	data  []byte
-	dirty bool
+	no      uint64
+	path    string
+	f       *os.File
+	data    []byte
+	dirty   bool
+	written int64       // end of the highest unit written, in bytes
+	res     reservation // blocks reserved ahead of the writer (reserve.go)
 }
 
 func (c *cqFile) close() error {
@@ -164,7 +166,12 @@ func (s *cqStore) write(q *queue, off uint64, u Unit) error {
 		}
 		q.cur = c
 	}
-	putUnit(c.data[(off%s.upf)*UnitSize:], u)
+	at := int64(off%s.upf) * UnitSize
+	if err := c.res.reserve(c.f, at, UnitSize, int64(len(c.data))); err != nil {
+		return err
+	}
+	putUnit(c.data[at:], u)
+	c.written = max(c.written, at+UnitSize)
 	if !c.dirty {
 		c.dirty = true
 		s.dirty = append(s.dirty, c)
@@ -213,6 +220,7 @@ func (s *cqStore) retireTopic(t *topicState) {
 // syncWork is what one Sync must do, taken from the store under FSM.mu.
 type syncWork struct {
 	dirty       []*cqFile
+	release     [][]byte // per dirty file: its whole pages below the writer
 	dirs        []string
 	retired     []*cqFile
 	retiredDirs []string
@@ -224,6 +232,7 @@ func (s *cqStore) takeSyncWork() syncWork {
 		c.dirty = false
 		if c.data != nil {
 			w.dirty = append(w.dirty, c)
+			w.release = append(w.release, pagesBelow(c.data, c.written))
 		}
 	}
 	for d := range s.dirtyDirs {
@@ -239,11 +248,13 @@ func (s *cqStore) takeSyncWork() syncWork {
 // file itself, it only retires it, so every file here stays mapped.
 func (w syncWork) run() error {
 	var errs []error
-	for _, c := range w.dirty {
+	for i, c := range w.dirty {
 		// MAP_SHARED pages are page-cache pages: fsync writes them back.
-		if err := c.f.Sync(); err != nil {
+		if err := fsync(c.f); err != nil {
 			errs = append(errs, fmt.Errorf("sync %s: %w", c.path, err))
+			continue
 		}
+		releasePages(w.release[i])
 	}
 	for _, d := range w.dirs {
 		if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -271,7 +282,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = fsync(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
@@ -292,4 +303,12 @@ func closeQueue(q *queue) error {
 	}
 	q.cur = nil
 	return errors.Join(errs...)
+}
+
+// pagesBelow returns the whole pages of the mapping data that lie below
+// byte end, the part a writer appending at end no longer touches.
+func pagesBelow(data []byte, end int64) []byte {
+	page := int64(os.Getpagesize())
+	end = min(end, int64(len(data))) / page * page
+	return data[:end]
 }

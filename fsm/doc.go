@@ -226,7 +226,15 @@
 // broker, and by every snapshot Persist) fsyncs dirty files and directories
 // and finishes deferred deletions (files retired by TruncatePrefix or
 // DeleteTopic are unlinked from the state at once but closed and removed by
-// Sync). A unit at offset o of topic ID T is a pure function of the log, so
+// Sync).
+//
+// Mapped pages: a mapped page the process touched counts in its RSS until
+// it is unmapped, so without help RSS grows by ~48 bytes per message (a
+// 28-byte unit plus a 20-byte index entry) for as long as the files are
+// retained. After fsyncing a file, Sync therefore drops its whole pages
+// below the writer from the process with MADV_DONTNEED (release_linux.go;
+// Linux only). The data stays in the page cache and the file, and a
+// reader faults a page back in on its next access. A unit at offset o of topic ID T is a pure function of the log, so
 // CQ files are a cache: stale ones can be validated or overwritten.
 //
 // # Snapshots
@@ -270,6 +278,15 @@
 //
 // A local I/O error while writing a unit does not change replicated state
 // (next still advances); the queue is marked broken, Units and Sync report
-// it, and a restart rebuilds it. Writing to a mapped page on a full disk can
-// raise SIGBUS, as with RocketMQ's MappedFile.
+// it, and a restart rebuilds it. A failed fsync (Sync, so also Persist)
+// is sticky: every later Sync returns it (ErrSyncFailed, Err), because the
+// kernel may have dropped the pages and a retried fsync would succeed
+// without them; the broker stops the node, and the restart re-applies the
+// log after the last good snapshot (fault_on.go: in the rmqfault build,
+// fsync-on=fsm delays or fails these fsyncs; see internal/fault). A store
+// into a mapped hole on a full disk would raise SIGBUS (as with
+// RocketMQ's MappedFile), so the blocks of
+// consume-queue and index files are reserved with fallocate 16 KiB ahead of
+// the writer (reserve.go): a full disk is then an ENOSPC error that breaks
+// the queue (or the index) instead of killing the process.
 package fsm

@@ -48,6 +48,9 @@ var (
 	ErrStaleEpoch = errors.New("fsm: commit predates an offset reset")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("fsm: closed")
+	// ErrSyncFailed is matched by Sync's (and Err's) sticky error after an
+	// fsync of a consume-queue or index file failed.
+	ErrSyncFailed = errors.New("fsm: sync failed, restart required")
 	// ErrSnapshotVersion is returned by Restore for an unknown snapshot format.
 	ErrSnapshotVersion = errors.New("fsm: unknown snapshot format version")
 )

@@ -2,9 +2,11 @@ package fsm
 
 import (
 	"container/heap"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -62,8 +64,12 @@ type FSM struct {
 	cfg Config
 	log hclog.Logger
 
-	syncMu sync.Mutex   // serialises Sync, Restore and Close; taken before mu
-	mu     sync.RWMutex // guards everything below
+	syncMu sync.Mutex // serialises Sync, Restore and Close; taken before mu
+	// syncErr is the first failed fsync, sticky (ErrSyncFailed): guarded
+	// by syncMu, mirrored in syncFailed for Err.
+	syncErr    error
+	syncFailed atomic.Pointer[error]
+	mu         sync.RWMutex // guards everything below
 
 	topics      map[string]*topicState
 	lastTopicID uint32
@@ -454,9 +460,19 @@ func cloneMap(m map[string]string) map[string]string {
 
 // Sync makes every consume-queue unit written so far durable and finishes
 // deferred file deletions. Safe to call concurrently with Apply and queries.
+//
+// A failed fsync is sticky: that Sync and every later one (so every
+// snapshot's Persist) return it, wrapped in ErrSyncFailed. The kernel may
+// have dropped the unsynced pages and a retried fsync would then succeed
+// without writing them, so a later snapshot would vouch for units that a
+// power loss can take. A restart restores the last good snapshot and
+// re-applies the log after it, rewriting those units; see Err.
 func (f *FSM) Sync() error {
 	f.syncMu.Lock()
 	defer f.syncMu.Unlock()
+	if f.syncErr != nil {
+		return f.syncErr
+	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -469,13 +485,23 @@ func (f *FSM) Sync() error {
 		broken = f.index.broken
 	}
 	f.mu.Unlock()
-	if err := w.run(); err != nil {
-		return err
-	}
-	if err := iw.run(); err != nil {
-		return err
+	if err := errors.Join(w.run(), iw.run()); err != nil {
+		f.syncErr = fmt.Errorf("%w: %w", ErrSyncFailed, err)
+		f.syncFailed.Store(&f.syncErr)
+		f.log.Error("consume queue or index sync failed, refusing further syncs", "error", err)
+		return f.syncErr
 	}
 	return broken
+}
+
+// Err returns the sticky sync failure (ErrSyncFailed) once an fsync of a
+// consume-queue or index file has failed, nil before. The broker stops
+// the node then: without syncs there are no snapshots either.
+func (f *FSM) Err() error {
+	if p := f.syncFailed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // brokenLocked reports the first queue that lost units to a local I/O error.

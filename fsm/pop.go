@@ -60,7 +60,9 @@ type PopQueueRef struct {
 // the group's cursor. Each becomes in flight until Now+Invisible. Tags,
 // if set, are the tag hashes the group subscribes to: other units are
 // passed over (the cursor moves past them). A queue without a cursor
-// starts at its min with FromFirst, else at its end. Apply result:
+// starts at its min with FromFirst, else at its end; every queue listed
+// gets its cursor on the group's first Pop, even once Max is reached, so
+// that start holds for queues a first receive did not reach. Apply result:
 // *PopResult.
 type Pop struct {
 	Now          int64         `msgpack:"now"` // leader clock, unix ms
@@ -358,14 +360,28 @@ func (c *Pop) apply(f *FSM, _ uint64) any {
 	res := &PopResult{}
 	max := int(c.Max)
 	for _, ref := range c.Queues {
-		if len(res.Items) >= max {
-			break
-		}
 		t := f.topics[ref.Topic]
 		if t == nil || t.ID != ref.TopicID || ref.QueueID >= t.Queues {
 			continue
 		}
 		q := t.queues[ref.QueueID]
+		if len(res.Items) >= max {
+			// Full: the other queues take nothing, but a queue the group
+			// never received from gets its cursor now, so the group's
+			// start (FromFirst or the end) holds for every queue it asked
+			// for, not only those a first receive reached.
+			gk := queueKey{t.Name, ref.QueueID}
+			if _, had := f.groups[c.Group][gk]; !had {
+				if f.groups[c.Group] == nil {
+					f.groups[c.Group] = map[queueKey]uint64{}
+				}
+				f.groups[c.Group][gk] = q.next
+				if c.FromFirst {
+					f.groups[c.Group][gk] = q.min
+				}
+			}
+			continue
+		}
 		k := popKey{group: c.Group, topicID: t.ID, queueID: ref.QueueID}
 		pq := f.popQueueOf(k, true)
 		// Redeliveries first: expired unacked items, earliest deadline first.

@@ -282,3 +282,33 @@ func BenchmarkPopAck(b *testing.B) {
 		h.ack(now, hs...)
 	}
 }
+
+// TestPopStartHoldsForUnreachedQueues: a group's first Pop FromFirst that
+// fills Max from one queue still fixes the other queues' cursors at their
+// start, so a later Pop without FromFirst (a consumer started without
+// --from first) gets their messages instead of starting at the end.
+func TestPopStartHoldsForUnreachedQueues(t *testing.T) {
+	h := newHarness(t, 16)
+	h.mustCmd(CreateTopic{Name: "y", Queues: 2})
+	id := h.topicID("y")
+	for i, q := range []uint32{1, 1, 0} {
+		h.send(popT0, Message{Topic: "y", TopicID: id, QueueID: q, Body: []byte{byte('a' + i)}})
+	}
+	qs := []PopQueueRef{{Topic: "y", TopicID: id, QueueID: 1}, {Topic: "y", TopicID: id, QueueID: 0}}
+	if r := h.pop(Pop{Now: popT0, Max: 2, FromFirst: true, MaxReconsume: 16, Queues: qs}); len(r.Items) != 2 || r.Items[0].Handle.QueueID != 1 {
+		t.Fatalf("first pop %+v, want 2 items of queue 1", r.Items)
+	}
+	if off, ok := h.f.ConsumerOffset("g", "y", 0); !ok || off != 0 {
+		t.Fatalf("queue 0's cursor %d %v after a full first pop, want 0 (FromFirst)", off, ok)
+	}
+	r := h.pop(Pop{Now: popT0 + 1, Max: 10, MaxReconsume: 16, Queues: qs})
+	if len(r.Items) != 1 || r.Items[0].Handle.QueueID != 0 || r.Items[0].Handle.Offset != 0 {
+		t.Fatalf("second pop without FromFirst %+v, want queue 0's message", r.Items)
+	}
+	// Without FromFirst an unreached queue starts at its end, as before.
+	h.send(popT0, Message{Topic: "y", TopicID: id, QueueID: 0, Body: []byte("d")})
+	h.pop(Pop{Now: popT0 + 2, Group: "late", Max: 1, MaxReconsume: 16, Queues: qs})
+	if off, ok := h.f.ConsumerOffset("late", "y", 0); !ok || off != 2 {
+		t.Fatalf("late group's queue 0 cursor %d %v, want 2 (the end)", off, ok)
+	}
+}

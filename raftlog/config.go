@@ -55,12 +55,20 @@ const (
 	MinSegmentSize int64 = 4 << 10
 	// DefaultFlushInterval is the async fsync period.
 	DefaultFlushInterval = 100 * time.Millisecond
-	// DefaultCacheEntries is the default size of the recent-entry cache.
-	// Followers read back entries just after storing them and the leader
-	// replicates at most 64 entries per RPC with two RPCs in flight, so a
-	// few hundred entries cover both; entries are broker batches of up to
-	// 512 KiB, and 1024 of them kept ~1.3 GiB RSS per broker under load.
+	// DefaultCacheEntries is the default count bound of the recent-entry
+	// cache. Followers read back entries just after storing them and the
+	// leader replicates at most 64 entries per RPC with two RPCs in
+	// flight, so a few hundred entries cover both.
 	DefaultCacheEntries = 256
+	// MaxCacheEntries bounds CacheEntries (the cache's slot array is
+	// allocated up front).
+	MaxCacheEntries = 1 << 20
+	// DefaultCacheBytes is the default byte budget of the cache: one full
+	// AppendEntries RPC of broker batches (64 entries of up to 512 KiB).
+	// Counted in entries alone, the cache held 256 of those batches,
+	// ~140 MB of live heap and ~330 MiB RSS per broker under load
+	// (BENCHMARKS.md, Memory); a miss costs one pread from the page cache.
+	DefaultCacheBytes int64 = 32 << 20
 )
 
 // Config configures a Store. The zero value of every field except Dir means
@@ -75,13 +83,24 @@ type Config struct {
 	FlushMode FlushMode
 	// FlushInterval is the fsync period in FlushAsync mode. Default 100ms.
 	FlushInterval time.Duration
-	// CacheEntries is how many of the most recently stored entries are
-	// kept in memory for GetLog. Default 1024; negative disables the cache.
+	// CacheEntries and CacheBytes bound the cache of the most recently
+	// stored entries that GetLog serves: at most CacheEntries entries
+	// holding at most CacheBytes bytes (Data + Extensions + 128 per
+	// entry), oldest dropped first. Defaults 256 and 32 MiB; a negative
+	// value of either disables the cache. CacheEntries must be at most
+	// MaxCacheEntries.
 	CacheEntries int
+	CacheBytes   int64
 	// Logger receives lifecycle logs. Default hclog.NewNullLogger().
 	Logger hclog.Logger
 	// FS is the file-system seam. Default the OS file system.
 	FS VFS
+	// OnSync, if set, is called after every fsync of the active segment
+	// (each sync-mode append, each async flush, Sync) with how long the
+	// fsync took, successful or not. It runs on the syncing goroutine,
+	// holding the write lock in sync mode, so it must be quick and must
+	// not call the Store (a metrics histogram's Observe fits).
+	OnSync func(time.Duration)
 }
 
 // DefaultConfig returns a Config with every default filled in except Dir.
@@ -91,8 +110,9 @@ func DefaultConfig() Config {
 		FlushMode:     FlushSync,
 		FlushInterval: DefaultFlushInterval,
 		CacheEntries:  DefaultCacheEntries,
+		CacheBytes:    DefaultCacheBytes,
 		Logger:        hclog.NewNullLogger(),
-		FS:            OSFS(),
+		FS:            defaultFS(), // the OS; with faults in the rmqfault build
 	}
 }
 
@@ -106,6 +126,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheEntries == 0 {
 		c.CacheEntries = d.CacheEntries
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = d.CacheBytes
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
@@ -130,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.FlushMode == FlushAsync && c.FlushInterval <= 0 {
 		errs = append(errs, fmt.Errorf("raftlog: FlushInterval must be positive in async mode, got %s", c.FlushInterval))
+	}
+	if c.CacheEntries > MaxCacheEntries {
+		errs = append(errs, fmt.Errorf("raftlog: CacheEntries %d exceeds %d", c.CacheEntries, MaxCacheEntries))
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("raftlog: Logger is nil"))

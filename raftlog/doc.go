@@ -6,8 +6,10 @@
 //
 // Entry points: Open(Config) returns a *Store; NewSnapshotStore wraps a
 // raft.FileSnapshotStore around it. Hand both to raft.NewRaft directly; the
-// Store has its own cache of the last CacheEntries entries (raft followers
-// read back every entry they store), so no raft.LogCache is needed.
+// Store has its own cache of the last stored entries, bounded by
+// CacheEntries and CacheBytes (raft followers read back every entry they
+// store, the leader every entry it replicates), so no raft.LogCache is
+// needed.
 //
 // # On-disk format
 //
@@ -55,6 +57,11 @@
 // write returns the same *FailStopError, because after a failed follower
 // StoreLogs raft's in-memory lastLog no longer matches the disk and the node
 // wedges (hashicorp/raft #612); restarting re-reads the log from disk.
+// Store.Err reports it, so the owner can stop the node. A full disk is
+// such an error: a short write leaves a torn tail (cut on Open), and a
+// segment whose creation failed is removed (one a crash left without a
+// complete header is dropped by Open), so after space is freed the log
+// opens with every entry acknowledged before the failure.
 //
 // # DeleteRange and retention
 //
@@ -112,4 +119,28 @@
 // detached under it and closed later). Lock order: writeMu,
 // then mu. The only goroutine is the FlushAsync flusher, started by Open and
 // stopped by Close (idempotent).
+//
+// # Fault build
+//
+// Built with -tags rmqfault (fault_on.go), the default file system (FS
+// unset) injects the faults that RMQ_FAULT_ variables or the control file
+// RMQ_FAULT_FILE ask for, as internal/fault documents: fsync delays and
+// EIO errors, and a SIGKILL of the process at the K-th operation inside a
+// storage event, a write half done. The events are segment-roll
+// (rollLocked: records, trim, fsync, .idx, next segment), purge (the
+// unlinks and directory fsync), snapshot (a local snapshot's sink writes
+// and commit), install (a shipped snapshot, from the first staged write
+// to the swap) and install-finish (finishInstall: suffix, marker, commit,
+// swap). The default build's hooks (fault_off.go) are empty and
+// internal/fault is not linked into it. The rmqfault tests
+// (fault_on_test.go) crash at every step of roll, purge and install.
+//
+// # Observing
+//
+// The package knows nothing of metrics systems. Config.OnSync, if set, is
+// called after every fsync of the active segment with its duration, on
+// the syncing goroutine (holding writeMu in sync mode, so it must be
+// quick). SnapshotStore.Stats counts snapshots committed since it was
+// opened: local ones (Created) and shipped ones installed from a leader
+// (Installed); the counters are atomics.
 package raftlog

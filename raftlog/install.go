@@ -126,6 +126,7 @@ func (s *Store) openStaging() (*Store, error) {
 func (s *Store) finishInstall(staged *Store, snapIndex uint64, id string, commit func() error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	defer s.faultEvent("install-finish", faultLog, faultSnapshot)()
 	discard := func(err error) error {
 		staged.Close()
 		if rerr := s.fs.RemoveAll(s.stagingDir()); rerr != nil {
@@ -191,9 +192,7 @@ func (s *Store) swapInLocked() error {
 		sg.f.Close()
 	}
 	s.segs = nil
-	for i := range s.cache {
-		s.cache[i] = nil
-	}
+	s.cache.clear()
 	s.allowedPrefix = 0
 	s.dirty = false
 	old := s.dir + oldSuffix

@@ -92,6 +92,9 @@ func (s *Store) unlinkPurgeable(upTo uint64) ([]*segment, PurgeResult, error) {
 	s.mu.Unlock()
 
 	res := PurgeResult{FirstIndex: first}
+	if len(victims) > 0 {
+		defer s.faultEvent("purge", faultLog)()
+	}
 	for i, sg := range victims {
 		if err := removeSegmentFiles(s.fs, sg); err != nil {
 			// Files still linked keep their data: close them, do not

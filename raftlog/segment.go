@@ -97,28 +97,38 @@ func checkSegHeader(b []byte, first uint64) string {
 	return ""
 }
 
-// createSegment creates an empty segment file and makes it durable.
+// createSegment creates an empty segment file and makes it durable. On
+// failure (a full disk) it removes the file again, so Open does not find
+// a segment without a header; one left by a crash mid-create is dropped
+// by Open (errTornCreate).
 func createSegment(fs VFS, dir string, first uint64) (*segment, error) {
 	path := filepath.Join(dir, segName(first))
 	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
+	fail := func(what string, err error) (*segment, error) {
+		f.Close()
+		_ = fs.Remove(path)
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	sg := &segment{path: path, first: first, f: f, end: segHeader, alloc: segHeader}
 	if _, err := f.WriteAt(encodeSegHeader(first), 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write segment header: %w", err)
+		return fail("write segment header", err)
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sync segment header: %w", err)
+		return fail("sync segment header", err)
 	}
 	if err := fs.SyncDir(dir); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sync dir: %w", err)
+		return fail("sync dir", err)
 	}
 	return sg, nil
 }
+
+// errTornCreate marks a last segment whose header was never completely
+// written (a crash or a full disk while it was created): it holds no
+// record and is removed on Open.
+var errTornCreate = errors.New("raftlog: segment header never written")
 
 // openSegment opens an existing segment file. Sealed segments load their
 // .idx (rebuilding it by a strict scan if missing or invalid); the active
@@ -148,10 +158,22 @@ func (sg *segment) load(fs VFS, active bool, log logger) error {
 	}
 	size := st.Size()
 	hdr := make([]byte, segHeader)
-	if _, err := sg.f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
+	n, err := sg.f.ReadAt(hdr, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("read segment header: %w", err)
 	}
-	if reason := checkSegHeader(hdr, sg.first); reason != "" {
+	// Only the bytes read: a file cut inside the header's zero word
+	// passed the check and then panicked scanning from past its end
+	// (found by FuzzOpenSegment).
+	if reason := checkSegHeader(hdr[:n], sg.first); reason != "" {
+		if active && size < segHeader {
+			return errTornCreate // too short to hold a record
+		}
+		if active && size == segHeader {
+			if zero, err := allZero(sg.f, 0, size); err == nil && zero {
+				return errTornCreate
+			}
+		}
 		return &CorruptError{Path: sg.path, Offset: 0, Reason: reason}
 	}
 	if active {
@@ -159,6 +181,7 @@ func (sg *segment) load(fs VFS, active bool, log logger) error {
 		sg.alloc = size
 		return sg.scan(size, true, log)
 	}
+	sg.alloc = size // the file's size, whatever it holds past end
 	ierr := sg.loadIndex(fs, size)
 	if ierr == nil {
 		sg.sealed = true
@@ -238,6 +261,17 @@ func (sg *segment) badRecord(off, size int64, lastGood uint64, reason string, ac
 	if err := sg.f.Sync(); err != nil {
 		return fmt.Errorf("sync torn tail: %w", err)
 	}
+	return nil
+}
+
+// unseal makes a sealed segment loaded by Open the active one again (the
+// next segment's creation never finished): its .idx goes, as the active
+// segment has none, and appends continue at its end.
+func (sg *segment) unseal(fs VFS) error {
+	if err := fs.Remove(idxPath(sg.path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("raftlog: remove index of %s: %w", sg.path, err)
+	}
+	sg.sealed = false
 	return nil
 }
 

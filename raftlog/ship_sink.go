@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -33,6 +34,7 @@ const installBatchBytes = 1 << 20
 type shipSink struct {
 	inner  raft.SnapshotSink
 	store  *Store
+	owner  *SnapshotStore // counts committed snapshots
 	index  uint64
 	logger hclog.Logger
 
@@ -51,6 +53,14 @@ type shipSink struct {
 
 	finished bool
 	closeErr error
+	endFault func() // ends the rmqfault build's snapshot or install event; nil: none
+}
+
+// endEvent ends the fault build's event for this sink, if one began.
+func (k *shipSink) endEvent() {
+	if k.endFault != nil {
+		k.endFault()
+	}
 }
 
 func (k *shipSink) ID() string { return k.inner.ID() }
@@ -80,6 +90,7 @@ func (k *shipSink) Write(p []byte) (int, error) {
 	k.pend = nil
 	if string(buf[:len(shipMagic)]) != shipMagic {
 		k.mode = modePlain
+		k.endFault = k.store.faultEvent("snapshot", faultSnapshot)
 		if _, err := k.inner.Write(buf); err != nil {
 			k.err = err
 			return 0, err
@@ -87,6 +98,7 @@ func (k *shipSink) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	k.mode = modeInstall
+	k.endFault = k.store.faultEvent("install", faultLog, faultSnapshot)
 	k.logger.Info("receiving shipped snapshot", "id", k.inner.ID(), "index", k.index)
 	if err := k.feed(buf[len(shipMagic):]); err != nil {
 		k.err = err
@@ -230,6 +242,7 @@ func (k *shipSink) Close() error {
 		return k.closeErr
 	}
 	k.finished = true
+	defer k.endEvent()
 	switch {
 	case k.mode == modeSniff:
 		if _, err := k.inner.Write(k.pend); err != nil {
@@ -238,8 +251,10 @@ func (k *shipSink) Close() error {
 			return err
 		}
 		k.closeErr = k.inner.Close()
+		k.counted(&k.owner.created)
 	case k.mode == modePlain:
 		k.closeErr = k.inner.Close()
+		k.counted(&k.owner.created)
 	case k.err != nil || k.phase != phaseDone:
 		k.abort()
 		k.closeErr = fmt.Errorf("%w: snapshot %s", ErrIncompleteSnapshot, k.inner.ID())
@@ -252,9 +267,17 @@ func (k *shipSink) Close() error {
 			_ = k.inner.Cancel()
 		} else {
 			k.logger.Info("installed shipped snapshot", "id", k.inner.ID(), "first-index", k.first, "last-index", k.last)
+			k.counted(&k.owner.installed)
 		}
 	}
 	return k.closeErr
+}
+
+// counted adds a committed snapshot to c, if Close succeeded.
+func (k *shipSink) counted(c *atomic.Uint64) {
+	if k.closeErr == nil {
+		c.Add(1)
+	}
 }
 
 // Cancel discards the snapshot and any staged log. It is idempotent.
@@ -263,6 +286,7 @@ func (k *shipSink) Cancel() error {
 		return nil
 	}
 	k.finished = true
+	defer k.endEvent()
 	return k.abort()
 }
 

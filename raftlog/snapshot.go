@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -53,6 +57,21 @@ type SnapshotStore struct {
 	inner  *raft.FileSnapshotStore
 	log    *Store
 	logger hclog.Logger
+
+	created, installed atomic.Uint64 // see Stats
+}
+
+// SnapshotStats counts the snapshots a SnapshotStore committed since it
+// was opened.
+type SnapshotStats struct {
+	Created   uint64 // local snapshots of FSM state (raft's own, or a user's)
+	Installed uint64 // snapshots received from a leader, with its shipped log
+}
+
+// Stats returns the store's counts. It is safe to call concurrently with
+// everything else.
+func (s *SnapshotStore) Stats() SnapshotStats {
+	return SnapshotStats{Created: s.created.Load(), Installed: s.installed.Load()}
 }
 
 var _ raft.SnapshotStore = (*SnapshotStore)(nil)
@@ -70,6 +89,7 @@ func NewSnapshotStore(dir string, retain int, log *Store, logger hclog.Logger) (
 		return nil, fmt.Errorf("raftlog: snapshot store: %w", err)
 	}
 	s := &SnapshotStore{inner: inner, log: log, logger: logger}
+	removeTornSnapshots(filepath.Join(dir, "snapshots"), logger)
 	if id, ok := log.pendingInstall(); ok {
 		committed, err := s.has(id)
 		if err != nil {
@@ -80,6 +100,27 @@ func NewSnapshotStore(dir string, retain int, log *Store, logger hclog.Logger) (
 		}
 	}
 	return s, nil
+}
+
+// removeTornSnapshots deletes the <id>.tmp directories a crash left in
+// raft's snapshot directory while it wrote a snapshot (raft skips them
+// but never removes them). Nothing writes there before raft starts.
+func removeTornSnapshots(dir string, logger hclog.Logger) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			logger.Warn("remove unfinished snapshot", "path", path, "error", err)
+			continue
+		}
+		logger.Warn("removed a snapshot a crash left unfinished", "path", path)
+	}
 }
 
 func (s *SnapshotStore) has(id string) (bool, error) {
@@ -106,7 +147,7 @@ func (s *SnapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	if err != nil {
 		return nil, err
 	}
-	return &shipSink{inner: sink, store: s.log, index: index, logger: s.logger}, nil
+	return &shipSink{inner: s.log.faultSink(sink), store: s.log, owner: s, index: index, logger: s.logger}, nil
 }
 
 // Open implements raft.SnapshotStore. The reader yields

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -22,16 +23,17 @@ type Store struct {
 	// writeMu serializes every mutation (appends, truncation, reset,
 	// purge, install swap, fsync). It is held across file writes.
 	writeMu sync.Mutex
-	buf     []byte // encode buffer, reused across StoreLogs
-	failErr error  // sticky *FailStopError
-	dirty   bool   // async mode: written but not yet fsynced
+	buf     []byte                        // encode buffer, reused across StoreLogs
+	failErr error                         // sticky *FailStopError
+	failed  atomic.Pointer[FailStopError] // failErr, for Err without writeMu
+	dirty   bool                          // async mode: written but not yet fsynced
 
 	// mu guards the in-memory view readers use: segs, their offsets and
 	// ends, the cache, pins, allowedPrefix and closed. Readers hold RLock
 	// across their preads, so files are closed or truncated only under Lock.
 	mu            sync.RWMutex
 	segs          []*segment
-	cache         []*raft.Log
+	cache         entryCache
 	closed        bool
 	allowedPrefix uint64
 	pins          map[uint64]uint64
@@ -53,9 +55,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.Named("raftlog"), dir: filepath.Clean(cfg.Dir), pins: map[uint64]uint64{}}
-	if cfg.CacheEntries > 0 {
-		s.cache = make([]*raft.Log, cfg.CacheEntries)
-	}
+	s.cache = newEntryCache(cfg.CacheEntries, cfg.CacheBytes)
 	if err := s.recoverInstall(); err != nil {
 		return nil, err
 	}
@@ -100,6 +100,34 @@ func loadSegments(fs VFS, dir string, log hclog.Logger) ([]*segment, error) {
 	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
 		sg, err := openSegment(fs, path, first, i == len(firsts)-1, log)
+		if errors.Is(err, errTornCreate) {
+			log.Warn("removing a segment whose creation did not finish", "path", path)
+			if err := fs.Remove(path); err != nil {
+				closeAll()
+				return nil, fmt.Errorf("raftlog: remove torn segment: %w", err)
+			}
+			// The segment before it was sealed by the roll that created
+			// it, and is the active one now: drop its .idx and reopen it
+			// as such (scanned, writable end). Appending to it as sealed
+			// zero-filled it from offset 0 (found by FuzzOpenStore and by
+			// the ENOSPC tests).
+			if n := len(segs); n > 0 {
+				prev := segs[n-1]
+				if err := prev.unseal(fs); err != nil {
+					closeAll()
+					return nil, err
+				}
+				segs = segs[:n-1]
+				prev.f.Close()
+				sg, err := openSegment(fs, prev.path, prev.first, true, log)
+				if err != nil {
+					closeAll()
+					return nil, err
+				}
+				segs = append(segs, sg)
+			}
+			break
+		}
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -186,10 +214,7 @@ func (s *Store) GetLog(index uint64, out *raft.Log) error {
 }
 
 func (s *Store) cachedLocked(index uint64) *raft.Log {
-	if len(s.cache) == 0 {
-		return nil
-	}
-	if c := s.cache[index%uint64(len(s.cache))]; c != nil && c.Index == index {
+	if c := s.cache.get(index); c != nil && c.Index == index {
 		first, last := s.boundsLocked()
 		if index >= first && index <= last {
 			return c
@@ -199,13 +224,7 @@ func (s *Store) cachedLocked(index uint64) *raft.Log {
 }
 
 // invalidateCacheLocked drops cached entries >= from. Caller holds mu.Lock.
-func (s *Store) invalidateCacheLocked(from uint64) {
-	for i, c := range s.cache {
-		if c != nil && c.Index >= from {
-			s.cache[i] = nil
-		}
-	}
-}
+func (s *Store) invalidateCacheLocked(from uint64) { s.cache.dropFrom(from) }
 
 // StoreLog implements raft.LogStore.
 func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
@@ -255,10 +274,22 @@ func (s *Store) writableLocked() error {
 	return nil
 }
 
+// Err returns the sticky *FailStopError once a write or fsync has failed
+// (every later write returns it too), nil before. It does not wait for
+// writes in progress.
+func (s *Store) Err() error {
+	if fse := s.failed.Load(); fse != nil {
+		return fse
+	}
+	return nil
+}
+
 // fail records err as the sticky fail-stop error. Caller holds writeMu.
 func (s *Store) fail(err error) error {
 	if s.failErr == nil {
-		s.failErr = &FailStopError{Err: err}
+		fse := &FailStopError{Err: err}
+		s.failErr = fse
+		s.failed.Store(fse)
 		s.log.Error("log store failed, refusing further writes", "error", err)
 	}
 	return s.failErr
@@ -308,7 +339,7 @@ func (s *Store) appendLocked(ls []*raft.Log) error {
 		return err
 	}
 	if s.cfg.FlushMode == FlushSync {
-		if err := active.f.Sync(); err != nil {
+		if err := s.syncFile(active.f); err != nil {
 			return fmt.Errorf("sync %s: %w", active.path, err)
 		}
 	} else {
@@ -366,6 +397,7 @@ func (s *Store) preallocLocked(sg *segment, need int64) error {
 // rollLocked writes the pending buffer to sg, seals it (fsync + .idx) and
 // creates the next segment.
 func (s *Store) rollLocked(sg *segment, start int64, offs []uint32, pending []*raft.Log) (*segment, error) {
+	defer s.faultEvent("segment-roll", faultLog)()
 	if len(offs) > 0 {
 		if err := s.writeLocked(sg, start); err != nil {
 			return nil, err
@@ -417,9 +449,7 @@ func (s *Store) publish(sg *segment, offs []uint32, end int64, ls []*raft.Log) {
 		if len(l.Extensions) > 0 {
 			sg.hasExt = true
 		}
-		if len(s.cache) > 0 {
-			s.cache[l.Index%uint64(len(s.cache))] = l
-		}
+		s.cache.add(l)
 	}
 }
 
@@ -429,9 +459,7 @@ func (s *Store) resetLocked(first uint64) error {
 	s.mu.Lock()
 	old := s.segs
 	s.segs = nil
-	for i := range s.cache {
-		s.cache[i] = nil
-	}
+	s.cache.clear()
 	for _, sg := range old {
 		sg.f.Close()
 	}
@@ -551,11 +579,23 @@ func (s *Store) syncLocked() error {
 		return nil
 	}
 	sg := s.segs[len(s.segs)-1]
-	if err := sg.f.Sync(); err != nil {
+	if err := s.syncFile(sg.f); err != nil {
 		return s.fail(fmt.Errorf("sync %s: %w", sg.path, err))
 	}
 	s.dirty = false
 	return nil
+}
+
+// syncFile fsyncs the active segment's file f and reports the time it
+// took to Config.OnSync.
+func (s *Store) syncFile(f File) error {
+	if s.cfg.OnSync == nil {
+		return f.Sync()
+	}
+	start := time.Now()
+	err := f.Sync()
+	s.cfg.OnSync(time.Since(start))
+	return err
 }
 
 // flushLoop is the FlushAsync goroutine. Close stops it and waits.
@@ -588,7 +628,7 @@ func (s *Store) flushOnce() {
 	sg := s.segs[len(s.segs)-1]
 	s.dirty = false
 	s.writeMu.Unlock()
-	err := sg.f.Sync()
+	err := s.syncFile(sg.f)
 	if err == nil {
 		return
 	}

@@ -32,6 +32,13 @@ type VFS interface {
 	Stat(name string) (os.FileInfo, error)
 }
 
+// Step domains of the rmqfault build's crash events (fault_on.go): the
+// CommitLog's files and snapshot sinks.
+const (
+	faultLog      = "log"
+	faultSnapshot = "snapshot"
+)
+
 type osFS struct{}
 
 // OSFS returns the VFS backed by package os.
