@@ -56,8 +56,7 @@ func (n *Node) propose(ctx context.Context, data []byte) (any, error) {
 		return nil, context.DeadlineExceeded
 	}
 	f := n.raft.Apply(data, timeout)
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }() // ends when raft resolves f (see await for the exception)
+	done := futureDone(f)
 	select {
 	case err := <-done:
 		if err != nil {
@@ -80,8 +79,7 @@ func (n *Node) propose(ctx context.Context, data []byte) (any, error) {
 // such an entry counts as ErrRaftShutdown (indeterminate to a sender); the
 // helper goroutine of an unanswered future outlives the node.
 func (n *Node) await(f raft.Future) error {
-	done := make(chan error, 1)
-	go func() { done <- f.Error() }() // ends when raft answers f
+	done := futureDone(f)
 	select {
 	case err := <-done:
 		return err
@@ -94,6 +92,19 @@ func (n *Node) await(f raft.Future) error {
 		}
 	}
 }
+
+// futureDone returns a channel that receives f's error once raft answers
+// f. Its goroutine is the only one that may outlive a node (an unanswered
+// future, see await); goleak checks elsewhere ignore it by this name.
+func futureDone(f raft.Future) <-chan error {
+	done := make(chan error, 1)
+	go waitFuture(f, done)
+	return done
+}
+
+// waitFuture is futureDone's goroutine, named so leak checks can tell it
+// from a goroutine of ours that should have ended.
+func waitFuture(f raft.Future, done chan<- error) { done <- f.Error() }
 
 // applyCommand encodes cmd and proposes it with apply.
 func (n *Node) applyCommand(ctx context.Context, cmd fsm.Command) error {

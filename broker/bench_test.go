@@ -24,8 +24,35 @@ func BenchmarkReplicatedSend(b *testing.B) {
 	}
 }
 
+// BenchmarkReplicatedSendMetrics is BenchmarkReplicatedSend (async flush,
+// 16 clients, batches of 32) with metrics off and on, interleaved over
+// rounds so that a change of machine load hits both: the produce cost of
+// the counters (the scrape-time collector does not run; nothing scrapes).
+func BenchmarkReplicatedSendMetrics(b *testing.B) {
+	for round := 1; round <= 3; round++ {
+		for _, on := range []bool{false, true} {
+			b.Run(fmt.Sprintf("round=%d/metrics=%v", round, on), func(b *testing.B) {
+				benchSendWith(b, raftlog.FlushAsync, 16, 32, func(cfg *Config) {
+					if on {
+						cfg.MetricsListen = "127.0.0.1:0"
+					}
+				})
+			})
+		}
+	}
+}
+
 func benchSend(b *testing.B, mode raftlog.FlushMode, clients, batch int) {
-	c := newTestCluster(b, 3, func(cfg *Config) { cfg.FlushMode = mode })
+	benchSendWith(b, mode, clients, batch, nil)
+}
+
+func benchSendWith(b *testing.B, mode raftlog.FlushMode, clients, batch int, mutate func(*Config)) {
+	c := newTestCluster(b, 3, func(cfg *Config) {
+		cfg.FlushMode = mode
+		if mutate != nil {
+			mutate(cfg)
+		}
+	})
 	createTopic(b, c, "bench", 8)
 	l := c.leader(10 * time.Second)
 	body := make([]byte, 1024)

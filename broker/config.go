@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -85,6 +86,24 @@ type Config struct {
 	// start of every node with identical Peers; a node whose data was
 	// wiped rejoins the existing group instead.
 	Bootstrap bool
+	// Join says this node joins an existing group (rmq node add): it never
+	// bootstraps, and Peers, if given, are the group's current members
+	// (this node need not be among them), whose terms the vote guard reads
+	// before this node may vote. It replicates once the leader adds it.
+	Join bool
+
+	// PreferredLeader is the node ID leadership returns to when that node
+	// is a healthy, caught-up voter (DLedger's preferredLeaderId); set the
+	// same on every node of the group. Empty (the default): none.
+	// See preferred.go.
+	PreferredLeader string
+	// PreferredMaxLag is how many log entries the preferred node's applied
+	// index may be behind the leader's last index for a hand-over.
+	// Default 64.
+	PreferredMaxLag uint64
+	// PreferredCheckInterval is how often the leader checks the preferred
+	// node; the back-off after a failed hand-over starts there. Default 1s.
+	PreferredCheckInterval time.Duration
 
 	// ClientListen is the address clients connect to. Empty (and no
 	// ClientListener) means no client server: the node is used in-process.
@@ -94,6 +113,12 @@ type Config struct {
 	// ClientAdvertise is the client address published to the NameServer
 	// and in not-leader answers; default: the bound address.
 	ClientAdvertise string
+	// MetricsListen is the address of the HTTP listener serving Prometheus
+	// metrics on /metrics (metrics.go). Empty (and no MetricsListener)
+	// means off: the node then counts nothing.
+	MetricsListen string
+	// MetricsListener, if set, is used instead of binding MetricsListen.
+	MetricsListener net.Listener
 	// NameServers are the NameServer addresses to register with.
 	NameServers []string
 	// RegisterInterval is the NameServer heartbeat period; a node also
@@ -159,6 +184,12 @@ type Config struct {
 	FlushInterval time.Duration
 	// SegmentSize is the CommitLog segment size in bytes. Default 1 GiB.
 	SegmentSize int64
+	// LogCacheBytes bounds the CommitLog's cache of the newest entries,
+	// which Raft reads back to replicate (leader) and apply (followers);
+	// a miss is a pread from the page cache. Default 32 MiB, one full
+	// AppendEntries RPC at the defaults (MaxAppendEntries x MaxBatchBytes);
+	// negative turns the cache off. See "Memory" in doc.go.
+	LogCacheBytes int64
 
 	// HeartbeatTimeout and ElectionTimeout bound leader-failure detection.
 	// Default 400ms each: a new leader serves about 0.6-0.9s after a crash.
@@ -194,6 +225,31 @@ type Config struct {
 	MaintenanceInterval time.Duration
 
 	Retention RetentionConfig
+	// DiskLimit refuses sends while some node's disk is too full
+	// (diskguard.go).
+	DiskLimit DiskLimitConfig
+
+	// ACLFile turns access control on (acl.go): the rules file, in
+	// RocketMQ's plain_acl.yml shape (YAML, or TOML for a .toml name),
+	// reloaded on change. Empty (the default): off, every request served.
+	ACLFile string
+	// ACL tunes access control when ACLFile is set.
+	ACL ACLOptions
+	// TLS (raft_tls.go); each nil means plaintext. One *tls.Config can
+	// serve both ends, as internal/tlsconf builds them: its Certificates
+	// identify this node, RootCAs verify the servers it dials, ClientCAs
+	// and ClientAuth the peers it accepts.
+	//
+	// ClientTLS serves the client port (rmq and RocketMQ remoting, told
+	// apart after the handshake). HTTPTLS is for HTTP listeners (metrics,
+	// admin API). RaftTLS is the Raft transport at both ends: it must
+	// require and verify the peer's certificate
+	// (tls.RequireAndVerifyClientCert) against the group's CA, which it
+	// holds as ClientCAs and RootCAs. NameServerTLS dials the NameServers.
+	ClientTLS     *tls.Config
+	HTTPTLS       *tls.Config
+	RaftTLS       *tls.Config
+	NameServerTLS *tls.Config
 
 	// Logger is the root logger; default: a null logger.
 	Logger hclog.Logger
@@ -208,8 +264,13 @@ type Config struct {
 	// throttling stay on the real clock.
 	Now func() time.Time
 
-	// diskStat measures a data directory; tests replace it.
+	// diskStat measures a data directory; tests replace it. fsStat
+	// measures only its file system (default statFS, or diskStat when a
+	// test set only that).
 	diskStat func(dir string) (DiskUsage, error)
+	fsStat   func(dir string) (DiskUsage, error)
+	// logFS, if set, is the CommitLog's file system (tests inject faults).
+	logFS raftlog.VFS
 }
 
 // DefaultConfig returns the defaults for every optional field.
@@ -233,6 +294,7 @@ func DefaultConfig() Config {
 		FlushMode:                raftlog.FlushSync,
 		FlushInterval:            100 * time.Millisecond,
 		SegmentSize:              1 << 30,
+		LogCacheBytes:            raftlog.DefaultCacheBytes,
 		HeartbeatTimeout:         400 * time.Millisecond,
 		ElectionTimeout:          400 * time.Millisecond,
 		LeaderLeaseTimeout:       200 * time.Millisecond,
@@ -244,11 +306,14 @@ func DefaultConfig() Config {
 		MaxBatchBytes:            512 << 10,
 		ApplyTimeout:             5 * time.Second,
 		MaintenanceInterval:      time.Second,
+		PreferredMaxLag:          64,
+		PreferredCheckInterval:   time.Second,
 		Retention: RetentionConfig{
 			MaxAge:         72 * time.Hour,
 			ForceDiskRatio: 0.85,
 			CheckInterval:  10 * time.Second,
 		},
+		DiskLimit: DefaultDiskLimit(),
 	}
 }
 
@@ -276,6 +341,7 @@ func (c Config) withDefaults() Config {
 	}
 	setDefault(&c.FlushInterval, d.FlushInterval)
 	setDefault(&c.SegmentSize, d.SegmentSize)
+	setDefault(&c.LogCacheBytes, d.LogCacheBytes)
 	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	setDefault(&c.ElectionTimeout, d.ElectionTimeout)
 	setDefault(&c.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
@@ -287,11 +353,17 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxBatchBytes, d.MaxBatchBytes)
 	setDefault(&c.ApplyTimeout, d.ApplyTimeout)
 	setDefault(&c.MaintenanceInterval, d.MaintenanceInterval)
+	setDefault(&c.PreferredMaxLag, d.PreferredMaxLag)
+	setDefault(&c.PreferredCheckInterval, d.PreferredCheckInterval)
 	setDefault(&c.Retention.MaxAge, d.Retention.MaxAge)
 	setDefault(&c.Retention.ForceDiskRatio, d.Retention.ForceDiskRatio)
 	setDefault(&c.Retention.CheckInterval, d.Retention.CheckInterval)
-	if c.diskStat == nil {
-		c.diskStat = statDisk
+	c.DiskLimit = c.DiskLimit.withDefaults()
+	switch {
+	case c.diskStat == nil:
+		c.diskStat, c.fsStat = statDisk, statFS
+	case c.fsStat == nil:
+		c.fsStat = c.diskStat
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
@@ -325,6 +397,12 @@ func (c Config) Validate() error {
 	if c.Bootstrap && len(c.Peers) == 0 {
 		bad("Bootstrap needs Peers")
 	}
+	if c.Bootstrap && c.Join {
+		bad("Join and Bootstrap exclude each other: a joining node never creates a group")
+	}
+	if c.PreferredCheckInterval < 0 {
+		bad("PreferredCheckInterval %s must be positive", c.PreferredCheckInterval)
+	}
 	if len(c.Peers) > 0 {
 		seen := map[string]bool{}
 		self := false
@@ -338,7 +416,7 @@ func (c Config) Validate() error {
 			seen[p.ID] = true
 			self = self || p.ID == c.NodeID
 		}
-		if len(c.Peers) > 0 && !self {
+		if !self && !c.Join {
 			bad("Peers does not include this node (%q)", c.NodeID)
 		}
 	}
@@ -395,6 +473,8 @@ func (c Config) Validate() error {
 	if r := c.Retention.ForceDiskRatio; r > 1 || math.IsNaN(r) {
 		bad("Retention.ForceDiskRatio %v must be in (0, 1], or negative for off", r)
 	}
+	errs = append(errs, c.validateTLS()...) // raft_tls.go
+	errs = append(errs, c.DiskLimit.validate(c.Retention.ForceDiskRatio)...)
 	if len(errs) == 0 {
 		return nil
 	}

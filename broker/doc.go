@@ -15,7 +15,8 @@
 //
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb
-// for term and vote, and the fsm; it builds a TCP transport and starts
+// for term and vote, and the fsm; it builds a TCP transport (TLS with
+// mutual authentication when Config.RaftTLS is set) and starts
 // raft (never with raft.BootstrapCluster: see below). Run(ctx) then
 // starts the node's loops and listeners (run.go).
 //
@@ -59,8 +60,9 @@
 // any peer that still holds a trace of term T answers >= T; if none does, a
 // second vote in T contradicts nothing that still exists. Hence all peers,
 // not a majority, must answer: a permanently dead peer blocks a wiped
-// node's votes until it is removed from the configuration (membership
-// change is not implemented yet), and blocks the bootstrap of a brand-new
+// node's votes until it is removed from Peers (after "rmq node remove",
+// restart a wiped node with --peers listing the current members, "rmq
+// node list"), and blocks the bootstrap of a brand-new
 // group until every node has started once. A node restarted again before
 // the probe finished finds {pending} and probes again; Bootstrap with no
 // Peers is refused by Validate, and without Peers the guard cannot bound
@@ -76,6 +78,49 @@
 // rebuilds both. Entries that only the two wiped nodes held are lost;
 // nothing can recover them. Bootstrap is therefore safe to pass on every
 // start (docker-compose.yml and rmq dev do).
+//
+// # Membership
+//
+// The group's voters and non-voters are Raft's configuration, which Raft
+// stores as configuration entries in the log (the CommitLog) and in
+// snapshots: every replica and every restart sees the same membership, and
+// Peers matters only for bootstrap and the vote guard. The leader changes
+// it (membership.go), one change at a time, each committed before the call
+// returns:
+//
+//   - AddNode: AddNonvoter. The new node (Config.Join: never bootstraps,
+//     Peers are the current members, whose terms its vote guard reads)
+//     receives the log from the leader: from index 1 while the leader still
+//     holds it, else a snapshot with the retained log (raftlog's
+//     SnapshotStore), so its consume queues and index are rebuilt from the
+//     same entries at the same offsets. A non-voter neither votes nor
+//     counts for commit, so a slow catch-up never stalls writes.
+//   - PromoteNode: AddVoter for a member that is a non-voter. The caller
+//     (client.Admin.WaitCaughtUp, "rmq node add") waits until the node has
+//     applied the history from before it joined and is within a few
+//     entries; Raft has no staging, the node counts for commit at once.
+//   - RemoveNode: RemoveServer. A leader asked to remove itself transfers
+//     leadership to the most caught-up voter first and answers
+//     *NotLeaderError naming the new leader, which the client asks again;
+//     so a removal pauses writes only for a transfer. The last voter stays.
+//
+// Every node's NodeStatus (registration, node status) carries its
+// suffrage in its latest configuration, which cluster status shows.
+//
+// # Preferred leader
+//
+// With Config.PreferredLeader set, the preferred-leader leader service
+// (preferred.go) hands leadership to that node once it is a voter,
+// answers a status request as a follower of this leader in this term, and
+// has applied to within PreferredMaxLag entries of the leader's log, on
+// two checks in a row (PreferredCheckInterval). It proposes nothing: it
+// calls LeadershipTransferToServer, during which Raft refuses writes
+// (clients retry at the new leader). A failed hand-over backs off
+// exponentially (to 64 intervals); a node that regains leadership within
+// a minute of handing it over waits longer each time (4, 8, ... up to 300
+// intervals) before trying again, so a preferred node that cannot hold
+// leadership does not make it flap. The preferred node itself never hands
+// over.
 //
 // # Writes
 //
@@ -153,6 +198,40 @@
 // bytes, entry range and the TruncatePrefix reason, and keeps it as
 // Status().LastPurge (node status, in memory only).
 //
+// # Disk limits
+//
+// The leader-only disk guard (diskguard.go) judges every
+// DiskLimit.CheckInterval the disks groupDisks returns, the same readings
+// retention uses (so every replica's disk counts, as far as the
+// NameServers heard from it): at DiskLimit.HighWater fullness on any node
+// (or, with Retention.MaxDiskBytes, when the rmq files retention cannot
+// release, all but sealed segments, reach that fraction of the budget) it
+// sets the node's verdict, and SendWith and CreateTopic answer
+// *DiskFullError (ErrDiskFull; wire.CodeDiskFull, remoting
+// SERVICE_NOT_AVAILABLE) after checkWritable; the verdict clears once
+// every node is at or below LowWater (and within the budget). Status
+// carries it (DiskFull, DiskFullSince). The file-system part of the
+// node's own reading is re-read every check (one statfs); the walk of
+// DataDir stays cached a few seconds.
+//
+// If a disk fills anyway, raftlog fails stop: raft answers the pending
+// sends with the store's error (ErrIndeterminate, never an
+// acknowledgement) and a leader steps down; the maintenance loop sees
+// Store.Err and Run returns it (errStoreFailed), so rmq broker exits
+// instead of campaigning and stepping down forever. A restart re-reads the
+// log (torn tail cut). A failed fsync of the fsm's consume queues or index
+// stops the node the same way (fsm.Err: the fsm refuses every later sync,
+// so no snapshot could be taken); the restart re-applies the log after the
+// last good snapshot. The fsm reserves consume-queue and index blocks
+// before storing into their mappings, so ENOSPC marks a queue broken
+// (rebuilt from the log on restart) instead of raising SIGBUS.
+//
+// Built with -tags rmqfault, a broker injects storage faults that its
+// environment or control file (RMQ_FAULT_FILE) asks for: slow or failing
+// fsyncs and a SIGKILL inside a segment roll, purge, snapshot or install
+// (raftlog's doc.go, internal/fault; e2e/storage_fault_test.go drives it).
+// The default build has none of it.
+//
 // # Consumer groups and queue locks
 //
 // Members (heartbeats, mode, subscriptions) are leader-local soft state
@@ -212,7 +291,10 @@
 //	run.go              Run; the list of the node's loops and of its listeners
 //	node.go             New (storage, Raft, bound listeners), Close/Shutdown/Abort
 //	retention.go        retention planning (leader service), disk use, purge loop
+//	diskguard.go        disk high/low-water marks: refuses sends while a node's disk is full (leader service)
 //	rejoin.go           vote guard for a node that lost its Raft state
+//	membership.go       Members, AddNode, PromoteNode, RemoveNode: the Raft configuration
+//	preferred.go        the preferred-leader service (leader service; proposes nothing)
 //	wire_adapter.go     rmq wire protocol adapter
 //	remoting_adapter.go RocketMQ remoting adapter: the client port's mux, dispatch, error codes
 //	remoting_messages.go  remoting send/pull/offsets: RocketMQ messages <-> fsm.Message
@@ -220,10 +302,36 @@
 //	reply.go            request-reply: PushReply to a requester's connection, CLUSTER on requests
 //	remoting_reply.go   request-reply over remoting: SEND_REPLY_MESSAGE(_V2), PUSH_REPLY_MESSAGE_TO_CLIENT
 //	register.go, namesrv_client.go   NameServer registration and queries (wire)
+//	acl.go              access control (Config.ACLFile, package acl): both protocols' checks, the reload loop
+//
+// Access control, when Config.ACLFile is set: the rmq adapter
+// authenticates each request before decoding it (acl.AuthenticateWire:
+// white lists, access key, HMAC-SHA256 signature, time window) and
+// carries the account in the request's ctx; decodeThen authorises the
+// decoded request on the topics and groups it names (authorizeWire), and
+// a send's topics are checked per message through SendOptions.Allow, so
+// one refused topic fails only its own messages of a coalesced send. The
+// remoting adapter checks signature and resources from the header (and
+// the heartbeat, lock and batch-ack bodies) before dispatch. Refusals are
+// wire.CodeAccessDenied or remoting NO_PERMISSION with the acl message.
+// With ACLFile empty none of this runs (one nil check per request).
+//
+//	raft_tls.go         TLS: the Raft stream layer over TLS, wrapTLS for listeners, TLS config checks
+//	metrics.go          Prometheus: counters on the request paths, a scrape-time collector, /metrics
 //
 // Both protocols share the client port: compat.Mux reads the first bytes
 // of each connection and hands it to the rmq or the remoting adapter
 // (compat/doc.go has the rule and the table of RocketMQ features served).
+// With Config.ClientTLS the port is wrapped by wrapTLS (internal/tlsconf):
+// each connection's handshake runs on its first read, in the Mux's
+// per-connection sniffing goroutine, so the Mux sniffs decrypted bytes and
+// a slow handshake blocks no other client. Any listener entry (run.go) with
+// tls set is wrapped the same way (HTTP listeners: Config.HTTPTLS). With
+// Config.RaftTLS the Raft transport's stream layer is TLS at both ends:
+// each side requires the other's certificate and verifies it against the
+// group's CA, so a node certified by another CA is refused at the
+// handshake and can neither vote, nor replicate, nor answer the term
+// probes of a rejoining node. NameServer dials use Config.NameServerTLS.
 // The remoting adapter maps RocketMQ's ids onto rmq's: a group is a
 // RocketMQ broker (brokerName = Group), a message's "physical offset" is
 // its Raft index << 28 | its byte position in the entry (the same on
@@ -323,11 +431,13 @@
 // stopCh and waited for with wg: the batcher (sole owner of the
 // BatchEncoder), the completer (resolves proposed entries in order), the
 // leadership watcher, the maintenance loop, the registration loop (with
-// NameServers) and the rejoin prober (on a node with a vote guard; it ends
+// NameServers), the access-control reload loop (with ACLFile) and the rejoin prober (on a node with a vote guard; it ends
 // once the guard is off). Run also starts one goroutine per listener (the
 // client port, whose mux and two protocol servers are three goroutines
-// that end together), each serving until the node stops, and
-// returns when its ctx is done; the node serves on until Close. runMu
+// that end together; the metrics listener, whose HTTP server's handler
+// goroutines it waits for), each serving until the node stops, and
+// returns when its ctx is done (or the CommitLog failed, seen by the
+// maintenance loop); the node serves on until Close. runMu
 // orders Run's start against shutdown, so no goroutine starts after
 // shutdown began. The leadership watcher starts one leaderSession
 // goroutine per term of leadership, cancelled when leadership ends: the
@@ -348,4 +458,51 @@
 // producers.go, RocketMQ remoting_reply.go) watch each registered
 // connection with a goroutine that ends when the connection does; their
 // mutexes are leaf locks too, and a reply push holds none of them.
+//
+// # Memory
+//
+// What a node holds, at the defaults, and what bounds it:
+//
+//	CommitLog entry cache   LogCacheBytes (32 MiB) and 256 entries: the
+//	                        newest entries, read back by Raft to replicate
+//	                        and to apply (raftlog, Config.CacheBytes)
+//	proposed entries        leader: up to 64 (maxInflightBatches) of up to
+//	                        MaxBatchBytes each, 32 MiB, mostly the same
+//	                        bytes as the cache's newest entries
+//	queued sends            up to 4096 requests (sendQueueLen) waiting for
+//	                        the batcher, each at most MaxFrame
+//	AppendEntries           follower: one RPC decoded at a time, up to
+//	                        MaxAppendEntries x MaxBatchBytes (32 MiB)
+//	message index           8 MiB of slot table per index file (one per
+//	                        4 Mi retained messages; fsm/index.go)
+//	dedup window            ~76 B per remembered ID, at most
+//	                        DedupMaxEntries (76 MB when full)
+//	mapped files            consume-queue units and index entries, 48 B a
+//	                        message: fsm.Sync (every MaintenanceInterval)
+//	                        unmaps the synced pages, so they stay in the
+//	                        page cache, not in the process's RSS
+//
+// The Go heap grows to about twice its live size (GOGC=100) before a
+// collection. rmq broker's memory_limit (--memory-limit) feeds
+// debug.SetMemoryLimit, a soft limit: the collector runs earlier as the
+// process nears it, and never fails an allocation, so a limit below the
+// live heap costs CPU, not errors. The package itself never touches
+// process-wide GC settings. Measured under rmq bench produce with 4
+// clients: ~50 MB live heap and ~125 MiB RSS per broker, flat across runs
+// (BENCHMARKS.md, "Memory").
+//
+// # Metrics
+//
+// With Config.MetricsListen set, the node has its own prometheus.Registry
+// (never the global one) served on /metrics by the "metrics" listener;
+// without it n.metrics is nil and nothing is counted (metrics.go). Sends,
+// pulls, receives, send-backs to the DLQ and every request of both
+// protocols update cached label children once per call; raftlog reports
+// each fsync through Config.OnSync, and a raft observer whose filter
+// counts leader changes on raft's goroutine (it keeps no channel). The
+// rest is computed when scraped, by nodeCollector on the HTTP handler's
+// goroutine, from raft's getters, the fsm's read methods, DescribeGroup
+// and the disk cache; the consumer lag series come from the serving
+// leader only. nodeMetrics' two mutexes are leaf locks; a scrape holds
+// none of them while it reads node state.
 package broker

@@ -37,6 +37,11 @@ var (
 	// ErrGroupModeMismatch means a consumer's heartbeat asked for another
 	// consumption mode than the group's live members use.
 	ErrGroupModeMismatch = errors.New("broker: group mode mismatch")
+	// ErrDiskFull means the group refuses sends and topic creation while
+	// a node's disk is above the high-water mark (DiskLimitConfig); the
+	// error is a *DiskFullError naming the node. Nothing was written:
+	// retry on another broker group.
+	ErrDiskFull = errors.New("broker: disk full")
 	// ErrClosed means the node is shut down.
 	ErrClosed = errors.New("broker: closed")
 )

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 
 	"github.com/rmq-dev/rmq/wire"
@@ -17,9 +18,10 @@ import (
 // NameServer that answers within a second is used; reports older than
 // three heartbeats are ignored. A node no NameServer has heard from
 // recently is left out: the leader cannot protect a disk it cannot see
-// (see doc.go).
-func (n *Node) groupDisks(ctx context.Context, ns *nameServerConns) []nodeDisk {
-	out := []nodeDisk{{Node: n.cfg.NodeID, DiskUsage: n.diskUsage(true)}}
+// (see doc.go). fresh measures this node's disk now instead of using a
+// recent measurement.
+func (n *Node) groupDisks(ctx context.Context, ns *nameServerConns, fresh bool) []nodeDisk {
+	out := []nodeDisk{{Node: n.cfg.NodeID, DiskUsage: n.diskUsage(fresh)}}
 	maxAge := 3 * max(n.cfg.RegisterInterval, time.Second)
 	for _, addr := range n.cfg.NameServers {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -45,6 +47,7 @@ func (n *Node) groupDisks(ctx context.Context, ns *nameServerConns) []nodeDisk {
 // leader service; the zero value is ready, close ends them all.
 type nameServerConns struct {
 	conns map[string]*wire.Conn
+	tls   *tls.Config // Config.NameServerTLS
 }
 
 func (ns *nameServerConns) close() {
@@ -65,7 +68,7 @@ func (ns *nameServerConns) clusterInfo(ctx context.Context, addr string) (*wire.
 	}
 	if c == nil {
 		var err error
-		if c, err = wire.Dial(ctx, addr, 0); err != nil {
+		if c, err = wire.DialTLS(ctx, addr, 0, ns.tls); err != nil {
 			delete(conns, addr)
 			return nil, err
 		}

@@ -48,9 +48,18 @@ type Node struct {
 	remoting  *remotingClients // RocketMQ clients' connections and subscriptions (remoting_clients.go)
 
 	replyTo *remotingRequesters // RocketMQ requesters' connections, for pushed replies (remoting_reply.go)
+	acl     *aclGuard           // access control; nil when off (acl.go)
 
-	disk      diskCache                   // this node's disk use, see retention.go
-	lastPurge atomic.Pointer[PurgeRecord] // the last segment purge on this node
+	metrics    *nodeMetrics                // nil without a metrics listener (metrics.go)
+	disk       diskCache                   // this node's disk use, see retention.go
+	diskGuard  diskGuard                   // the group's disk verdict: refuse sends? (diskguard.go)
+	lastPurge  atomic.Pointer[PurgeRecord] // the last segment purge on this node
+	tlsRefused atomic.Int64                // failed TLS handshakes on this node's listeners (raft_tls.go)
+	preferred  preferredState              // the last hand-over to PreferredLeader (preferred.go)
+	// storeFailed carries the CommitLog's fail-stop error to Run, once
+	// (storeDown); buffered 1 (retention.go, checkStore).
+	storeFailed chan error
+	storeDown   atomic.Bool
 
 	lns         []listener    // bound by open from listeners() (run.go)
 	clientLn    net.Listener  // the rmq protocol's, nil when the node serves no clients
@@ -90,9 +99,17 @@ func New(cfg Config) (*Node, error) {
 
 		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),
+		storeFailed: make(chan error, 1),
+	}
+	if cfg.metricsOn() {
+		n.metrics = newNodeMetrics(n)
 	}
 	n.remoting = newRemotingClients(n)
 	n.replyTo = newRemotingRequesters()
+	var err error
+	if n.acl, err = newACLGuard(cfg); err != nil {
+		return nil, err
+	}
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -117,7 +134,12 @@ func (n *Node) open() error {
 	lcfg.SegmentSize = n.cfg.SegmentSize
 	lcfg.FlushMode = n.cfg.FlushMode
 	lcfg.FlushInterval = n.cfg.FlushInterval
+	lcfg.CacheBytes = n.cfg.LogCacheBytes
 	lcfg.Logger = n.log.Named("raftlog")
+	if n.metrics != nil {
+		lcfg.OnSync = n.metrics.observeSync
+	}
+	lcfg.FS = n.cfg.logFS // nil: the OS
 	if n.store, err = raftlog.Open(lcfg); err != nil {
 		return fmt.Errorf("broker: open commitlog: %w", err)
 	}
@@ -158,6 +180,7 @@ func (n *Node) open() error {
 	if n.raft, err = raft.NewRaft(n.raftConfig(), restoreAdapter{n.fsm}, n.store, n.stable, n.snaps, trans); err != nil {
 		return fmt.Errorf("broker: start raft: %w", err)
 	}
+	n.metrics.watchLeader(n.raft)
 	if n.guard != nil {
 		n.guard.start(n.raft.CurrentTerm)
 	}
@@ -200,10 +223,21 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		adv = a
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  &streamLayer{Listener: ln, adv: adv},
+		Stream:  n.streamLayer(ln, adv), // raft_tls.go: TCP, or TLS with RaftTLS
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  n.log.Named("raft-net"),
+		// 1: no pipelined replication. hashicorp/raft v1.7's pipeline can
+		// deadlock: when a follower's answer ends the pipeline's decoder
+		// (a rejection, or a newer term when this leader is deposed), the
+		// send loop may still send once more and block forever on the
+		// hand-off to the decoder, whose own hand-off has no reader left.
+		// That follower then gets heartbeats but never another entry, and
+		// Shutdown waits for the stuck goroutine (seen as a Close that
+		// never returned in a loaded test run). Synchronous replication
+		// sends each follower everything pending in one request per round
+		// trip, which the broker's write coalescing makes large anyway.
+		MaxRPCsInFlight: 1,
 	}), nil
 }
 

@@ -55,6 +55,12 @@ type nodeAPI interface {
 	// The node itself.
 	Status() Status                                          // status.go
 	TransferLeadership(ctx context.Context, to string) error // leader.go
+
+	// Membership (the group's Raft configuration; changes on the leader).
+	Members() ([]Member, uint64, error)                 // membership.go
+	AddNode(ctx context.Context, id, addr string) error // membership.go
+	PromoteNode(ctx context.Context, id string) error   // membership.go
+	RemoveNode(ctx context.Context, id string) error    // membership.go
 }
 
 var _ nodeAPI = (*Node)(nil)

@@ -186,6 +186,13 @@ func (n *Node) Receive(ctx context.Context, req ReceiveRequest) ([]ReceivedMessa
 		if avail {
 			msgs, err := n.pop(ctx, &req, refs, now)
 			if err != nil || len(msgs) > 0 || time.Now().After(deadline) {
+				if err == nil && n.metrics != nil {
+					b := 0
+					for i := range msgs {
+						b += len(msgs[i].Body)
+					}
+					n.metrics.delivered(req.Topic, req.Group, len(msgs), b)
+				}
 				return msgs, err
 			}
 			continue // others took them first, or the filter passed over them: look again
@@ -416,6 +423,13 @@ func (n *Node) deadLetterPop(ctx context.Context, d fsm.DeadPop, now int64) erro
 	rec := d.Record
 	rec.TopicID, rec.QueueID, rec.Due = t.ID, 0, 0
 	h := d.Handle
-	return n.proposeCommand(ctx, &fsm.SendBack{Now: now, Record: rec, DLQ: true, Pop: &h, PopGroup: d.Group,
-		Retry: fsm.RetryInfo{Reconsume: d.Reconsume, OriginTopicID: h.TopicID, OriginQueue: h.QueueID, OriginOffset: h.Offset}})
+	if err := n.proposeCommand(ctx, &fsm.SendBack{Now: now, Record: rec, DLQ: true, Pop: &h, PopGroup: d.Group,
+		Retry: fsm.RetryInfo{Reconsume: d.Reconsume, OriginTopicID: h.TopicID, OriginQueue: h.QueueID, OriginOffset: h.Offset}}); err != nil {
+		return err
+	}
+	if n.metrics != nil {
+		origin, _ := n.fsm.TopicName(h.TopicID)
+		n.metrics.deadLettered(origin, d.Group)
+	}
+	return nil
 }

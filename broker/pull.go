@@ -26,6 +26,9 @@ type ReadRequest struct {
 	// Filter skips messages whose tag does not match (nil: everything).
 	// Skipped messages still advance NextOffset.
 	Filter *TagFilter
+	// Group is the consumer group reading, if known: a read with a group
+	// counts its messages in rocketmq_messages_out_total (metrics.go).
+	Group string
 	// operator reads regardless of the topic's read permission (the
 	// write-only dead-letter queue, for DeadLetters).
 	operator bool
@@ -106,6 +109,9 @@ func (n *Node) Read(ctx context.Context, req ReadRequest) (ReadResult, error) {
 		wake := n.notify.wait(req.Topic, req.QueueID)
 		res, err := n.readOnce(req)
 		if err != nil || len(res.Messages) > 0 || timer == nil {
+			if err == nil && n.metrics != nil && req.Group != "" && ValidateGroupName(req.Group) == nil {
+				n.metrics.delivered(req.Topic, req.Group, len(res.Messages), storedBodyBytes(res.Messages))
+			}
 			return res, err
 		}
 		req.Offset = res.NextOffset // past messages the filter skipped
@@ -277,4 +283,13 @@ func (n *Node) MessageAt(pos Position) (StoredMessage, error) {
 		return notFound(fmt.Sprintf("it is not in the consume queue of %s/%d (topic recreated, or purged)", m.Topic, m.QueueID))
 	}
 	return StoredMessage{Message: m, QueueOffset: off, StoreTime: us[0].StoreTime, RaftIndex: pos.Index, Pos: pos.Pos}, nil
+}
+
+// storedBodyBytes sums the bodies of msgs.
+func storedBodyBytes(msgs []StoredMessage) int {
+	b := 0
+	for i := range msgs {
+		b += len(msgs[i].Body)
+	}
+	return b
 }

@@ -10,7 +10,7 @@ import (
 
 // rmq-protocol handler of message queries (query.go).
 
-func (n *Node) handleQueryMessages(_ context.Context, req *wire.QueryMessagesRequest) (any, error) {
+func (n *Node) handleQueryMessages(ctx context.Context, req *wire.QueryMessagesRequest) (any, error) {
 	var msgs []QueriedMessage
 	resp := &wire.QueryMessagesResponse{}
 	switch {
@@ -28,6 +28,11 @@ func (n *Node) handleQueryMessages(_ context.Context, req *wire.QueryMessagesReq
 		}
 	default:
 		return nil, fmt.Errorf("%w: query by message id, by topic and key, or by topic and time range", ErrInvalidArgument)
+	}
+	for i := range msgs { // by ID: the topics only now known (acl.go; nil when access control is off)
+		if err := readable(ctx, msgs[i].Topic); err != nil {
+			return nil, err
+		}
 	}
 	resp.Messages = make([]wire.QueriedMessage, len(msgs))
 	for i := range msgs {

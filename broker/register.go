@@ -170,7 +170,7 @@ func (n *Node) registerOne(ctx context.Context, conn **wire.Conn, addr string, c
 	}
 	if c == nil {
 		var err error
-		if c, err = wire.Dial(ctx, addr, 0); err != nil {
+		if c, err = wire.DialTLS(ctx, addr, 0, n.cfg.NameServerTLS); err != nil {
 			return err
 		}
 		*conn = c

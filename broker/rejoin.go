@@ -383,6 +383,8 @@ func (n *Node) runRejoin() {
 		switch {
 		case g.fresh && n.cfg.Bootstrap && floor == 0:
 			n.bootstrapGroup()
+		case g.fresh && floor > 0 && n.cfg.Join:
+			n.log.Info("joining the existing group as a replica: the leader adds this node; voting only in terms after the floor", "floor", floor)
 		case g.fresh && floor > 0:
 			n.log.Warn("data directory is empty but the group already exists: rejoining as a replica, voting only in terms after the floor",
 				"floor", floor)
@@ -415,7 +417,7 @@ func (n *Node) probePeers() ([]uint64, bool) {
 			missing[p.ID] = p.Addr
 		}
 	}
-	if len(n.cfg.Peers) == 0 {
+	if len(n.cfg.Peers) == 0 && !n.cfg.Join {
 		n.log.Warn("vote guard: no Peers configured, so past votes cannot be bounded; voting at once")
 	}
 	var terms []uint64

@@ -10,8 +10,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/rmq-dev/rmq/acl"
 	"github.com/rmq-dev/rmq/compat"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/internal/metrics"
 )
 
 // This file is the RocketMQ remoting adapter (RocketMQ 4.x clients, see
@@ -99,10 +101,29 @@ var remotingHandlers = map[int32]remotingHandler{
 // handleRemoting serves one remoting request; errors become RocketMQ
 // response codes with a remark naming the problem.
 func (n *Node) handleRemoting(ctx context.Context, c *compat.ServerConn, req *compat.Command) *compat.Command {
+	start := n.metrics.rpcStart()
+	resp := n.serveRemotingRequest(ctx, c, req)
+	if n.metrics != nil {
+		code := int32(-1) // no answer
+		if resp != nil {
+			code = resp.Code
+		}
+		n.metrics.served(metrics.ProtocolRemoting, req.Code, code, start)
+	}
+	return resp
+}
+
+func (n *Node) serveRemotingRequest(ctx context.Context, c *compat.ServerConn, req *compat.Command) *compat.Command {
 	h := remotingHandlers[req.Code]
 	if h == nil {
 		return compat.NewResponse(req, compat.RespRequestCodeNotSupported,
 			fmt.Sprintf("request code %d (%s) is not supported by this rmq broker", req.Code, compat.RequestName(req.Code)))
+	}
+	if n.acl != nil {
+		var err error
+		if ctx, err = n.authRemoting(ctx, c, req); err != nil { // acl.go
+			return compat.NewResponse(req, compat.RespNoPermission, err.Error())
+		}
 	}
 	resp, err := h(n, ctx, c, req)
 	if err != nil {
@@ -132,6 +153,10 @@ func (n *Node) remotingError(err error) (int32, string) {
 		return compat.RespServiceNotAvailable, remark
 	case errors.Is(err, ErrLeaderNotReady), errors.Is(err, ErrClosed):
 		return compat.RespServiceNotAvailable, err.Error()
+	case errors.Is(err, ErrDiskFull):
+		// RocketMQ's answer when its disk is full (its store is not
+		// writeable); its clients retry the send on another broker.
+		return compat.RespServiceNotAvailable, err.Error()
 	case errors.As(err, &om):
 		return compat.RespPullOffsetMoved, err.Error()
 	case errors.As(err, &oi):
@@ -140,7 +165,7 @@ func (n *Node) remotingError(err error) (int32, string) {
 		return compat.RespTopicNotExist, err.Error()
 	case errors.Is(err, ErrTopicExists):
 		return compat.RespTopicExistAlready, err.Error()
-	case errors.Is(err, ErrNoPermission):
+	case errors.Is(err, ErrNoPermission), errors.Is(err, acl.ErrDenied):
 		return compat.RespNoPermission, err.Error()
 	case errors.Is(err, ErrMessageNotFound):
 		return compat.RespSystemError, err.Error() // RocketMQ's answer to an offset with no message

@@ -222,7 +222,7 @@ func (n *Node) ensureRetryTopic(ctx context.Context, group string) {
 	if _, ok := n.Topic(name); ok || n.checkWritable() != nil {
 		return
 	}
-	if _, err := n.CreateTopic(ctx, TopicSpec{Name: name, Queues: 1}); err != nil && !errors.Is(err, ErrTopicExists) {
+	if _, err := n.createTopic(ctx, TopicSpec{Name: name, Queues: 1}, false); err != nil && !errors.Is(err, ErrTopicExists) {
 		n.log.Warn("remoting: creating retry topic", "topic", name, "error", err)
 	}
 }

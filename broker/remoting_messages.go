@@ -311,7 +311,7 @@ func (n *Node) remotingPull(ctx context.Context, _ *compat.ServerConn, req *comp
 	if err != nil {
 		return compat.NewResponse(req, compat.RespSubscriptionParseFailed, err.Error()), nil
 	}
-	rr := ReadRequest{Topic: topic, QueueID: queue, Offset: offset, MaxMessages: int(min(max(maxMsgs, 1), 1024)), Filter: filter}
+	rr := ReadRequest{Topic: topic, QueueID: queue, Offset: offset, MaxMessages: int(min(max(maxMsgs, 1), 1024)), Filter: filter, Group: group}
 	if maxBytes > 0 {
 		rr.MaxBytes = int(min(maxBytes, 64<<20))
 	}
@@ -527,7 +527,7 @@ func (n *Node) remotingSearchOffset(_ context.Context, _ *compat.ServerConn, req
 // remotingViewMessage answers VIEW_MESSAGE_BY_ID: the header's offset is
 // the physical offset decoded from an offset message id, which every
 // replica resolves alike.
-func (n *Node) remotingViewMessage(_ context.Context, _ *compat.ServerConn, req *compat.Command) (*compat.Command, error) {
+func (n *Node) remotingViewMessage(ctx context.Context, _ *compat.ServerConn, req *compat.Command) (*compat.Command, error) {
 	h := header{req: req}
 	phys := h.i64("offset")
 	if h.err != nil {
@@ -538,6 +538,9 @@ func (n *Node) remotingViewMessage(_ context.Context, _ *compat.ServerConn, req 
 	}
 	m, err := n.MessageAt(positionOf(phys))
 	if err != nil {
+		return nil, err
+	}
+	if err := readable(ctx, m.Topic); err != nil { // acl.go; nil when access control is off
 		return nil, err
 	}
 	resp := ok(req)

@@ -138,7 +138,7 @@ func (n *Node) runRetention(ctx context.Context) error {
 	if rc.CheckInterval < 0 {
 		return nil
 	}
-	var ns nameServerConns
+	ns := nameServerConns{tls: n.cfg.NameServerTLS}
 	defer ns.close()
 	t := time.NewTicker(rc.CheckInterval)
 	defer t.Stop()
@@ -150,7 +150,7 @@ func (n *Node) runRetention(ctx context.Context) error {
 		}
 		var disks []nodeDisk
 		if rc.MaxDiskBytes > 0 || rc.ForceDiskRatio > 0 {
-			disks = n.groupDisks(ctx, &ns)
+			disks = n.groupDisks(ctx, &ns, true)
 		}
 		p := planRetention(n.store.Segments(), n.fsm.LogStart(), n.cfg.Now(), rc, disks)
 		if applied := n.fsm.AppliedIndex(); p.UpTo > applied {
@@ -184,22 +184,26 @@ func (n *Node) proposeTruncate(ctx context.Context, p retentionPlan) {
 	n.log.Info("retention released expired segments", kv...)
 }
 
-// diskCache holds the last measurement of this node's disk use; walking
-// DataDir costs a stat per file, so status calls reuse it for a while
-// (measured on the real clock: the cache is a cost bound, not logic).
+// diskCache holds the last measurement of this node's disk use. Walking
+// DataDir costs a stat per file, so status calls reuse the walk for a
+// while; the file system's fullness (one statfs) is re-read more often,
+// as often as the disk guard judges (measured on the real clock: the
+// cache is a cost bound, not logic).
 type diskCache struct {
-	mu  sync.Mutex
-	at  time.Time
-	use DiskUsage
+	mu   sync.Mutex
+	at   time.Time // of the last full measurement (statfs and walk)
+	fsAt time.Time // of the last statfs
+	use  DiskUsage
 }
 
-// diskCacheTTL bounds the age of a cached disk measurement served to
+// diskCacheTTL bounds the age of a cached walk of DataDir served to
 // status calls (heartbeats run every second).
 const diskCacheTTL = 5 * time.Second
 
 // diskUsage measures this node's disk use, or returns a measurement
 // younger than diskCacheTTL (or the retention check interval, if shorter)
-// unless fresh is set.
+// unless fresh is set; the file-system part is at most a disk-guard
+// check interval old.
 func (n *Node) diskUsage(fresh bool) DiskUsage {
 	n.disk.mu.Lock()
 	defer n.disk.mu.Unlock()
@@ -207,14 +211,28 @@ func (n *Node) diskUsage(fresh bool) DiskUsage {
 	if ci := n.cfg.Retention.CheckInterval; ci > 0 {
 		ttl = min(ttl, ci)
 	}
-	if !fresh && !n.disk.at.IsZero() && time.Since(n.disk.at) < ttl {
+	fsTTL := ttl
+	if ci := n.cfg.DiskLimit.CheckInterval; ci > 0 && n.cfg.DiskLimit.HighWater >= 0 {
+		fsTTL = min(fsTTL, ci)
+	}
+	now := time.Now()
+	switch {
+	case !fresh && !n.disk.at.IsZero() && now.Sub(n.disk.at) < ttl && now.Sub(n.disk.fsAt) < fsTTL:
+		return n.disk.use
+	case !fresh && !n.disk.at.IsZero() && now.Sub(n.disk.at) < ttl:
+		fs, err := n.cfg.fsStat(n.cfg.DataDir)
+		if err != nil {
+			n.log.Debug("measure file system use", "error", err)
+			return n.disk.use
+		}
+		n.disk.use.FSUsed, n.disk.use.FSTotal, n.disk.fsAt = fs.FSUsed, fs.FSTotal, now
 		return n.disk.use
 	}
 	use, err := n.cfg.diskStat(n.cfg.DataDir)
 	if err != nil {
 		n.log.Debug("measure disk use", "error", err)
 	}
-	n.disk.use, n.disk.at = use, time.Now()
+	n.disk.use, n.disk.at, n.disk.fsAt = use, now, now
 	return use
 }
 
@@ -226,14 +244,11 @@ func (n *Node) diskUsage(fresh bool) DiskUsage {
 // under dir (sparse, preallocated consume-queue files count only what they
 // hold).
 func statDisk(dir string) (DiskUsage, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return DiskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+	u, err := statFS(dir)
+	if err != nil {
+		return u, err
 	}
-	bs := uint64(st.Bsize)
-	used := (st.Blocks - st.Bfree) * bs
-	u := DiskUsage{FSUsed: used, FSTotal: used + st.Bavail*bs}
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // a file removed during the walk
 		}
@@ -251,10 +266,22 @@ func statDisk(dir string) (DiskUsage, error) {
 	return u, err
 }
 
+// statFS is the file-system half of statDisk (DataBytes left 0).
+func statFS(dir string) (DiskUsage, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return DiskUsage{}, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	bs := uint64(st.Bsize)
+	used := (st.Blocks - st.Bfree) * bs
+	return DiskUsage{FSUsed: used, FSTotal: used + st.Bavail*bs}, nil
+}
+
 // runMaintenance runs on every node: it syncs consume-queue files and
 // deletes log segments that retention released. A purge may not pass the
-// latest snapshot (raft's start-up scan would panic), so when retention has
-// moved past it, a snapshot is taken first.
+// latest snapshot (raft's start-up scan would panic), nor what that
+// snapshot's state needs from the log (its log start), so a snapshot
+// newer than the retention decision is taken first.
 func (n *Node) runMaintenance() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.MaintenanceInterval)
@@ -269,7 +296,40 @@ func (n *Node) runMaintenance() {
 			n.log.Error("sync consume queues", "error", err)
 		}
 		n.purgeReleased()
+		n.checkStore()
 	}
+}
+
+// checkStore ends Run (errStoreFailed) once the CommitLog has failed a
+// write or fsync: raft cannot store entries on this node any more, and a
+// node that stays up would keep campaigning and stepping down (a leader
+// steps down when its own append fails). Restarting re-reads the log from
+// disk, cutting a torn tail. A failed fsync of the fsm's consume queues
+// or index stops the node too: the fsm refuses every later sync, so no
+// snapshot could be taken (and retention could not purge) until a
+// restart, which re-applies the log after the last good snapshot.
+func (n *Node) checkStore() {
+	msg := "commitlog failed: stopping the node; free space or fix the disk, then restart it"
+	err := n.store.Err()
+	if err == nil {
+		msg = "consume queue sync failed: stopping the node; fix the disk, then restart it"
+		err = n.fsm.Err()
+	}
+	if err == nil || n.storeDown.Swap(true) {
+		return // healthy, or already reported
+	}
+	n.log.Error(msg, "error", err)
+	n.storeFailed <- fmt.Errorf("%w: %w", errStoreFailed, err) // buffered 1, sent once
+}
+
+// latestSnapshot is the index of the newest snapshot in the store, 0 if
+// none.
+func (n *Node) latestSnapshot() uint64 {
+	metas, err := n.snaps.List()
+	if err != nil || len(metas) == 0 {
+		return 0
+	}
+	return metas[0].Index
 }
 
 // purgeReleased deletes the segments below the fsm's log start, logs the
@@ -292,9 +352,20 @@ func (n *Node) purgeReleased() {
 			return
 		}
 	}
-	if n.store.AllowedPrefix() < floor {
+	// The latest snapshot must not need what the purge deletes: raft
+	// restores it on every start and sends it to every follower that
+	// lags behind the log, and Restore rebuilds consume queues from the
+	// log from the snapshot's own log start. One taken before the entries
+	// that decided floor were applied may predate the TruncatePrefix that
+	// moved the log start past it (raft's compaction after it already
+	// allowed floor), so take one now; purge next time if that fails.
+	applied := n.fsm.AppliedIndex() // after LogStart and PinnedIndex: the snapshot covers both
+	if n.store.AllowedPrefix() < floor || n.latestSnapshot() < applied {
 		if err := n.raft.Snapshot().Error(); err != nil {
 			n.log.Debug("snapshot before purge", "error", err)
+		}
+		if n.latestSnapshot() < applied {
+			return
 		}
 	}
 	before, _ := n.store.FirstIndex()

@@ -90,6 +90,13 @@ func (n *Node) SendBack(ctx context.Context, req SendBackRequest) (SendBackResul
 	if err := n.proposeCommand(ctx, &fsm.SendBack{Now: now.UnixMilli(), Record: rec, Retry: info, DLQ: res.DLQ}); err != nil {
 		return SendBackResult{}, err
 	}
+	if res.DLQ && n.metrics != nil {
+		origin, ok := n.fsm.TopicName(info.OriginTopicID)
+		if !ok {
+			origin = req.Topic
+		}
+		n.metrics.deadLettered(origin, req.Group)
+	}
 	return res, nil
 }
 
@@ -145,7 +152,7 @@ func (n *Node) groupTopic(ctx context.Context, name string, dlq bool) (fsm.Topic
 	if dlq {
 		spec.Perm = fsm.PermWrite
 	}
-	t, err := n.CreateTopic(ctx, spec)
+	t, err := n.createTopic(ctx, spec, false) // nacks work on a full disk
 	if errors.Is(err, ErrTopicExists) {
 		if t, ok := n.fsm.Topic(name); ok {
 			return t, nil

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 )
@@ -29,6 +30,9 @@ func (n *Node) loops() []loop {
 	if len(n.cfg.NameServers) > 0 {
 		out = append(out, loop{name: "registration", run: n.runRegistration}) // register.go
 	}
+	if n.acl != nil {
+		out = append(out, loop{name: "acl-reload", run: n.runACLReload}) // acl.go: reloads the rules file
+	}
 	if n.guard != nil {
 		out = append(out, loop{name: "rejoin", run: n.runRejoin}) // rejoin.go: ends once the guard is off
 	}
@@ -41,18 +45,22 @@ type listener struct {
 	name  string
 	addr  string       // bound by open unless ln is preset
 	ln    net.Listener // preset (tests pre-bind 127.0.0.1:0) or bound by open
+	tls   *tls.Config  // if set, open wraps ln with TLS (wrapTLS, raft_tls.go); serve sees plaintext
 	serve func(ctx context.Context, ln net.Listener) error
 }
 
 // listeners lists the node's client-facing servers. Adding a protocol
 // (RocketMQ remoting, the HTTP admin API) is one entry here: open binds
 // every entry with an address or a preset listener, Run serves it, and
-// closeStores closes it. An entry without either is off.
+// closeStores closes it. An entry without either is off. An entry with
+// tls set (an HTTP listener: tls: n.cfg.HTTPTLS) is served over TLS.
 func (n *Node) listeners() []listener {
 	return []listener{
 		// The client port: rmq's protocol and RocketMQ remoting, told apart
 		// per connection (remoting_adapter.go).
-		{name: "rmq", addr: n.cfg.ClientListen, ln: n.cfg.ClientListener, serve: n.serveClientPort},
+		{name: "rmq", addr: n.cfg.ClientListen, ln: n.cfg.ClientListener, tls: n.cfg.ClientTLS, serve: n.serveClientPort},
+		// Prometheus /metrics over HTTP (metrics.go), HTTPS with HTTPTLS.
+		{name: "metrics", addr: n.cfg.MetricsListen, ln: n.cfg.MetricsListener, tls: n.cfg.HTTPTLS, serve: n.serveMetrics},
 	}
 }
 
@@ -70,6 +78,9 @@ func (n *Node) bindListeners() error {
 			}
 			l.ln = ln
 		}
+		if l.tls != nil {
+			l.ln = n.wrapTLS(l.name, l.ln, l.tls)
+		}
 		n.lns = append(n.lns, l)
 		if l.name == "rmq" {
 			n.clientLn = l.ln
@@ -79,8 +90,9 @@ func (n *Node) bindListeners() error {
 }
 
 // Run starts every loop and every listener, then waits until ctx is done,
-// the node is stopped (Close, Shutdown or Abort) or a listener fails, and
-// returns (the listener's error, or nil). It does not stop the node: the
+// the node is stopped (Close, Shutdown or Abort), a listener fails or the
+// CommitLog fails (a write or fsync error such as ENOSPC), and returns
+// (the listener's or the CommitLog's error, or nil). It does not stop the node: the
 // node keeps serving until Close(ctx), the graceful path (leadership
 // transfer first), or Shutdown or Abort. Run may be called once; after the
 // node was stopped it returns ErrClosed.
@@ -118,6 +130,8 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-n.stopCh:
 	case err := <-failed:
+		return err
+	case err := <-n.storeFailed: // retention.go, checkStore
 		return err
 	}
 	return nil

@@ -52,6 +52,9 @@ type SendOptions struct {
 	Atomic bool
 	// Timeout, if > 0, bounds the call on top of ctx.
 	Timeout time.Duration
+	// Allow, if set, is asked once per distinct topic before anything
+	// else: an error refuses that topic's messages (access control).
+	Allow func(topic string) error
 }
 
 func (o SendOptions) queuesFor(topic string) uint32 {
@@ -78,13 +81,17 @@ func (n *Node) Send(ctx context.Context, msgs []*fsm.Message) ([]SendResult, err
 // as opts ask) once. A message that fails gets its own SendResult.Err and
 // the rest are written, unless opts.Atomic. The returned error covers the
 // whole call: *NotLeaderError (nothing written; retry on the leader),
-// ErrLeaderNotReady (retry), ErrInvalidArgument for an empty msgs, and
-// ErrIndeterminate (the messages may or may not be stored).
+// ErrLeaderNotReady (retry), ErrDiskFull (nothing written: a node of the
+// group is short of disk, diskguard.go), ErrInvalidArgument for an empty
+// msgs, and ErrIndeterminate (the messages may or may not be stored).
 func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptions) ([]SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, fmt.Errorf("%w: a send needs at least one message", ErrInvalidArgument)
 	}
 	if err := n.checkWritable(); err != nil {
+		return nil, err
+	}
+	if err := n.checkDiskRoom(); err != nil { // diskguard.go
 		return nil, err
 	}
 	if opts.Timeout > 0 {
@@ -150,6 +157,7 @@ func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptio
 		}
 		j++
 	}
+	n.metrics.stored(msgs, out)
 	return out, nil
 }
 
@@ -172,6 +180,11 @@ func (n *Node) validateMessages(ctx context.Context, msgs []*fsm.Message, opts S
 		if tc == nil {
 			tc = &topicCheck{}
 			t, ok := n.fsm.Topic(name)
+			if opts.Allow != nil {
+				if tc.err = opts.Allow(name); tc.err != nil {
+					ok = true // refused: neither look further nor auto-create
+				}
+			}
 			if !ok {
 				tc.err = n.autoCreate(ctx, name, opts.queuesFor(name))
 				if requestLevel(tc.err) {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -24,6 +25,11 @@ type Status struct {
 	LogBytes     int64
 	Disk         DiskUsage    // this node's disk, measured at most a few seconds ago
 	LastPurge    *PurgeRecord // the last segment deletion on this node, nil if none
+	// DiskFull says why the group refuses sends (a node's disk is above
+	// the high-water mark, diskguard.go), "" while it takes them. It is
+	// the leader's verdict; a follower shows the one it last held.
+	DiskFull      string
+	DiskFullSince time.Time // when the current verdict began (zero: never refused)
 	// CommitUnknown: this node has not learned the commit index since it
 	// started (CommitIndex is raft's 0 until the leader's first
 	// AppendEntries reaches a follower, or a new leader commits its first
@@ -68,6 +74,7 @@ func (n *Node) Status() Status {
 		Disk:         n.diskUsage(false),
 		LastPurge:    n.lastPurge.Load(),
 	}
+	st.DiskFull, st.DiskFullSince = n.diskGuard.get()
 	st.CommitUnknown = st.CommitIndex == 0
 	return st
 }

@@ -51,13 +51,29 @@ func (s *TopicSpec) normalize() error {
 }
 
 // CreateTopic creates a topic through Raft, registers it with the
-// NameServers at once and returns it as applied.
+// NameServers at once and returns it as applied. It is refused with
+// ErrDiskFull while the group is short of disk (diskguard.go).
 func (n *Node) CreateTopic(ctx context.Context, spec TopicSpec) (fsm.Topic, error) {
+	return n.createTopic(ctx, spec, true)
+}
+
+// createTopic is CreateTopic; guard false skips the disk guard, for the
+// retry and dead-letter topics that nacks need (they must work on a full
+// disk, as acks do).
+func (n *Node) createTopic(ctx context.Context, spec TopicSpec, guard bool) (fsm.Topic, error) {
 	if err := spec.normalize(); err != nil {
 		return fsm.Topic{}, err
 	}
+	if err := n.checkWritable(); err != nil {
+		return fsm.Topic{}, err
+	}
+	if guard {
+		if err := n.checkDiskRoom(); err != nil {
+			return fsm.Topic{}, err
+		}
+	}
 	cmd := &fsm.CreateTopic{Name: spec.Name, Queues: spec.Queues, Perm: spec.Perm, Time: n.cfg.Now().UnixMilli()}
-	if err := n.applyCommand(ctx, cmd); err != nil {
+	if err := n.proposeCommand(ctx, cmd); err != nil {
 		return fsm.Topic{}, err
 	}
 	n.pokeRegistration() // NameServers route to the new topic at once

@@ -6,7 +6,9 @@ import (
 	"net"
 	"time"
 
+	"github.com/rmq-dev/rmq/acl"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/internal/metrics"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -33,10 +35,22 @@ func (n *Node) serveWire(ctx context.Context, ln net.Listener) error {
 // handle serves one client request. Every error leaves through wireError,
 // so clients get a stable code (and the leader's address for not-leader).
 func (n *Node) handle(ctx context.Context, r *wire.Request) (any, error) {
+	start := n.metrics.rpcStart()
+	if n.acl != nil {
+		var err error
+		if ctx, err = n.authWire(ctx, r); err != nil { // acl.go
+			we := n.wireError(err)
+			n.metrics.served(metrics.ProtocolRMQ, int32(r.Code), int32(wireErrorOf(we).Code), start)
+			return nil, we
+		}
+	}
 	resp, err := n.dispatch(ctx, r)
 	if err != nil {
-		return nil, n.wireError(err)
+		we := n.wireError(err)
+		n.metrics.served(metrics.ProtocolRMQ, int32(r.Code), int32(wireErrorOf(we).Code), start)
+		return nil, we
 	}
+	n.metrics.served(metrics.ProtocolRMQ, int32(r.Code), int32(wire.CodeOK), start)
 	return resp, nil
 }
 
@@ -139,6 +153,12 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 		return decodeThen(r, func(ctx context.Context, req *wire.TransferRequest) (any, error) {
 			return wire.Empty{}, n.TransferLeadership(ctx, req.To)
 		}, ctx)
+	case wire.CodeAddNode, wire.CodePromoteNode, wire.CodeRemoveNode: // membership.go
+		return decodeThen(r, func(ctx context.Context, req *wire.MemberRequest) (any, error) {
+			return n.handleMembership(ctx, r.Code, req)
+		}, ctx)
+	case wire.CodeListMembers:
+		return n.memberList()
 	}
 	return nil, wire.Errorf(wire.CodeUnknownRequest, "request code %d is not served by a broker", r.Code)
 }
@@ -147,6 +167,9 @@ func (n *Node) dispatch(ctx context.Context, r *wire.Request) (any, error) {
 func decodeThen[T any](r *wire.Request, f func(context.Context, *T) (any, error), ctx context.Context) (any, error) {
 	req := new(T)
 	if err := r.Decode(req); err != nil {
+		return nil, err
+	}
+	if err := authorizeWire(ctx, r.Code, req); err != nil { // acl.go; nil when access control is off
 		return nil, err
 	}
 	return f(ctx, req)
@@ -185,6 +208,8 @@ func wireErrorOf(err error) *wire.Error {
 		code = wire.CodeIndeterminate
 	case errors.Is(err, ErrLeaderNotReady):
 		code = wire.CodeLeaderNotReady
+	case errors.Is(err, ErrDiskFull):
+		code = wire.CodeDiskFull
 	case errors.Is(err, ErrClosed):
 		code = wire.CodeUnavailable
 	case errors.Is(err, ErrTopicNotFound), errors.Is(err, fsm.ErrTopicNotFound), errors.Is(err, fsm.ErrQueueNotFound):
@@ -195,6 +220,8 @@ func wireErrorOf(err error) *wire.Error {
 		code = wire.CodeMessageTooLarge
 	case errors.Is(err, ErrNoPermission):
 		code = wire.CodeNoPermission
+	case errors.Is(err, acl.ErrDenied):
+		code = wire.CodeAccessDenied
 	case errors.Is(err, ErrInvalidArgument), errors.Is(err, fsm.ErrQueueShrink), errors.Is(err, fsm.ErrInvalidCommand):
 		code = wire.CodeInvalidArgument
 	case errors.Is(err, fsm.ErrStaleEpoch):
@@ -223,7 +250,7 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	// the whole request.
 	results, err := n.SendWith(ctx, msgs, SendOptions{
 		AutoCreateQueues: req.AutoCreateQueues, AutoCreateTopics: req.AutoTopics, Atomic: req.Atomic,
-		Timeout: time.Duration(req.TimeoutMillis) * time.Millisecond,
+		Timeout: time.Duration(req.TimeoutMillis) * time.Millisecond, Allow: pubCheck(ctx),
 	})
 	if err != nil {
 		return nil, err
@@ -259,7 +286,7 @@ func (n *Node) handlePull(ctx context.Context, req *wire.PullRequest) (any, erro
 		return nil, err
 	}
 	res, err := n.Read(ctx, ReadRequest{
-		Topic: req.Topic, QueueID: req.QueueID, Offset: req.Offset,
+		Topic: req.Topic, QueueID: req.QueueID, Offset: req.Offset, Group: req.ConsumerGroup,
 		MaxMessages: req.MaxMessages, MaxBytes: req.MaxBytes,
 		Wait: time.Duration(req.WaitMillis) * time.Millisecond, Filter: filter,
 	})
@@ -403,7 +430,7 @@ func (n *Node) nodeStatus() *wire.NodeStatus {
 		Term: st.Term, CommitIndex: st.CommitIndex, CommitUnknown: st.CommitUnknown, AppliedIndex: st.AppliedIndex,
 		FirstIndex: st.FirstIndex, LastIndex: st.LastIndex, LogBytes: st.LogBytes,
 		DiskUsed: st.Disk.FSUsed, DiskTotal: st.Disk.FSTotal, DataBytes: st.Disk.DataBytes,
-		LastPurge: purgeStatus(st.LastPurge),
+		LastPurge: purgeStatus(st.LastPurge), Suffrage: n.suffrage(), DiskFull: st.DiskFull,
 	}
 }
 

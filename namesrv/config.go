@@ -1,6 +1,7 @@
 package namesrv
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,13 @@ type Config struct {
 	// Listener, if set, is used instead of binding Listen (tests pre-bind
 	// 127.0.0.1:0). Run closes it when it returns.
 	Listener net.Listener
+	// MetricsListen is the address of the HTTP listener serving Prometheus
+	// metrics on /metrics (metrics.go). Empty (and no MetricsListener)
+	// means off.
+	MetricsListen string
+	// MetricsListener, if set, is used instead of binding MetricsListen.
+	// Run closes it when it returns.
+	MetricsListener net.Listener
 	// ExpiryFactor: a node expires after ExpiryFactor x its announced
 	// heartbeat interval without a registration. Default 3.
 	ExpiryFactor int
@@ -45,6 +53,13 @@ type Config struct {
 	// Queries also drop overdue nodes, so it bounds only how late an
 	// expiry is logged, never what a client sees.
 	SweepInterval time.Duration
+	// TLS, if set, serves the port over TLS (rmq's protocol and RocketMQ
+	// remoting alike, told apart after the handshake); its ClientAuth
+	// says whether clients need certificates. Nil: plaintext.
+	TLS *tls.Config
+	// HTTPTLS is for an HTTP listener of the NameServer (metrics), wrapped
+	// with tlsconf.NewListener; rmq namesrv sets it to TLS. Nil: plaintext.
+	HTTPTLS *tls.Config
 	// MaxFrame is the largest accepted frame in bytes. Default
 	// wire.DefaultMaxFrame (16 MiB).
 	MaxFrame int
@@ -116,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 {
 		bad("SweepInterval %s must be positive", c.SweepInterval)
+	}
+	if c.TLS != nil && len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil {
+		bad("TLS has no certificate to serve")
 	}
 	if c.MaxFrame < 4<<10 {
 		bad("MaxFrame %d must be at least 4KiB", c.MaxFrame)

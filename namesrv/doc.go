@@ -5,7 +5,10 @@
 // It does not proxy messages, create topics or take part in elections.
 //
 // Entry point: New(cfg) binds the listener, Run(ctx) serves the wire
-// protocol (package wire) until ctx ends. Requests served:
+// protocol (package wire) until ctx ends. With Config.TLS the listener is
+// wrapped with TLS (internal/tlsconf, tls.go): both protocols on the port
+// are sniffed after the handshake, and plaintext clients get a TLS alert
+// (rmq's client reports "requires TLS"). Requests served:
 //
 //	CodeRegisterBroker   RegisterBrokerRequest   -> Empty
 //	CodeUnregisterBroker UnregisterBrokerRequest -> Empty
@@ -91,8 +94,18 @@
 // brokers cannot register (REQUEST_CODE_NOT_SUPPORTED with a remark).
 //
 // Goroutines: Run starts the sweeper, the mux, wire.Serve and
-// compat.Serve (one reader per connection, one goroutine per request) and
+// compat.Serve (one reader per connection, one goroutine per request), and
+// with Config.MetricsListen the HTTP server of /metrics (metrics.go: a
+// registry of the server's own with the request-latency histogram and
+// gauges read from the registry when scraped), and
 // stops and waits for all of them before it returns. Addr is safe at any time; Run is called once.
+//
+// Access control: none, as in RocketMQ, whose NameServer does not check
+// ACL. Route and cluster queries are open to anyone who can reach the
+// port; signed requests (wire.FlagAuth, remoting AccessKey/Signature) are
+// served and their signature ignored. Brokers check every request that
+// touches messages, offsets or topics (package acl), so routes reveal
+// topic and node names only.
 //
 // Failure assumptions: a NameServer restart loses everything and is
 // refilled by the next round of heartbeats; until then routes may be

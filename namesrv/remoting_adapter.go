@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rmq-dev/rmq/compat"
+	"github.com/rmq-dev/rmq/internal/metrics"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -37,7 +38,14 @@ func (s *Server) serveRemoting(ctx context.Context, ln net.Listener) error {
 	})
 }
 
-func (s *Server) handleRemoting(_ context.Context, _ *compat.ServerConn, req *compat.Command) *compat.Command {
+func (s *Server) handleRemoting(ctx context.Context, c *compat.ServerConn, req *compat.Command) *compat.Command {
+	start := s.metrics.start()
+	resp := s.serveRemotingRequest(ctx, c, req)
+	s.metrics.served(metrics.ProtocolRemoting, req.Code, resp.Code, start)
+	return resp
+}
+
+func (s *Server) serveRemotingRequest(_ context.Context, _ *compat.ServerConn, req *compat.Command) *compat.Command {
 	var (
 		body any
 		err  *remotingErr

@@ -2,6 +2,7 @@ package namesrv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/rmq-dev/rmq/compat"
+	"github.com/rmq-dev/rmq/internal/metrics"
 	"github.com/rmq-dev/rmq/wire"
 )
 
@@ -21,6 +23,10 @@ type Server struct {
 	ln      net.Listener
 	reg     *registry
 	running atomic.Bool
+
+	// metricsLn and metrics are nil without a metrics listener (metrics.go).
+	metricsLn net.Listener
+	metrics   *serverMetrics
 
 	// afterClose, if set (tests only, before Run), runs after a closed
 	// connection's nodes have been removed.
@@ -42,12 +48,30 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	log := cfg.Logger.Named("namesrv")
-	return &Server{
-		cfg: cfg,
-		log: log,
-		ln:  ln,
-		reg: newRegistry(log, cfg.ExpiryFactor, cfg.MinExpiry, cfg.DownRetention),
-	}, nil
+	if cfg.TLS != nil {
+		ln = tlsListener(ln, cfg.TLS, log) // tls.go
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       log,
+		ln:        ln,
+		reg:       newRegistry(log, cfg.ExpiryFactor, cfg.MinExpiry, cfg.DownRetention),
+		metricsLn: cfg.MetricsListener,
+	}
+	if s.metricsLn == nil && cfg.MetricsListen != "" {
+		var err error
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("namesrv: metrics listen %s: %w", cfg.MetricsListen, err)
+		}
+	}
+	if s.metricsLn != nil {
+		if cfg.HTTPTLS != nil {
+			s.metricsLn = tlsListener(s.metricsLn, cfg.HTTPTLS, log) // HTTPS
+		}
+		s.metrics = newServerMetrics(s)
+	}
+	return s, nil
 }
 
 // Addr is the address the server listens on.
@@ -74,7 +98,12 @@ func (s *Server) Run(ctx context.Context) error {
 	// rmq's protocol and RocketMQ remoting share the port, told apart per
 	// connection (remoting_adapter.go).
 	mux := compat.NewMux(s.ln, compat.MuxConfig{MaxFrame: s.cfg.MaxFrame, Logf: s.log.Named("mux").Warn})
-	errs := make(chan error, 3)
+	servers := 3
+	errs := make(chan error, 4)
+	if s.metricsLn != nil {
+		servers++
+		go func() { errs <- s.serveMetrics(ctx, s.metricsLn) }()
+	}
 	go func() { errs <- mux.Run(ctx) }()
 	go func() {
 		errs <- wire.Serve(ctx, mux.Listener(compat.ProtoRMQ), s.handle, wire.ServerConfig{
@@ -85,7 +114,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	go func() { errs <- s.serveRemoting(ctx, mux.Listener(compat.ProtoRemoting)) }()
 	var err error
-	for range 3 {
+	for range servers {
 		if e := <-errs; e != nil && err == nil && ctx.Err() == nil {
 			err = e
 		}
@@ -125,7 +154,23 @@ func (s *Server) onClose(c *wire.ServerConn) {
 }
 
 // handle dispatches one request.
-func (s *Server) handle(_ context.Context, r *wire.Request) (any, error) {
+func (s *Server) handle(ctx context.Context, r *wire.Request) (any, error) {
+	start := s.metrics.start()
+	resp, err := s.dispatch(ctx, r)
+	if s.metrics != nil {
+		code := wire.CodeOK
+		var we *wire.Error
+		if errors.As(err, &we) {
+			code = we.Code
+		} else if err != nil {
+			code = wire.CodeInternal
+		}
+		s.metrics.served(metrics.ProtocolRMQ, int32(r.Code), int32(code), start)
+	}
+	return resp, err
+}
+
+func (s *Server) dispatch(_ context.Context, r *wire.Request) (any, error) {
 	switch r.Code {
 	case wire.CodeRegisterBroker:
 		var req wire.RegisterBrokerRequest
