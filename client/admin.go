@@ -26,7 +26,7 @@ func NewAdmin(cfg AdminConfig) (*Admin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Admin{cfg: cfg, log: cfg.Logger.Named("admin"), pool: newPool()}
+	a := &Admin{cfg: cfg, log: cfg.Logger.Named("admin"), pool: newPool(cfg.TLS).withCredentials(cfg.Credentials)}
 	a.router = newRouter(cfg.NameServers, a.pool, a.log, 0)
 	return a, nil
 }
@@ -57,8 +57,11 @@ type TopicSpec struct {
 	Queues uint32 // default DefaultQueues
 	Perm   uint8  // RocketMQ perm bits: 4 read, 2 write; default 6
 	// Group is the broker group to create the topic on; empty means every
-	// group of the cluster.
+	// group of the cluster (unless Groups is set).
 	Group string
+	// Groups, if set, are the broker groups to create the topic on (Group,
+	// if set too, is one more). Each must be registered.
+	Groups []string
 }
 
 // TopicInfo describes a topic on one broker group.
@@ -83,7 +86,10 @@ func (s TopicSpec) request() (wire.TopicRequest, error) {
 	return wire.TopicRequest{Name: s.Name, Queues: s.Queues, Perm: s.Perm}, nil
 }
 
-func (a *Admin) targetGroups(ctx context.Context, group string) ([]string, error) {
+func (a *Admin) targetGroups(ctx context.Context, group string, more ...string) ([]string, error) {
+	if len(more) > 0 {
+		return a.namedGroups(ctx, append([]string{group}, more...))
+	}
 	if group != "" {
 		if _, err := a.router.clusterGroups(ctx); err != nil {
 			return nil, err
@@ -181,7 +187,7 @@ func (a *Admin) topicOp(ctx context.Context, code uint16, spec TopicSpec) ([]Top
 	}
 	ctx, cancel := a.ctx(ctx)
 	defer cancel()
-	groups, err := a.targetGroups(ctx, spec.Group)
+	groups, err := a.targetGroups(ctx, spec.Group, spec.Groups...)
 	if err != nil {
 		return nil, err
 	}

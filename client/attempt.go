@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/rmq-dev/rmq/wire"
 )
 
 const (
@@ -54,7 +56,24 @@ type attemptResult[T any] struct {
 // they belong to the router, whose owner waits for them after closing
 // the pool (router.wait).
 func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe int, attempt func(ctx context.Context, addr string) (T, error)) (T, error) {
+	return leaderCallOpts(ctx, r, group, maxMaybe, nil, attempt)
+}
+
+// leaderCallOpts is leaderCall that, when elsewhere is set, asks it about
+// every failure that leaderCall would wait out in the group (no leader
+// known, leader unreachable or unanswered for attemptTimeout, not leader
+// without a usable hint, and the rest) and, when it says so, returns
+// at once an *errElsewhere wrapping the failure so that the caller can go
+// to another group (fault.go). A pending attempt is then abandoned: its
+// outcome is unknown (errElsewhere.maybe).
+func leaderCallOpts[T any](ctx context.Context, r *router, group string, maxMaybe int, elsewhere func(error) bool, attempt func(ctx context.Context, addr string) (T, error)) (T, error) {
 	var zero T
+	giveUp := func(err error, maybe bool) error {
+		if elsewhere == nil || ctx.Err() != nil || !elsewhere(err) {
+			return nil
+		}
+		return &errElsewhere{group: group, err: err, maybe: maybe}
+	}
 	actx, cancel := context.WithCancel(ctx)
 	// cancel ends the attempts still pending when the call returns; each
 	// has a slot in results, so their sends never block.
@@ -79,6 +98,9 @@ func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe in
 			if addr == "" {
 				if lastErr == nil {
 					lastErr = err
+				}
+				if e := giveUp(lastErr, pending > 0); e != nil {
+					return zero, e
 				}
 				retry = time.After(bo.next())
 			} else {
@@ -112,6 +134,9 @@ func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe in
 				cur = 0 // the unanswered attempt stays pending
 				continue
 			}
+			if e := giveUp(&Error{Code: wire.CodeTimeout, Message: "leader " + curAddr + " unanswered"}, true); e != nil {
+				return zero, e
+			}
 			timer.Reset(max(r.attemptTimeout/10, minRecheck))
 		case res := <-results:
 			pending--
@@ -126,10 +151,14 @@ func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe in
 			cur = 0
 			err := res.err
 			lastErr = err
-			switch classify(err) {
+			class := classify(err)
+			switch class {
 			case failFatal:
 				if ctx.Err() != nil {
 					return zero, budgetErr(ctx.Err(), nil)
+				}
+				if e := giveUp(err, pending > 0); e != nil {
+					return zero, e
 				}
 				return zero, err
 			case failRedirect:
@@ -145,13 +174,21 @@ func leaderCall[T any](ctx context.Context, r *router, group string, maxMaybe in
 			case failNotSent:
 				r.noteFailed(group, addr, isTransport(err))
 			case failMaybe:
+				if isTransport(err) {
+					r.noteFailed(group, addr, true)
+				}
+				if e := giveUp(err, true); e != nil {
+					return zero, e
+				}
 				maybe++
 				if maybe > maxMaybe {
 					return zero, err
 				}
 				r.resends.Add(1)
-				if isTransport(err) {
-					r.noteFailed(group, addr, true)
+			}
+			if class != failMaybe {
+				if e := giveUp(err, pending > 0); e != nil {
+					return zero, e
 				}
 			}
 			if !bo.wait(ctx) {

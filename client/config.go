@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,18 @@ import (
 type ProducerConfig struct {
 	// NameServers are the NameServer addresses (host:port). Required.
 	NameServers []string
+	// Cluster, if set, limits routes to the broker groups of that cluster
+	// (the ClusterName their nodes registered with, RocketMQ's
+	// brokerClusterName): topics are sent to or consumed from only those
+	// groups, even where other clusters share the NameServers. Empty:
+	// every cluster.
+	Cluster string
+	// Credentials sign every request for brokers with access control
+	// (auth.go). Default none.
+	Credentials Credentials
+	// TLS, if set, is used for every connection to NameServers and brokers
+	// (LoadTLS builds one from PEM files). Nil: plaintext.
+	TLS *tls.Config
 	// SendTimeout is the total budget of one Send across all retries and
 	// leader look-ups (RocketMQ sendMsgTimeout). Default 3s. A ctx
 	// deadline shorter than this wins.
@@ -52,6 +65,19 @@ type ProducerConfig struct {
 	// QueueSelector picks a message's queue. Default: by ShardingKey
 	// (FNV-32a) when set, else round robin.
 	QueueSelector QueueSelector
+	// GroupBackoff is how long a broker group is avoided by sends of
+	// messages without a ShardingKey after a send to it failed in a way
+	// another group may not (leader unreachable or unanswered, no leader,
+	// unavailable, disk full, timeout), doubled for each further failure
+	// in a row up to 16x; such a send goes on to another group at once
+	// (RocketMQ's latency fault tolerance; see fault.go). Default 1s;
+	// negative turns avoidance and the move to another group off.
+	GroupBackoff time.Duration
+	// SlowSend is the Send latency above which a group is avoided for
+	// GroupBackoff although the send succeeded (SendAsync's latency,
+	// mostly its wait behind the producer's own backlog, does not
+	// count). Default 500ms.
+	SlowSend time.Duration
 	// MaxBatchBytes and MaxBatchMessages cap one coalesced SendRequest.
 	// Defaults 4 MiB and 512.
 	MaxBatchBytes    int64
@@ -122,6 +148,12 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	if c.QueueSelector == nil {
 		c.QueueSelector = DefaultSelector()
 	}
+	if c.GroupBackoff == 0 {
+		c.GroupBackoff = time.Second
+	}
+	if c.SlowSend == 0 {
+		c.SlowSend = 500 * time.Millisecond
+	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 4 << 20
 	}
@@ -146,7 +178,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 // Validate reports every problem with c.
 func (c ProducerConfig) Validate() error {
 	var errs []error
-	errs = append(errs, validateNameServers(c.NameServers))
+	errs = append(errs, validateNameServers(c.NameServers), c.Credentials.validate())
 	if c.SendTimeout < 0 {
 		errs = append(errs, fmt.Errorf("SendTimeout %v is negative", c.SendTimeout))
 	}
@@ -207,6 +239,18 @@ const (
 type ConsumerConfig struct {
 	// NameServers are the NameServer addresses. Required.
 	NameServers []string
+	// Cluster, if set, limits routes to the broker groups of that cluster
+	// (the ClusterName their nodes registered with, RocketMQ's
+	// brokerClusterName): topics are sent to or consumed from only those
+	// groups, even where other clusters share the NameServers. Empty:
+	// every cluster.
+	Cluster string
+	// Credentials sign every request for brokers with access control
+	// (auth.go). Default none.
+	Credentials Credentials
+	// TLS, if set, is used for every connection to NameServers and brokers
+	// (LoadTLS builds one from PEM files). Nil: plaintext.
+	TLS *tls.Config
 	// Group is the consumer group. Required.
 	Group string
 	// Subscriptions maps topic -> tag expression ("*" or "a || b";
@@ -330,7 +374,7 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 // Validate reports every problem with c.
 func (c ConsumerConfig) Validate() error {
 	var errs []error
-	errs = append(errs, validateNameServers(c.NameServers))
+	errs = append(errs, validateNameServers(c.NameServers), c.Credentials.validate())
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
@@ -363,6 +407,12 @@ func (c ConsumerConfig) Validate() error {
 type AdminConfig struct {
 	// NameServers are the NameServer addresses. Required.
 	NameServers []string
+	// Credentials sign every request for brokers with access control
+	// (auth.go). Default none.
+	Credentials Credentials
+	// TLS, if set, is used for every connection to NameServers and brokers
+	// (LoadTLS builds one from PEM files). Nil: plaintext.
+	TLS *tls.Config
 	// Timeout bounds each admin call when ctx has no deadline. Default 10s.
 	Timeout time.Duration
 	// Logger receives logs. Default: discard.
@@ -381,7 +431,7 @@ func (c AdminConfig) withDefaults() AdminConfig {
 
 // Validate reports every problem with c.
 func (c AdminConfig) Validate() error {
-	return joinConfig([]error{validateNameServers(c.NameServers)})
+	return joinConfig([]error{validateNameServers(c.NameServers), c.Credentials.validate()})
 }
 
 func validateNameServers(ns []string) error {

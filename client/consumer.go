@@ -86,7 +86,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	c := &Consumer{
 		cfg:      cfg,
 		log:      cfg.Logger.Named("consumer").With("group", cfg.Group, "client-id", cfg.ClientID),
-		pool:     newPool(),
+		pool:     newPool(cfg.TLS).withCredentials(cfg.Credentials),
 		subs:     make(map[string]TagExpression),
 		polled:   make(chan QueueBatch),
 		queues:   make(map[Queue]*queueRun),
@@ -108,6 +108,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		c.subs[c.retryTopic], _ = ParseTagExpression("*")
 	}
 	c.router = newRouter(cfg.NameServers, c.pool, c.log, cfg.AttemptTimeout)
+	c.router.cluster = cfg.Cluster
 	if cfg.Mode == Broadcasting {
 		lo, err := loadLocalOffsets(cfg.OffsetDir, cfg.Group)
 		if err != nil {
@@ -116,7 +117,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		c.local = lo
 	}
 	if cfg.Trace {
-		t, err := newTracer(cfg.NameServers, cfg.TraceTopic, c.log)
+		t, err := newTracer(cfg.NameServers, cfg.TLS, cfg.TraceTopic, c.log)
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +154,7 @@ func (c *Consumer) start(ctx context.Context, handler Handler) error {
 	c.state = stateStarted
 	c.handler = handler
 	c.mu.Unlock()
-	if err := c.rebalance(ctx); err != nil && errors.Is(err, ErrGroupModeMismatch) {
+	if err := c.rebalance(ctx); err != nil && (errors.Is(err, ErrGroupModeMismatch) || errors.Is(err, ErrAccessDenied)) {
 		c.mu.Lock()
 		c.state = stateNew
 		c.mu.Unlock()

@@ -57,7 +57,15 @@
 // sets (nil pointers keep the topic's value). Queues can be added, never
 // removed: RocketMQ shrinks by lowering write then read queue counts, but
 // an rmq topic has one count and a dropped queue would orphan its
-// messages and offsets, so a smaller count is refused.
+// messages and offsets, so a smaller count is refused. LookupGroup is
+// DescribeGroup that answers ErrGroupNotFound for a group no broker group
+// knows (rmq group describe and the HTTP admin API use it).
+//
+// Membership (admin_members.go): Members, AddNode (a non-voter),
+// WaitCaughtUp (from the NameServer's view of every node, refreshed by
+// each registration), PromoteNode and RemoveNode (the leader hands over
+// first if it is the one removed) change a broker group's Raft
+// configuration through its leader; each change is idempotent.
 //
 // # Consuming: push
 //
@@ -228,6 +236,27 @@
 // ErrOffsetIllegal; the consumer then commits its other queues one by one
 // and restarts the refused queue from its committed offset.
 //
+// # Several broker groups
+//
+// A topic's queues are those of every broker group it was created on,
+// sorted by group then queue id; the default selector sends a message
+// with a ShardingKey to one of them by hash and spreads the others round
+// robin over all of them, and consumers rebalance over all of them. The
+// producer avoids a sick group (latency fault tolerance, RocketMQ's
+// MQFaultStrategy, on by default): after a send to a group failed in a
+// way another group may not (leader unreachable or unanswered for
+// AttemptTimeout, no leader, NotLeader without a usable hint, unavailable,
+// disk full, a timeout) or a Send took longer than SlowSend (500ms), messages
+// without a ShardingKey skip that group for GroupBackoff (1s, doubled for
+// each further failure in a row, up to 16x; a fast success ends it), and
+// the failed send itself goes on to another group at once with the same
+// MsgID instead of waiting for a new leader. A send moved after an
+// unknown outcome may store a copy on each group (counted in
+// ProducerStats.Resends; broker dedup is per group). A message with a
+// ShardingKey, or under a custom QueueSelector, keeps its queue (its order
+// depends on it) and waits or fails there as with one group. When every
+// group is avoided all queues are used again. GroupBackoff < 0 turns it off.
+//
 // # Goroutines
 //
 // Every leader call runs each attempt on a goroutine of its own; those
@@ -247,18 +276,41 @@
 // its reader goroutine, closed with the pool. Close is idempotent
 // everywhere; all methods are safe for concurrent use.
 //
+// # Access control
+//
+// Brokers with an ACL file refuse unsigned requests. Set Credentials
+// (access key and secret key of an account of that file) on the config:
+// every request is then signed (HMAC-SHA256 over code, timestamp and
+// body; wire.Auth) on every connection of that Producer, Consumer,
+// SimpleConsumer or Admin. A front end acting for a logged-in user (an
+// HTTP admin API, a dashboard) builds an Admin with that user's
+// Credentials. Refusals match ErrAccessDenied and name what is missing.
+// The client's clock must be within the brokers' window (2m by default).
+//
 // # Errors
 //
 // Server errors are *Error{Code, Retriable, Message, LeaderHint}; errors.Is
-// matches them against the sentinels (ErrNotLeader, ErrTopicNotFound, ...)
-// by code. Context errors pass through; a budget that runs out returns the
+// matches them against the sentinels (ErrNotLeader, ErrTopicNotFound,
+// ErrAccessDenied, ...) by code. Context errors pass through; a budget that runs out returns the
 // context error wrapping the last failure.
 //
 // # NameServers
 //
 // NameServers share nothing; the client asks one (the last that answered)
-// and moves to the next on a connection failure. An empty answer (topic
-// not found, no broker registered) is not final either: a NameServer just
-// restarted knows nothing until the brokers' next heartbeats, so the
-// client asks the others and returns it only if all reachable ones agree.
+// and moves to the next on a connection failure or an error answer. An
+// empty answer (topic not found, no broker registered) is not final
+// either: a NameServer just restarted knows nothing until the brokers'
+// next heartbeats, so the client asks the others and returns it only if
+// no reachable one knows better.
+//
+// # TLS
+//
+// Every config has a TLS field (LoadTLS builds one from a CA file and an
+// optional client certificate); when set, connections to the NameServers
+// and to every broker they name use it, with the handshake done at dial
+// (the name checked is the host dialed, unless the config's ServerName
+// says otherwise). A plaintext client of a TLS port fails at once with an
+// error matching wire.ErrTLSRequired; a failed handshake (unknown CA,
+// refused certificate, a plaintext server) matches wire.ErrTLSHandshake,
+// and a NameServer failing that way counts as refused, not as down.
 package client

@@ -77,6 +77,10 @@ var (
 	ErrStaleEpoch        = sentinel(wire.CodeStaleEpoch)
 	ErrOffsetIllegal     = sentinel(wire.CodeOffsetIllegal)
 	ErrInternal          = sentinel(wire.CodeInternal)
+	// ErrDiskFull: the broker group refuses sends while a node's disk is
+	// above its high-water mark; nothing was stored. It is retriable on
+	// another broker group (wire.RetryElsewhere), not on the same one.
+	ErrDiskFull = sentinel(wire.CodeDiskFull)
 )
 
 // Local sentinels that have no wire code.
@@ -144,6 +148,9 @@ func classify(err error) failure {
 			return failRedirect
 		case wire.CodeLeaderNotReady, wire.CodeQueueLocked:
 			return failNotSent
+		}
+		if wire.RetryElsewhere(e.Code) {
+			return failFatal // the same group would refuse again: the caller may pick another
 		}
 		if e.Retriable {
 			return failMaybe

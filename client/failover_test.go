@@ -181,6 +181,10 @@ func TestFailoverSendConsume(t *testing.T) {
 			}
 		}()
 	}
+	// A failed wait below must still stop the senders, or they go on
+	// sending through the next tests.
+	stopSenders := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopSenders()
 	count := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -203,8 +207,7 @@ func TestFailoverSendConsume(t *testing.T) {
 		}
 		return nil
 	})
-	close(stop)
-	wg.Wait()
+	stopSenders()
 
 	mu.Lock()
 	var firstAfter time.Time

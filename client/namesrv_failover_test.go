@@ -10,6 +10,7 @@ import (
 	"github.com/rmq-dev/rmq/client"
 	"github.com/rmq-dev/rmq/e2e"
 	"github.com/rmq-dev/rmq/namesrv"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // runNamesrv runs a NameServer on ln until the returned stop is called
@@ -98,5 +99,32 @@ func TestNameServerRestartedEmpty(t *testing.T) {
 	}
 	if len(gs) != 1 || len(gs[0].Nodes) != 3 {
 		t.Errorf("cluster status with the restarted NameServer first: got %d groups %+v, want 1 group of 3 nodes", len(gs), gs)
+	}
+}
+
+// TestNameServerAnsweringErrors: a NameServer that answers every request
+// with an error (here "unavailable"), listed first, is passed over like
+// an unreachable one: routes and sends come from the other NameServer.
+func TestNameServerAnsweringErrors(t *testing.T) {
+	c := e2e.StartCluster(t, e2e.Options{})
+	createTopic(t, c, "ns-errors", 2)
+	ln := listenOn(t, "127.0.0.1:0")
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { // ends with stop
+		served <- wire.Serve(sctx, ln, func(context.Context, *wire.Request) (any, error) {
+			return nil, wire.Errorf(wire.CodeUnavailable, "sick NameServer")
+		}, wire.ServerConfig{})
+	}()
+	t.Cleanup(func() { stop(); <-served })
+	p, err := client.NewProducer(client.ProducerConfig{NameServers: []string{ln.Addr().String(), c.NamesrvAddr()},
+		AutoCreateQueues: -1, Logger: e2e.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := ctxT(t, 5*time.Second)
+	if _, err := p.Send(ctx, &client.Message{Topic: "ns-errors", Body: []byte("x")}); err != nil {
+		t.Fatalf("send with an erring NameServer first: %v, want success from the other one", err)
 	}
 }

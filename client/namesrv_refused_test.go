@@ -52,7 +52,7 @@ func TestEveryNameServerRefusedFailsFast(t *testing.T) {
 // Once a NameServer has answered, a refusal is a restart in progress:
 // the error stays retriable.
 func TestRefusalAfterReachingNameServerIsRetriable(t *testing.T) {
-	pl := newPool()
+	pl := newPool(nil)
 	defer pl.close()
 	r := &router{namesrvs: []string{closedAddr(t)}, pool: pl, log: hclog.NewNullLogger()}
 	r.nsReached = true

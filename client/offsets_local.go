@@ -38,6 +38,9 @@ func loadLocalOffsets(dir, group string) (*localOffsets, error) {
 	if err := json.Unmarshal(b, &lo.m); err != nil {
 		return nil, fmt.Errorf("client: offsets file %s: %w", lo.path, err)
 	}
+	if lo.m == nil { // the file said null: the first set would panic
+		lo.m = make(map[string]uint64)
+	}
 	return lo, nil
 }
 

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -26,6 +27,9 @@ type pool struct {
 	// a producer that answers check-backs or takes replies installs its
 	// handler and says hello there (wire.CodeProducerHello).
 	onConn func(ctx context.Context, c *wire.Conn) error
+	// creds, if set, sign every request (auth.go); set before the first get.
+	creds wire.Credentials
+	tls   *tls.Config // nil: plaintext
 }
 
 // setOnConn installs the new-connection hook (before the first get).
@@ -40,7 +44,10 @@ type poolEntry struct {
 	conn *wire.Conn
 }
 
-func newPool() *pool { return &pool{conns: make(map[string]*poolEntry)} }
+// newPool dials with tlsCfg (nil: plaintext).
+func newPool(tlsCfg *tls.Config) *pool {
+	return &pool{conns: make(map[string]*poolEntry), tls: tlsCfg}
+}
 
 func (p *pool) get(ctx context.Context, addr string) (*wire.Conn, error) {
 	p.mu.Lock()
@@ -66,7 +73,7 @@ func (p *pool) get(ctx context.Context, addr string) (*wire.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	c, err := wire.Dial(dctx, addr, 0)
+	c, err := wire.DialTLS(dctx, addr, 0, p.tls)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -80,6 +87,7 @@ func (p *pool) get(ctx context.Context, addr string) (*wire.Conn, error) {
 		_ = c.Close()
 		return nil, ErrClosed
 	}
+	c.SetCredentials(p.creds) // no-op without an access key
 	if onConn != nil {
 		if err := onConn(dctx, c); err != nil {
 			_ = c.Close()

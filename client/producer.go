@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -37,6 +38,7 @@ type Producer struct {
 	log    hclog.Logger
 	pool   *pool
 	router *router
+	faults *faults // broker groups to avoid (fault.go)
 	ids    *idGen
 	srv    serverRequests // broker requests this producer answers (serverreq.go)
 	trace  *tracer        // nil unless ProducerConfig.Trace (trace.go)
@@ -66,7 +68,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	p := &Producer{
 		cfg:      cfg,
 		log:      log,
-		pool:     newPool(),
+		pool:     newPool(cfg.TLS).withCredentials(cfg.Credentials),
 		ids:      newIDGen(),
 		batchers: make(map[string]*batcher),
 		idle:     make(chan struct{}),
@@ -74,12 +76,14 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	close(p.idle)
 	p.router = newRouter(cfg.NameServers, p.pool, log, cfg.AttemptTimeout)
+	p.router.cluster = cfg.Cluster
+	p.faults = newFaults(cfg.GroupBackoff, cfg.SlowSend)
 	p.base, p.cancel = context.WithCancel(context.Background())
 	if cfg.TransactionChecker != nil {
 		p.startTransactions()
 	}
 	if cfg.Trace {
-		t, err := newTracer(cfg.NameServers, cfg.TraceTopic, log)
+		t, err := newTracer(cfg.NameServers, cfg.TLS, cfg.TraceTopic, log)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +188,7 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 	if len(queues) == 0 {
 		return false
 	}
-	q := p.cfg.QueueSelector.Select(msg, queues)
+	q := p.selectQueue(msg, queues, nil)
 	addr := p.router.knownLeader(q.Group)
 	if addr == "" {
 		return false
@@ -201,9 +205,18 @@ func (p *Producer) sendFast(ctx context.Context, msg *Message, id []byte, done f
 	it.cb = func(out sendOutcome) {
 		switch {
 		case out.err == nil:
+			// A success ends an avoidance but never starts one here: an
+			// async send's latency is mostly its wait behind this
+			// producer's own backlog, not the group's speed.
+			p.faults.done(q.Group, 0, time.Now())
 			done(p.makeResult(it.msg, q.Group, out.res), nil)
 		case classify(out.err) == failFatal || ctx.Err() != nil:
 			done(SendResult{}, out.err)
+		case p.movable(msg) && retriableElsewhere(out.err) && p.hasOtherGroup(msg.Topic, q.Group):
+			// The group is failing: the retry picks a queue elsewhere.
+			p.faults.fail(q.Group, time.Now())
+			p.router.resends.Add(1)
+			go p.sendSlow(ctx, msg, id, nil, done) // ends with the send
 		default:
 			go p.sendSlow(ctx, msg, id, &q, done) // retry with rediscovery; ends with the send
 		}
@@ -259,11 +272,17 @@ func (p *Producer) SendOneway(ctx context.Context, msg *Message) error {
 // SendBatch stores msgs, which must share one topic, in one request to
 // one queue: all or none are stored (per-message apply errors aside),
 // in order, at consecutive offsets.
+//
+// A batch none of whose messages has a sharding key moves to another
+// broker group's queue when its group fails in a way another may not
+// (as Send does, see fault.go), keeping its message ids; each group is
+// tried at most once.
 func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	var total int64
+	movable := true
 	for i, m := range msgs {
 		if err := validateMessage(m, p.cfg.MaxMessageSize); err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
@@ -272,6 +291,7 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 			return nil, invalidf("batch mixes topics %q and %q", msgs[0].Topic, m.Topic)
 		}
 		total += int64(len(m.Body))
+		movable = movable && p.movable(m)
 	}
 	if limit := int64(wire.DefaultMaxFrame - 1<<20); total > limit {
 		return nil, &Error{Code: wire.CodeMessageTooLarge, Message: fmt.Sprintf("batch bodies total %d bytes, limit %d", total, limit)}
@@ -281,50 +301,74 @@ func (p *Producer) SendBatch(ctx context.Context, msgs []*Message) ([]SendResult
 	}
 	ctx, cancel := p.sendContext(ctx)
 	defer cancel()
-	q, auto, err := p.pick(ctx, msgs[0])
-	if err != nil {
-		return nil, err
+	ids := make([][]byte, len(msgs))
+	for i := range ids {
+		ids[i] = p.ids.next()
 	}
 	now := p.cfg.Now()
-	req := wire.SendRequest{Messages: make([]wire.Message, len(msgs)), Atomic: true}
-	for i, m := range msgs {
-		req.Messages[i] = p.toWire(m, p.ids.next(), q.QueueID, now)
-	}
-	if auto {
-		req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
-	}
-	resp, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResponse, error) {
-		req := req // attempts may overlap (see leaderCall): each has its own copy
-		req.TimeoutMillis = remainingMillis(ctx)
-		var resp wire.SendResponse
-		if err := p.pool.call(ctx, addr, wire.CodeSend, req, &resp); err != nil {
-			return resp, err
+	var skip []string // groups this batch gave up on
+	for {
+		q, auto, other, err := p.pickSkip(ctx, msgs[0], skip)
+		if err != nil {
+			return nil, err
 		}
-		if len(resp.Results) != len(req.Messages) {
-			return resp, &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(req.Messages))}
-		}
-		return resp, nil
-	})
-	if err != nil {
+		req := wire.SendRequest{Messages: make([]wire.Message, len(msgs)), Atomic: true}
 		for i, m := range msgs {
-			p.traceSend(m, req.Messages[i].ID, SendResult{}, err, now)
+			req.Messages[i] = p.toWire(m, ids[i], q.QueueID, now)
 		}
-		return nil, err
-	}
-	out := make([]SendResult, len(msgs))
-	var firstErr error
-	for i, r := range resp.Results {
-		var merr error
-		if r.ErrorCode != 0 {
-			merr = resultError(r)
-			if firstErr == nil {
-				firstErr = fmt.Errorf("message %d: %w", i, merr)
+		if auto {
+			req.AutoCreateQueues = uint32(p.cfg.AutoCreateQueues)
+		}
+		var giveUp func(error) bool
+		if movable && other {
+			giveUp = retriableElsewhere
+		}
+		start := time.Now()
+		resp, err := leaderCallOpts(ctx, p.router, q.Group, p.cfg.Retries, giveUp, func(ctx context.Context, addr string) (wire.SendResponse, error) {
+			req := req // attempts may overlap (see leaderCall): each has its own copy
+			req.TimeoutMillis = remainingMillis(ctx)
+			var resp wire.SendResponse
+			if err := p.pool.call(ctx, addr, wire.CodeSend, req, &resp); err != nil {
+				return resp, err
 			}
+			if len(resp.Results) != len(req.Messages) {
+				return resp, &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(req.Messages))}
+			}
+			return resp, nil
+		})
+		var ee *errElsewhere
+		if errors.As(err, &ee) {
+			p.faults.fail(q.Group, time.Now())
+			if ee.maybe {
+				p.router.resends.Add(1)
+			}
+			p.log.Debug("broker group failing, sending the batch to another", "group", q.Group, "topic", msgs[0].Topic, "error", ee.err)
+			skip = append(skip, q.Group)
+			continue
 		}
-		out[i] = p.makeResult(req.Messages[i], q.Group, r)
-		p.traceSend(msgs[i], req.Messages[i].ID, out[i], merr, now)
+		if err != nil {
+			for i, m := range msgs {
+				p.traceSend(m, ids[i], SendResult{}, err, now)
+			}
+			return nil, err
+		}
+		done := time.Now()
+		p.faults.done(q.Group, done.Sub(start), done)
+		out := make([]SendResult, len(msgs))
+		var firstErr error
+		for i, r := range resp.Results {
+			var merr error
+			if r.ErrorCode != 0 {
+				merr = resultError(r)
+				if firstErr == nil {
+					firstErr = fmt.Errorf("message %d: %w", i, merr)
+				}
+			}
+			out[i] = p.makeResult(req.Messages[i], q.Group, r)
+			p.traceSend(msgs[i], ids[i], out[i], merr, now)
+		}
+		return out, firstErr
 	}
-	return out, firstErr
 }
 
 // Close fails new sends with ErrClosed, waits (within ctx) for SendAsync
@@ -392,6 +436,14 @@ func (p *Producer) sendContext(ctx context.Context) (context.Context, context.Ca
 // pick resolves msg's route and selects its queue. auto is true when the
 // topic does not exist yet and the send should create it.
 func (p *Producer) pick(ctx context.Context, msg *Message) (q Queue, auto bool, err error) {
+	q, auto, _, err = p.pickSkip(ctx, msg, nil)
+	return q, auto, err
+}
+
+// pickSkip is pick that also avoids the groups in skip (if msg is
+// movable) and reports whether the route has a group to go to if q's
+// fails.
+func (p *Producer) pickSkip(ctx context.Context, msg *Message, skip []string) (q Queue, auto, other bool, err error) {
 	allowAuto := p.cfg.AutoCreateQueues > 0
 	bo := newBackoff()
 	for {
@@ -399,15 +451,16 @@ func (p *Producer) pick(ctx context.Context, msg *Message) (q Queue, auto bool, 
 		if err == nil {
 			queues := tr.writable(msg.Topic, uint32(p.cfg.AutoCreateQueues))
 			if len(queues) > 0 {
-				return p.cfg.QueueSelector.Select(msg, queues), tr.auto, nil
+				q := p.selectQueue(msg, queues, skip)
+				return q, tr.auto, otherGroup(queues, q.Group, skip), nil
 			}
 			err = fmt.Errorf("%w: no writable queue for topic %q", ErrNoLeader, msg.Topic)
 			p.router.invalidate(msg.Topic)
 		} else if classify(err) == failFatal {
-			return Queue{}, false, err
+			return Queue{}, false, false, err
 		}
 		if !bo.wait(ctx) {
-			return Queue{}, false, budgetErr(ctx.Err(), err)
+			return Queue{}, false, false, budgetErr(ctx.Err(), err)
 		}
 	}
 }
@@ -438,21 +491,83 @@ const (
 
 // sendOne sends msg as id to its queue (picked here if q is nil: a retry
 // keeps the queue of its first attempt) and its group's leader.
+//
+// A movable message (fault.go) whose group fails in a way another group
+// may not goes on to another group's queue, at most once per group; the
+// last group it tries, it stays on as any other send does.
+//
+// A send that auto-creates its topic picks its queue without a route (as
+// if the topic had AutoCreateQueues queues); when the topic exists by
+// then with fewer queues, the broker refuses that queue as an invalid
+// argument and stores nothing. The send then looks the route up again
+// (the NameServer hears of the topic within a registration, so for at
+// most maxReroutes tries with backoff) and picks among the real queues.
 func (p *Producer) sendOne(ctx context.Context, msg *Message, id []byte, q *Queue) (SendResult, error) {
-	if q == nil {
-		pq, auto, err := p.pick(ctx, msg)
-		if err != nil {
-			return SendResult{}, err
+	movable := p.movable(msg)
+	var skip []string // groups this send gave up on
+	reroutes := 0
+	var bo *backoff
+	for {
+		var pq Queue
+		auto, other := false, false
+		if q != nil && len(skip) == 0 {
+			pq = *q
+			other = movable && p.hasOtherGroup(msg.Topic, pq.Group)
+		} else {
+			var err error
+			if pq, auto, other, err = p.pickSkip(ctx, msg, skip); err != nil {
+				return SendResult{}, err
+			}
+			other = other && movable
 		}
-		return p.sendTo(ctx, msg, id, pq, auto)
+		res, err := p.sendTo(ctx, msg, id, pq, auto, other)
+		if auto && reroutes < maxReroutes && errors.Is(err, ErrInvalidArgument) {
+			p.log.Debug("auto-created send refused, looking the route up again", "topic", msg.Topic, "queue", pq.QueueID, "error", err)
+			p.router.invalidate(msg.Topic)
+			if bo == nil {
+				bo = newBackoff()
+			}
+			if !bo.wait(ctx) {
+				return res, err
+			}
+			reroutes, q = reroutes+1, nil
+			continue
+		}
+		var ee *errElsewhere
+		if !errors.As(err, &ee) {
+			return res, err
+		}
+		p.faults.fail(pq.Group, time.Now())
+		if ee.maybe {
+			p.router.resends.Add(1)
+		}
+		p.log.Debug("broker group failing, sending to another", "group", pq.Group, "topic", msg.Topic, "error", ee.err)
+		skip = append(skip, pq.Group)
 	}
-	return p.sendTo(ctx, msg, id, *q, false)
 }
 
-func (p *Producer) sendTo(ctx context.Context, msg *Message, id []byte, q Queue, auto bool) (SendResult, error) {
+// maxReroutes bounds sendOne's route look-ups after a blind auto-create
+// send was refused: about 2s at the backoff's 50ms ceiling.
+const maxReroutes = 40
+
+// hasOtherGroup reports whether topic's cached route has a writable group
+// other than group.
+func (p *Producer) hasOtherGroup(topic, group string) bool {
+	tr := p.router.cached(topic)
+	return tr != nil && otherGroup(tr.writable(topic, uint32(p.cfg.AutoCreateQueues)), group, nil)
+}
+
+// sendTo sends msg to q's group; with elsewhere set it returns an
+// *errElsewhere instead of waiting for the group to recover.
+func (p *Producer) sendTo(ctx context.Context, msg *Message, id []byte, q Queue, auto, elsewhere bool) (SendResult, error) {
 	it := &sendItem{msg: p.toWire(msg, id, q.QueueID, p.cfg.Now()), auto: auto}
 	it.size = len(it.msg.Body) + len(it.msg.Keys) + len(it.msg.Tags) + 64
-	res, err := leaderCall(ctx, p.router, q.Group, p.cfg.Retries, func(ctx context.Context, addr string) (wire.SendResult, error) {
+	var giveUp func(error) bool
+	if elsewhere {
+		giveUp = retriableElsewhere
+	}
+	start := time.Now()
+	res, err := leaderCallOpts(ctx, p.router, q.Group, p.cfg.Retries, giveUp, func(ctx context.Context, addr string) (wire.SendResult, error) {
 		b, err := p.batcher(addr)
 		if err != nil {
 			return wire.SendResult{}, err
@@ -464,6 +579,8 @@ func (p *Producer) sendTo(ctx context.Context, msg *Message, id []byte, q Queue,
 	if err != nil {
 		return SendResult{}, err
 	}
+	now := time.Now()
+	p.faults.done(q.Group, now.Sub(start), now)
 	return p.makeResult(it.msg, q.Group, res), nil
 }
 

@@ -559,7 +559,7 @@ func (c *Consumer) pull(ctx context.Context, q Queue, f TagExpression, off uint6
 	req := wire.PullRequest{
 		Topic: q.Topic, QueueID: q.QueueID, Offset: off,
 		MaxMessages: c.cfg.PullBatch, WaitMillis: c.cfg.LongPollWait.Milliseconds(),
-		Tags: f.String(), SQL: c.cfg.SQLSubscriptions[q.Topic],
+		Tags: f.String(), SQL: c.cfg.SQLSubscriptions[q.Topic], ConsumerGroup: c.cfg.Group,
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.LongPollWait+pullSlack)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/rmq-dev/rmq/wire"
@@ -98,26 +99,44 @@ func (c *Consumer) rebalance(ctx context.Context) error {
 	members := make(map[string][]string) // broker group -> members
 	settling := make(map[string]bool)
 	var resets []string
+	// Every group is heartbeated at once: one whose leader is gone (a
+	// call waiting out the failover) must not use up the round's budget
+	// of the others.
+	type answer struct {
+		addr string
+		resp wire.HeartbeatResponse
+	}
+	type beat struct {
+		ans answer
+		err error
+	}
+	beats := make(map[string]*beat, len(groupTopics))
+	var wg sync.WaitGroup
 	for g, topics := range groupTopics {
 		sort.Strings(topics)
-		type answer struct {
-			addr string
-			resp wire.HeartbeatResponse
-		}
-		ans, err := leaderCall(ctx, c.router, g, 0, func(ctx context.Context, a string) (answer, error) {
-			out := answer{addr: a}
-			err := c.pool.call(ctx, a, wire.CodeHeartbeat, wire.HeartbeatRequest{
-				Group: c.cfg.Group, ClientID: c.cfg.ClientID, Mode: c.cfg.Mode.String(), Topics: topics,
-			}, &out.resp)
-			return out, err
-		})
-		addr, resp := ans.addr, ans.resp
+		b := &beat{}
+		beats[g] = b
+		wg.Add(1)
+		go func() { // bounded by ctx; waited for below
+			defer wg.Done()
+			b.ans, b.err = leaderCall(ctx, c.router, g, 0, func(ctx context.Context, a string) (answer, error) {
+				out := answer{addr: a}
+				err := c.pool.call(ctx, a, wire.CodeHeartbeat, wire.HeartbeatRequest{
+					Group: c.cfg.Group, ClientID: c.cfg.ClientID, Mode: c.cfg.Mode.String(), Topics: topics,
+				}, &out.resp)
+				return out, err
+			})
+		}()
+	}
+	wg.Wait()
+	for g, b := range beats {
+		addr, resp, err := b.ans.addr, b.ans.resp, b.err
 		c.mu.Lock()
 		if err != nil {
 			c.hbLeader[g] = ""
 			settling[g] = true
 			c.mu.Unlock()
-			if errors.Is(err, ErrGroupModeMismatch) {
+			if errors.Is(err, ErrGroupModeMismatch) || errors.Is(err, ErrAccessDenied) {
 				return err
 			}
 			if firstErr == nil {

@@ -38,6 +38,9 @@ type router struct {
 	namesrvs []string
 	pool     *pool
 	log      hclog.Logger
+	// cluster, if set, limits route answers to that cluster's groups
+	// (ProducerConfig.Cluster); set before first use.
+	cluster string
 	// attemptTimeout is how long a request to a leader may go unanswered
 	// before leaderCall looks the leader up again (see leaderCall).
 	attemptTimeout time.Duration
@@ -127,13 +130,15 @@ func newRouter(namesrvs []string, p *pool, log hclog.Logger, attemptTimeout time
 // usefully. NameServers share nothing: one just restarted knows no broker
 // until the next heartbeats, so an empty answer (TopicNotFound, a cluster
 // with no node) is not final while another NameServer may know better;
-// nsCall asks each in turn and returns an empty answer only when every
-// reachable one gave it.
+// nor is any other error one NameServer answers (unavailable, internal,
+// a refusal). nsCall asks each in turn and returns an empty answer only
+// when no NameServer answered better, and an error answer only when none
+// answered at all.
 func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	r.mu.Lock()
 	start := r.nsNext
 	r.mu.Unlock()
-	var lastErr, emptyErr error
+	var lastErr, emptyErr, answerErr error
 	var failures []string // "addr: reason" per unreachable NameServer
 	refused := 0          // of them, how many answered with a definite no
 	empty := false
@@ -161,9 +166,12 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 			refused++
 		case !isTransport(err):
 			r.mu.Lock()
-			r.nsNext, r.nsReached = idx, true
+			r.nsReached = true
 			r.mu.Unlock()
-			return err
+			if answerErr == nil {
+				answerErr = err
+			}
+			r.log.Debug("namesrv answered an error, asking the next", "namesrv", r.namesrvs[idx], "code", code, "error", err)
 		default:
 			lastErr = err
 			failures = append(failures, r.namesrvs[idx]+": "+dialReason(err))
@@ -177,6 +185,9 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 	}
 	if empty {
 		return emptyErr // resp holds the empty answer, if it was one
+	}
+	if answerErr != nil {
+		return answerErr
 	}
 	r.mu.Lock()
 	reached := r.nsReached
@@ -196,7 +207,9 @@ func (r *router) nsCall(ctx context.Context, code uint16, req, resp any) error {
 // (connection refused, unknown host) rather than silence.
 func definitelyRefused(err error) bool {
 	var dns *net.DNSError
-	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &dns) && dns.IsNotFound)
+	return errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &dns) && dns.IsNotFound) ||
+		// a wrong CA or certificate, or a plaintext port, does not heal by waiting
+		errors.Is(err, wire.ErrTLSHandshake) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // dialReason is the short cause of a failed NameServer call.
@@ -258,11 +271,11 @@ func (r *router) route(ctx context.Context, topic string, auto bool, maxAge time
 		}
 	}
 	var info wire.RouteInfo
-	err := r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic}, &info)
+	err := r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic, Cluster: r.cluster}, &info)
 	isAuto := false
 	if errors.Is(err, ErrTopicNotFound) && auto {
 		info = wire.RouteInfo{}
-		err = r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic, Default: true}, &info)
+		err = r.nsCall(ctx, wire.CodeGetRoute, wire.RouteRequest{Topic: topic, Default: true, Cluster: r.cluster}, &info)
 		isAuto = true
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,6 +20,18 @@ import (
 type SimpleConsumerConfig struct {
 	// NameServers are the NameServer addresses. Required.
 	NameServers []string
+	// Cluster, if set, limits routes to the broker groups of that cluster
+	// (the ClusterName their nodes registered with, RocketMQ's
+	// brokerClusterName): topics are sent to or consumed from only those
+	// groups, even where other clusters share the NameServers. Empty:
+	// every cluster.
+	Cluster string
+	// Credentials sign every request for brokers with access control
+	// (auth.go). Default none.
+	Credentials Credentials
+	// TLS, if set, is used for every connection to NameServers and brokers
+	// (LoadTLS builds one from PEM files). Nil: plaintext.
+	TLS *tls.Config
 	// Group is the consumer group. Required. Its members share every
 	// queue: no queue is owned, no rebalance happens.
 	Group string
@@ -72,7 +85,7 @@ func (c SimpleConsumerConfig) withDefaults() SimpleConsumerConfig {
 // Validate reports every problem with c.
 func (c SimpleConsumerConfig) Validate() error {
 	var errs []error
-	errs = append(errs, validateNameServers(c.NameServers))
+	errs = append(errs, validateNameServers(c.NameServers), c.Credentials.validate())
 	if err := ValidateGroup(c.Group); err != nil {
 		errs = append(errs, err)
 	}
@@ -163,7 +176,7 @@ func NewSimpleConsumer(cfg SimpleConsumerConfig) (*SimpleConsumer, error) {
 		return nil, err
 	}
 	c := &SimpleConsumer{cfg: cfg, log: cfg.Logger.Named("simple-consumer").With("group", cfg.Group),
-		pool: newPool(), tags: map[string]string{}}
+		pool: newPool(cfg.TLS).withCredentials(cfg.Credentials), tags: map[string]string{}}
 	for t, e := range cfg.Subscriptions {
 		c.topics = append(c.topics, t)
 		te, _ := ParseTagExpression(e) // validated
@@ -174,6 +187,7 @@ func NewSimpleConsumer(cfg SimpleConsumerConfig) (*SimpleConsumer, error) {
 	}
 	slices.Sort(c.topics)
 	c.router = newRouter(cfg.NameServers, c.pool, c.log, cfg.AttemptTimeout)
+	c.router.cluster = cfg.Cluster
 	return c, nil
 }
 
