@@ -14,6 +14,12 @@
 // for every disruption the time from it to the first acknowledged send
 // issued after it (write unavailability as a client sees it).
 //
+// With Config.Unkeyed the producers send without a sharding key: messages
+// spread over every group's queues and a send may move to another group
+// when its group fails (the client's latency fault tolerance), so order is
+// not checked; the report's LongestGap is the longest time between two
+// acknowledgements.
+//
 // Used by rmq failover drill and by the e2e tests. Producers are goroutines
 // started by Start and stopped by Stop; a failed send is retried with the
 // same sequence number so order stays checkable.

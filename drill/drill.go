@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,16 +18,23 @@ import (
 // Config shapes a drill workload.
 type Config struct {
 	NameServers []string
-	Topic       string // default "drill"
-	Queues      uint32 // default 8
-	Group       string // consumer group; default "drill-consumers"
+	TLS         *tls.Config // for every connection of the drill's clients; nil: plaintext
+	Topic       string      // default "drill"
+	Queues      uint32      // default 8
+	Group       string      // consumer group; default "drill-consumers"
 	// Producers is the number of producer goroutines; each has its own
 	// sharding key, so its messages go to one queue in send order.
 	Producers int // default 4
 	// Interval paces each producer (0: send back to back).
 	Interval time.Duration
 	BodySize int // default 128
-	Logger   hclog.Logger
+	// Unkeyed sends without a sharding key: the producer spreads messages
+	// over every group's queues and may move a send to another group when
+	// one fails (client latency fault tolerance). Per-producer order is
+	// then not checked, and a send moved after an unknown outcome may be
+	// stored twice (once on each group).
+	Unkeyed bool
+	Logger  hclog.Logger
 }
 
 func (c *Config) defaults() {
@@ -71,6 +79,11 @@ type Workload struct {
 	firstAfter  map[int]time.Time  // disruption index -> first ack issued after it
 	lastAck     time.Time          // latest acknowledgement, any producer
 	pauses      []pause            // gaps between acknowledgements over PauseThreshold
+	// gaps holds, per disruption index (-1: before the first mark), the
+	// longest gap between acknowledgements ending in its window, however
+	// short.
+	gaps       map[int]time.Duration
+	longestGap time.Duration // longest gap between acknowledgements
 }
 
 // where is a stored copy of a message: a redelivery has the same one, a
@@ -103,7 +116,7 @@ type disruption struct {
 // Start creates the topic if needed and starts the consumer and producers.
 func Start(ctx context.Context, cfg Config) (*Workload, error) {
 	cfg.defaults()
-	admin, err := client.NewAdmin(client.AdminConfig{NameServers: cfg.NameServers})
+	admin, err := client.NewAdmin(client.AdminConfig{NameServers: cfg.NameServers, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +131,12 @@ func Start(ctx context.Context, cfg Config) (*Workload, error) {
 	// Idempotent: a send retried across a forced leader change is stored
 	// once (the broker's dedup window), so stored duplicates count as a
 	// failure, not as at-least-once noise.
-	if w.prod, err = client.NewProducer(client.ProducerConfig{NameServers: cfg.NameServers, SendTimeout: 10 * time.Second,
+	if w.prod, err = client.NewProducer(client.ProducerConfig{NameServers: cfg.NameServers, TLS: cfg.TLS, SendTimeout: 10 * time.Second,
 		Idempotent: true, Logger: cfg.Logger.Named("producer")}); err != nil {
 		return nil, err
 	}
 	w.cons, err = client.NewConsumer(client.ConsumerConfig{
-		NameServers: cfg.NameServers, Group: cfg.Group, From: client.FromFirst,
+		NameServers: cfg.NameServers, TLS: cfg.TLS, Group: cfg.Group, From: client.FromFirst,
 		Subscriptions: map[string]string{cfg.Topic: "*"}, Logger: cfg.Logger.Named("consumer"),
 	})
 	if err != nil {
@@ -151,10 +164,14 @@ func (w *Workload) produce(ctx context.Context, p int) {
 	for seq := 0; ctx.Err() == nil; seq++ {
 		k := key(p, seq)
 		issued := time.Now()
-		_, err := w.prod.Send(ctx, &client.Message{
+		msg := &client.Message{
 			Topic: w.cfg.Topic, Keys: []string{k}, ShardingKey: "producer-" + strconv.Itoa(p), Body: body,
 			Properties: map[string]string{"drill-run": w.run, "drill-producer": strconv.Itoa(p), "drill-seq": strconv.Itoa(seq)},
-		})
+		}
+		if w.cfg.Unkeyed {
+			msg.ShardingKey = ""
+		}
+		_, err := w.prod.Send(ctx, msg)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -168,8 +185,18 @@ func (w *Workload) produce(ctx context.Context, p int) {
 		now := time.Now()
 		w.mu.Lock()
 		w.acked[k] = ack{producer: p, seq: seq, issued: issued, at: now}
+		if !w.lastAck.IsZero() {
+			w.longestGap = max(w.longestGap, now.Sub(w.lastAck))
+		}
 		if !w.lastAck.IsZero() && now.Sub(w.lastAck) > PauseThreshold {
 			w.pauses = append(w.pauses, pause{from: w.lastAck, d: now.Sub(w.lastAck)})
+		}
+		if !w.lastAck.IsZero() {
+			i := len(w.disruptions) - 1 // marks are in time order; this gap ends now, after the latest
+			if w.gaps == nil {
+				w.gaps = map[int]time.Duration{}
+			}
+			w.gaps[i] = max(w.gaps[i], now.Sub(w.lastAck))
 		}
 		w.lastAck = now
 		for i, d := range w.disruptions {
@@ -205,7 +232,7 @@ func (w *Workload) consume(_ context.Context, msgs []*client.MessageExt) client.
 		if w.received[k] > 1 {
 			continue
 		}
-		if last, ok := w.lastSeq[p]; ok && seq < last && len(w.orderErrs) < 10 {
+		if last, ok := w.lastSeq[p]; ok && seq < last && len(w.orderErrs) < 10 && !w.cfg.Unkeyed {
 			w.orderErrs = append(w.orderErrs, fmt.Sprintf("producer %d: seq %d delivered after %d", p, seq, last))
 		}
 		w.lastSeq[p] = max(w.lastSeq[p], seq)

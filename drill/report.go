@@ -26,8 +26,11 @@ type Report struct {
 	// Pauses are gaps between consecutive acknowledgements longer than
 	// PauseThreshold, whoever caused them (kills by another process
 	// included): a client's view of write unavailability.
-	Pauses      []time.Duration `json:"pauses_ns"`
-	Redelivered uint64          `json:"redelivered"`
+	Pauses []time.Duration `json:"pauses_ns"`
+	// LongestGap is the longest gap between consecutive acknowledgements
+	// (any producer), over the threshold or not.
+	LongestGap  time.Duration `json:"longest_gap_ns"`
+	Redelivered uint64        `json:"redelivered"`
 	// Resends counts sends the producer resent to a newer leader while an
 	// earlier attempt was unanswered, and retries after an outcome was
 	// unknown: each may have stored a copy (see Duplicates).
@@ -35,6 +38,9 @@ type Report struct {
 	// Deduplicated counts sends the broker answered as a resend of a
 	// message it had stored (producer dedup): not stored again.
 	Deduplicated uint64 `json:"deduplicated"`
+	// SteadyGap is the longest gap between acknowledgements before the
+	// first mark: the baseline for the disruptions' LongestGap.
+	SteadyGap time.Duration `json:"steady_gap_ns"`
 }
 
 // DisruptionReport is one marked disruption and how long writes paused:
@@ -47,6 +53,11 @@ type DisruptionReport struct {
 	// producer) that ends after this disruption and not after the next
 	// one: the write pause it caused. 0 if none exceeded PauseThreshold.
 	LongestPause time.Duration `json:"longest_pause_ns"`
+	// LongestGap is the longest gap between acknowledgements (any
+	// producer) ending after this mark and before the next, however short:
+	// with producers sending every few milliseconds, the write pause of a
+	// disruption too short for LongestPause.
+	LongestGap time.Duration `json:"longest_gap_ns"`
 }
 
 func (w *Workload) report() Report {
@@ -70,7 +81,7 @@ func (w *Workload) report() Report {
 	}
 	var downs []time.Duration
 	for i, d := range w.disruptions {
-		dr := DisruptionReport{Name: d.name, At: d.at, Unavailable: -1}
+		dr := DisruptionReport{Name: d.name, At: d.at, Unavailable: -1, LongestGap: w.gaps[i]}
 		if t, ok := w.firstAfter[i]; ok {
 			dr.Unavailable = t.Sub(d.at)
 			downs = append(downs, dr.Unavailable)
@@ -92,6 +103,8 @@ func (w *Workload) report() Report {
 	for _, p := range w.pauses {
 		r.Pauses = append(r.Pauses, p.d)
 	}
+	r.SteadyGap = w.gaps[-1]
+	r.LongestGap = w.longestGap
 	r.Redelivered = w.cons.Stats().Redelivered
 	ps := w.prod.Stats()
 	r.Resends, r.Deduplicated = ps.Resends, ps.Duplicates
@@ -110,9 +123,10 @@ func (r Report) Print(out io.Writer) {
 		if d.Unavailable >= 0 {
 			u = d.Unavailable.Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(out, "change %-2d %-28s writes paused %s (longest gap %s)\n", i+1, d.Name, u, d.LongestPause.Round(time.Millisecond))
+		fmt.Fprintf(out, "change %-2d %-28s writes paused %s (longest gap %s)\n", i+1, d.Name, u, max(d.LongestGap, d.LongestPause).Round(time.Millisecond))
 	}
 	if len(r.Disruptions) > 0 {
+		fmt.Fprintf(out, "longest gap between acknowledgements before the first change: %s\n", r.SteadyGap.Round(time.Millisecond))
 		fmt.Fprintf(out, "unavailability p50 %s, max %s\n", r.UnavailableP50.Round(time.Millisecond), r.UnavailableMax.Round(time.Millisecond))
 	}
 	if n := len(r.Pauses); n > 0 {
@@ -121,6 +135,7 @@ func (r Report) Print(out io.Writer) {
 		fmt.Fprintf(out, "write pauses over %s: %d (p50 %s, max %s)\n", PauseThreshold, n,
 			ps[n/2].Round(time.Millisecond), ps[n-1].Round(time.Millisecond))
 	}
+	fmt.Fprintf(out, "longest gap between acknowledgements %s\n", r.LongestGap.Round(time.Millisecond))
 	for e, n := range r.SendErrors {
 		fmt.Fprintf(out, "send failed %d× (retried): %s\n", n, e)
 	}

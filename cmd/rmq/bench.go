@@ -241,6 +241,8 @@ func newBenchProducer(c *cli.Context, o produceOptions) (*client.Producer, error
 	}
 	return client.NewProducer(client.ProducerConfig{
 		NameServers:      ns,
+		Credentials:      credentials(c),
+		TLS:              clientTLS(c),
 		SendTimeout:      c.Duration("timeout"),
 		AutoCreateQueues: -1,
 		// The bench bounds what is outstanding itself (--inflight); the

@@ -265,6 +265,8 @@ func (r *consumerRun) newConsumers(c *cli.Context) ([]*client.Consumer, error) {
 		s := newClientStats(fmt.Sprintf("consumer-%d", i), time.Time{}, false)
 		cons, err := client.NewConsumer(client.ConsumerConfig{
 			NameServers:   ns,
+			Credentials:   credentials(c),
+			TLS:           clientTLS(c),
 			Group:         r.o.Group,
 			Subscriptions: map[string]string{r.o.Topic: "*"},
 			From:          r.o.From,

@@ -392,7 +392,7 @@ func benchDelay(c *cli.Context) error {
 	}
 	d := newDelayRun(o.Count)
 	cons, err := client.NewConsumer(client.ConsumerConfig{
-		NameServers: ns, Group: "bench-delay-" + d.run, Subscriptions: map[string]string{o.Topic: "*"},
+		NameServers: ns, Credentials: credentials(c), TLS: clientTLS(c), Group: "bench-delay-" + d.run, Subscriptions: map[string]string{o.Topic: "*"},
 		From: client.FromTimestamp, FromTimestamp: time.Now().Add(-time.Millisecond), Logger: clientLogger(c),
 	})
 	if err != nil {

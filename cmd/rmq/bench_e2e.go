@@ -80,7 +80,7 @@ func benchE2E(c *cli.Context) error {
 	// From the current time rather than FromLast: a queue whose start
 	// offset is read after the first sends still starts before them.
 	cons, err := client.NewConsumer(client.ConsumerConfig{
-		NameServers: ns, Group: group, Subscriptions: map[string]string{o.Topic: "*"},
+		NameServers: ns, Credentials: credentials(c), TLS: clientTLS(c), Group: group, Subscriptions: map[string]string{o.Topic: "*"},
 		From: client.FromTimestamp, FromTimestamp: time.Now().Add(-time.Millisecond), Logger: clientLogger(c),
 	})
 	if err != nil {

@@ -490,6 +490,9 @@ func TestClusterStatus(t *testing.T) {
 		if n.Addr == "" || n.Term == 0 {
 			t.Errorf("node %+v: want an address and a term", n)
 		}
+		if r := n.DiskUsedRatio; r == nil || *r <= 0 || *r > 1 || n.DiskFull != "" {
+			t.Errorf("node %+v: want its disk use (0, 1] and no disk-full refusal", n)
+		}
 	}
 	if leaders != 1 {
 		t.Errorf("got %d leaders, want 1", leaders)

@@ -55,7 +55,7 @@ func newAdmin(c *cli.Context) (*client.Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAdmin(client.AdminConfig{NameServers: ns, Timeout: c.Duration("timeout"), Logger: clientLogger(c)})
+	return client.NewAdmin(client.AdminConfig{NameServers: ns, Credentials: credentials(c), TLS: clientTLS(c), Timeout: c.Duration("timeout"), Logger: clientLogger(c)})
 }
 
 // withAdmin runs f with an Admin and a --timeout context.
@@ -183,6 +183,9 @@ func interspersed(c *cli.Context) ([]string, error) {
 	}
 	if o := c.String("output"); o != "table" && o != "json" {
 		return nil, fmt.Errorf("--output %q: use table or json", o)
+	}
+	if err := loadClientTLS(c, false); err != nil { // tls.go: --tls-* may follow the command
+		return nil, err
 	}
 	return out, nil
 }

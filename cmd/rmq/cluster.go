@@ -25,7 +25,8 @@ func clusterCommand() *cli.Command {
 				"A node that stopped registering (killed, stopped, cut off) is listed with ROLE down and its\n" +
 				"LAST SEEN age until it comes back or the NameServer forgets it (10 minutes by default).\n" +
 				"COMMIT is - while a node has not learned the commit index (just restarted, not yet\n" +
-				"reached by the leader).",
+				"reached by the leader). A non-voter (added by 'rmq node add', not yet promoted) has\n" +
+				"'(non-voter)' after its role; 'rmq node list' prints the Raft configuration itself.",
 			Flags: []cli.Flag{
 				&cli.DurationFlag{Name: "wait", Usage: "wait up to this long for a serving leader in every broker group; exit non-zero if none"},
 			},
@@ -39,8 +40,12 @@ func clusterCommand() *cli.Command {
 // commit, applied or lag; Term and the addresses are from its last
 // registration.
 type nodeRow struct {
-	Node        string `json:"node"`
-	Role        string `json:"role"`
+	Node string `json:"node"`
+	Role string `json:"role"`
+	// Suffrage is the node's place in its latest Raft configuration:
+	// "voter", "nonvoter", or "" (not in it: not yet added or removed, or an
+	// older broker).
+	Suffrage    string `json:"suffrage,omitempty"`
 	Down        bool   `json:"down"`
 	Serving     bool   `json:"serving"`
 	StaleLeader bool   `json:"stale_leader,omitempty"`
@@ -56,6 +61,11 @@ type nodeRow struct {
 	RaftAddr string  `json:"raft_addr"`
 	// LastSeenMillis is how long ago the node last registered.
 	LastSeenMillis int64 `json:"last_seen_ms"`
+	// DiskUsedRatio is the fullness of the node's file system (0..1),
+	// null when unknown; DiskFull says why the node's group refuses sends
+	// (a disk above the high-water mark), empty while it takes them.
+	DiskUsedRatio *float64 `json:"disk_used_ratio"`
+	DiskFull      string   `json:"disk_full,omitempty"`
 }
 
 // groupStatusRow is one broker group.
@@ -72,7 +82,8 @@ type groupStatusRow struct {
 type clusterStatusView []groupStatusRow
 
 func (v clusterStatusView) table(w io.Writer) {
-	row(w, "BROKER GROUP", "NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "ADDRESS", "LAST SEEN")
+	row(w, "BROKER GROUP", "NODE", "ROLE", "TERM", "COMMIT", "APPLIED", "LAG", "DISK", "ADDRESS", "LAST SEEN")
+	var full []string
 	for _, g := range v {
 		for _, n := range g.Nodes {
 			role := n.Role
@@ -83,12 +94,25 @@ func (v clusterStatusView) table(w io.Writer) {
 			case n.Node == g.Leader:
 				role += " *"
 			}
+			if n.Suffrage == "nonvoter" && !n.Down {
+				role += " (non-voter)"
+			}
 			seen := (time.Duration(n.LastSeenMillis) * time.Millisecond).Round(time.Millisecond).String() + " ago"
-			row(w, g.BrokerGroup, n.Node, role, n.Term, indexCell(n.CommitIndex), indexCell(n.AppliedIndex), indexCell(n.Lag), n.Addr, seen)
+			disk := "-"
+			if n.DiskUsedRatio != nil {
+				disk = fmt.Sprintf("%.1f%%", 100**n.DiskUsedRatio)
+			}
+			row(w, g.BrokerGroup, n.Node, role, n.Term, indexCell(n.CommitIndex), indexCell(n.AppliedIndex), indexCell(n.Lag), disk, n.Addr, seen)
+			if n.Node == g.Leader && n.DiskFull != "" {
+				full = append(full, fmt.Sprintf("broker group %s refuses sends (disk full): %s", g.BrokerGroup, n.DiskFull))
+			}
 		}
 		if g.Leader == "" {
-			row(w, g.BrokerGroup, "-", "no leader", "-", "-", "-", "-", "-", "-")
+			row(w, g.BrokerGroup, "-", "no leader", "-", "-", "-", "-", "-", "-", "-")
 		}
+	}
+	for _, l := range full {
+		fmt.Fprintln(w, l)
 	}
 }
 
@@ -182,8 +206,11 @@ func newClusterStatusView(st []client.GroupStatus) clusterStatusView {
 		gr := groupStatusRow{BrokerGroup: g.Group, Leader: g.Leader, Term: g.Term, CommitIndex: g.CommitIndex, AppliedIndex: g.AppliedIndex, Nodes: []nodeRow{}}
 		for _, n := range g.Nodes {
 			r := nodeRow{
-				Node: n.NodeID, Role: n.Role, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
-				Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(),
+				Node: n.NodeID, Role: n.Role, Suffrage: n.Suffrage, Serving: n.Serving, StaleLeader: n.StaleLeader, Term: n.Term,
+				Addr: n.Addr, RaftAddr: n.RaftAddr, LastSeenMillis: n.Age.Milliseconds(), DiskFull: n.DiskFull,
+			}
+			if n.DiskTotal > 0 {
+				r.DiskUsedRatio = ptr(float64(n.DiskUsed) / float64(n.DiskTotal))
 			}
 			if n.Down {
 				r.Role, r.Down, r.Serving, r.StaleLeader = "down", true, false, false

@@ -42,6 +42,7 @@ func consumeCommand() *cli.Command {
 			"reconsume count raised, until the group's dead-letter queue after 16 such expiries.\n" +
 			"With --pop, --exit stops at the first receive that finds nothing.",
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cluster", Usage: "only the broker groups of this `CLUSTER` (the name their brokers registered with); default every cluster"},
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "consumer group (required unless --broadcast)"},
 			&cli.StringFlag{Name: "from", Value: "last", Usage: "where a group without offsets starts: last, first or an RFC3339 time"},
 			&cli.BoolFlag{Name: "broadcast", Usage: "every member gets every message; offsets stay in this process"},
@@ -181,6 +182,8 @@ func consume(c *cli.Context) error {
 	}
 	cfg := client.ConsumerConfig{
 		NameServers:      ns,
+		Credentials:      credentials(c),
+		TLS:              clientTLS(c),
 		Group:            c.String("group"),
 		Subscriptions:    subs,
 		SQLSubscriptions: sqlSubs,
@@ -189,6 +192,7 @@ func consume(c *cli.Context) error {
 		Orderly:          c.Bool("orderly"),
 		Logger:           clientLogger(c),
 		Trace:            c.Bool("trace"),
+		Cluster:          c.String("cluster"),
 	}
 	if count > 0 {
 		// Smaller pulls cut fewer batches short at the --count limit.

@@ -53,8 +53,8 @@ func consumePop(c *cli.Context, o popOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg := client.SimpleConsumerConfig{NameServers: o.ns, Group: group, Subscriptions: subs, SQLSubscriptions: sqlSubs,
-		InvisibleDuration: inv, From: o.from, Logger: clientLogger(c)}
+	cfg := client.SimpleConsumerConfig{NameServers: o.ns, Credentials: credentials(c), TLS: clientTLS(c), Group: group, Subscriptions: subs, SQLSubscriptions: sqlSubs,
+		InvisibleDuration: inv, From: o.from, Logger: clientLogger(c), Cluster: c.String("cluster")}
 	if o.exit {
 		cfg.AwaitDuration = exitPollWait
 	}

@@ -26,7 +26,7 @@
 //	                               every owned queue read to its max offset as of its last
 //	                               pull), D since the start, or Ctrl-C, whichever is first;
 //	                               then commits and leaves the group cleanly
-//	rmq topic create NAME          --queues 8 --perm 6 [--broker-group G]; waits until
+//	rmq topic create NAME          --queues 8 --perm 6 [--broker-group G,H (alias --groups)]; waits until
 //	                               the NameServer routes it unless --no-wait
 //	rmq topic update NAME          [--queues N] [--perm r|w|rw|4|2|6] [--broker-group G];
 //	                               changes only the flags given; queues only grow
@@ -41,6 +41,12 @@
 //	                               nodes that stopped registering as down, last seen
 //	rmq node status --addr A       one node: Raft indexes, log and data bytes, disk
 //	                               use, and its last log purge with the reason
+//	rmq node list                  the group's Raft configuration: voters, non-voters
+//	rmq node add ID RAFTADDR       add a node started with --join as a non-voter, wait
+//	                               until it caught up, promote it (--no-promote: not)
+//	rmq node promote ID            make a caught-up non-voter a voter
+//	rmq node remove ID             take a node out (the leader hands over first)
+//	rmq node replace OLD NEW ADDR  add NEW, promote it once caught up, remove OLD
 //
 // The load generators, rmq bench produce|consume|e2e|delay, create the topic
 // (default "bench", --queues 8) when missing and report, per client and
@@ -72,8 +78,10 @@
 // --no-progress; errors are counted per client and the first distinct ones
 // printed on stderr; a run in which every send fails exits non-zero.
 //
-// Global flags (--namesrv, --timeout, --output, --log-level) and a
-// command's own flags may come before or after its arguments: client
+// Global flags (--namesrv, --timeout, --output, --log-level, and
+// --access-key/--secret-key, env RMQ_ACCESS_KEY/RMQ_SECRET_KEY, which
+// sign every request for brokers with access control) and a command's
+// own flags may come before or after its arguments: client
 // commands parse their flags themselves (interspersed in clientcmd.go)
 // because urfave/cli v2 stops at the first argument. --timeout bounds each
 // command's requests; consume runs until --count, --exit, --wait or Ctrl-C
@@ -81,7 +89,32 @@
 // and shortens the long poll to 500ms (librdkafka's fetch.wait.max.ms),
 // since an empty queue answers only when its long poll ends.
 //
+// rmq dashboard --listen 127.0.0.1:8080 serves the web dashboard and the
+// HTTP admin API (package dashboard, dashboard/API.md) for the cluster at
+// --namesrv; rmq dev serves it too (--dashboard ADDR, "" turns it off) and
+// prints its URL. Its clients are the same client.Admin the commands use.
+// TLS (tls.go, dev_tls.go, tls_cmd.go): the global --tls-ca, --tls-cert,
+// --tls-key, --tls-server-name (env RMQ_TLS_*) give every client command a
+// TLS config, built once per run (again when they follow the command).
+// rmq broker takes --tls-cert, --tls-key, --tls-ca, --tls-client-auth and
+// --tls-on (which parts: client, raft, http, namesrv) over the [tls]
+// table of its TOML file, whose [tls.client|raft|http|namesrv] tables
+// override per part; rmq namesrv takes the first four. Servers never read
+// RMQ_TLS_*. rmq dev --tls makes a throwaway CA in --dir/tls and prints the
+// export line for RMQ_TLS_CA; rmq tls dev-certs writes the same files.
+//
+// rmq dev --groups N runs N three-node groups (broker-a, broker-b, ...;
+// group g's node i on --broker-port+100*g+10*i, Raft one above) and
+// --namesrvs M NameServers on --namesrv-port, +1, ... (default 1, or 2
+// with several groups); every node registers with every NameServer
+// (dev_groups.go).
+//
 // Profiling: every command takes --cpuprofile FILE (a client or bench run);
 // rmq broker and rmq dev take --pprof ADDR to serve net/http/pprof on a
 // loopback address.
+//
+// Metrics: rmq broker and rmq namesrv take --metrics ADDR (broker TOML key
+// metrics) to serve Prometheus metrics on http://ADDR/metrics, off by
+// default; rmq dev serves them for every process (the NameServer's on
+// --namesrv-port+1, broker i's on --broker-port+10*i+2) and prints the URLs.
 package main

@@ -51,7 +51,7 @@ func startProbe(c *cli.Context, topic string, producers int) (*drill.Workload, e
 	}
 	ctx, cancel := opContext(c)
 	defer cancel()
-	w, err := drill.Start(ctx, drill.Config{NameServers: ns, Topic: topic, Group: topic + "-drill", Producers: producers,
+	w, err := drill.Start(ctx, drill.Config{NameServers: ns, TLS: clientTLS(c), Topic: topic, Group: topic + "-drill", Producers: producers,
 		Interval: time.Millisecond, Logger: clientLogger(c)})
 	if err != nil {
 		return nil, err
@@ -182,14 +182,14 @@ type drillView drill.Report
 func (v drillView) table(w io.Writer) { drill.Report(v).Print(w) }
 
 func nodeCommand() *cli.Command {
-	return nounCommand("node", "talk to one broker node directly",
-		&cli.Command{
-			Name:   "status",
-			Usage:  "a broker node's Raft and storage state (exit 0 if it answers: a health check)",
-			Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:10911", Usage: "the node's client address"}},
-			Action: nodeStatus,
-		},
-	)
+	status := &cli.Command{
+		Name:   "status",
+		Usage:  "a broker node's Raft and storage state (exit 0 if it answers: a health check)",
+		Flags:  []cli.Flag{&cli.StringFlag{Name: "addr", Value: "127.0.0.1:10911", Usage: "the node's client address"}},
+		Action: nodeStatus,
+	}
+	return nounCommand("node", "talk to one broker node directly, or change a broker group's membership",
+		append([]*cli.Command{status}, nodeMemberCommands()...)...) // node.go
 }
 
 type nodeStatusView wire.NodeStatus
@@ -204,10 +204,17 @@ func (v nodeStatusView) table(w io.Writer) {
 	if !v.CommitUnknown && v.CommitIndex != 0 {
 		commit = strconv.FormatUint(v.CommitIndex, 10)
 	}
-	row(w, v.NodeID, v.Group, v.Role, v.Serving, v.Term, commit, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.DataBytes, disk, v.Addr)
+	role := v.Role
+	if v.Suffrage == "nonvoter" {
+		role += " (non-voter)"
+	}
+	row(w, v.NodeID, v.Group, role, v.Serving, v.Term, commit, v.AppliedIndex, v.FirstIndex, v.LastIndex, v.LogBytes, v.DataBytes, disk, v.Addr)
 	if p := v.LastPurge; p != nil {
 		fmt.Fprintf(w, "last purge: %s: %d segments, %d bytes, entries %d-%d: %s\n", timeCell(time.UnixMilli(p.AtMillis)),
 			p.Segments, p.Bytes, p.FromIndex, p.ToIndex, textCell(p.Reason))
+	}
+	if v.DiskFull != "" {
+		fmt.Fprintf(w, "sends refused (disk full): %s\n", textCell(v.DiskFull))
 	}
 }
 
@@ -217,7 +224,7 @@ func nodeStatus(c *cli.Context) error {
 	}
 	ctx, cancel := opContext(c)
 	defer cancel()
-	conn, err := wire.Dial(ctx, c.String("addr"), 0)
+	conn, err := wire.DialTLS(ctx, c.String("addr"), 0, clientTLS(c))
 	if err != nil {
 		return fmt.Errorf("broker at %s: %w", c.String("addr"), err)
 	}

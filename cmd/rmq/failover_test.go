@@ -3,8 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -50,27 +51,12 @@ func TestNodeAndFailoverCommands(t *testing.T) {
 	h.fails("broker group \"nope\" is not registered", "failover", "transfer", "--broker-group", "nope")
 }
 
-// freeBase finds a port p such that p, p+1, p+10, p+11, p+20 and p+21 are
-// free (rmq dev's broker layout).
+// freeBase finds a port p such that rmq dev's layout around it is free:
+// clients at p, p+10, p+20, Raft one above, metrics two above, and the
+// NameServer's ports at p+5 and p+6.
 func freeBase(t *testing.T) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
-		base := 20000 + rand.IntN(30000)
-		ok := true
-		for _, off := range []int{0, 1, 10, 11, 20, 21} {
-			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
-			if err != nil {
-				ok = false
-				break
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range for rmq dev")
-	return 0
+	return freePorts(t, 0, 1, 2, 5, 6, 10, 11, 12, 20, 21, 22)
 }
 
 // TestDevCommand starts rmq dev, uses the group it prints, and stops it
@@ -79,15 +65,16 @@ func TestDevCommand(t *testing.T) {
 	// The data records the group's Raft addresses, so both runs use the
 	// same ports, as re-running rmq dev does.
 	dir := t.TempDir()
-	nsAddr := strings.TrimPrefix(freeAddrCLI(t), "127.0.0.1:")
 	base := freeBase(t)
+	nsAddr := fmt.Sprint(base + 5) // its metrics on base+6
 	for round := 0; round < 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		var stdout, stderr syncBuffer
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, []string{"rmq", "--log-level", "warn", "dev", "--dir", dir,
-				"--namesrv-port", nsAddr, "--broker-port", fmt.Sprint(base), "--flush", "async"}, &stdout, &stderr)
+				"--namesrv-port", nsAddr, "--broker-port", fmt.Sprint(base), "--flush", "async",
+				"--dashboard", "127.0.0.1:0"}, &stdout, &stderr)
 		}()
 		e2e.Eventually(t, 20*time.Second, func() error {
 			if !strings.Contains(stdout.String(), "Press Ctrl-C") {
@@ -103,8 +90,10 @@ func TestDevCommand(t *testing.T) {
 			}
 			return nil
 		})
+		checkDevDashboard(t, stdout.String())
 		if round == 0 {
 			h.ok("send", "dev-topic", "kept across runs")
+			checkDevMetrics(t, stdout.String(), base, nsAddr)
 		} else if out := h.ok("consume", "dev-topic", "--group", "g", "--from", "first", "--count", "1"); !strings.Contains(out, "kept across runs") {
 			t.Fatalf("second run lost the data: %s", out)
 		}
@@ -113,16 +102,6 @@ func TestDevCommand(t *testing.T) {
 			t.Fatalf("rmq dev round %d: %v\nstderr:\n%s", round, err, stderr.String())
 		}
 	}
-}
-
-func freeAddrCLI(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func TestNodeStatusTableShowsDiskAndLastPurge(t *testing.T) {
@@ -139,4 +118,41 @@ func TestNodeStatusTableShowsDiskAndLastPurge(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// checkDevMetrics checks that rmq dev printed a metrics URL for every
+// process and that each answers with its node's series.
+func checkDevMetrics(t *testing.T, out string, base int, nsPort string) {
+	t.Helper()
+	urls := []string{fmt.Sprintf("http://127.0.0.1:%d/metrics", mustAtoi(t, nsPort)+1)}
+	for i := 0; i < 3; i++ {
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d/metrics", base+10*i+2))
+	}
+	for i, u := range urls {
+		if !strings.Contains(out, u) {
+			t.Fatalf("rmq dev did not print %s:\n%s", u, out)
+		}
+		want := "rmq_raft_term"
+		if i == 0 {
+			want = "rmq_namesrv_broker_nodes"
+		}
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %v, status %d, no %s in:\n%.2000s", u, err, resp.StatusCode, want, body)
+		}
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -28,7 +28,11 @@ type fileConfig struct {
 	RaftAdvertise string   `toml:"raft_advertise"`
 	Peers         []string `toml:"peers"` // id=raftaddr
 	Bootstrap     bool     `toml:"bootstrap"`
-	NameServers   []string `toml:"namesrv"`
+	Join          bool     `toml:"join"` // joins an existing group (rmq node add); never bootstraps
+	// PreferredLeader is the node ID leadership returns to when healthy.
+	PreferredLeader string   `toml:"preferred_leader"`
+	NameServers     []string `toml:"namesrv"`
+	Metrics         string   `toml:"metrics"` // Prometheus /metrics address; empty: off
 
 	Flush              string `toml:"flush"`
 	FlushInterval      string `toml:"flush_interval"`
@@ -49,6 +53,11 @@ type fileConfig struct {
 	RetentionMaxBytes      string `toml:"retention_max_bytes"`      // old name of retention_max_disk_bytes
 	RetentionDiskRatio     any    `toml:"retention_disk_ratio"`     // 0.85, "85%"
 	RetentionCheckInterval string `toml:"retention_check_interval"` // duration
+	// Disk limits: sends are refused once a node's file system is this
+	// full and taken again at the low-water mark; "off" turns it off.
+	DiskHighWater     any    `toml:"disk_high_water"`     // 0.90, "90%", "off"
+	DiskLowWater      any    `toml:"disk_low_water"`      // 0.85, "85%"
+	DiskCheckInterval string `toml:"disk_check_interval"` // duration
 	// Delayed messages: the delay levels, space-separated durations in
 	// RocketMQ's messageDelayLevel form ("1s 5s 10s 30s 1m ... 2h"; a "d"
 	// unit is a day), the longest timer delay, and the scheduler's poll.
@@ -65,6 +74,18 @@ type fileConfig struct {
 	DedupWindow     string `toml:"dedup_window"`
 	DedupMaxEntries int64  `toml:"dedup_max_entries"`
 	DedupAll        bool   `toml:"dedup_all"` // every message, not only producers asking (Idempotent)
+	// Memory: the CommitLog's cache of the newest entries (a size; "off"
+	// turns it off), and the Go runtime's soft memory limit for the
+	// process (debug.SetMemoryLimit; a size, or "off" for none even if the
+	// GOMEMLIMIT environment variable sets one; empty: GOMEMLIMIT's).
+	LogCacheSize string `toml:"log_cache_size"`
+	MemoryLimit  string `toml:"memory_limit"`
+	// Access control: the rules file (plain_acl.yml shape; empty: off) and
+	// how far a signed request's time may be from the broker's (duration).
+	ACL           string `toml:"acl"`
+	ACLTimeWindow string `toml:"acl_time_window"`
+
+	TLS fileTLS `toml:"tls"` // [tls] and [tls.client|raft|http|namesrv], see tls.go
 
 	// fromFlags holds the keys a flag set, so that an error names the
 	// flag the value came from.
@@ -103,6 +124,9 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 	cfg.ClientListen, cfg.ClientAdvertise = fc.Listen, fc.Advertise
 	cfg.RaftBind, cfg.RaftAdvertise = fc.RaftListen, fc.RaftAdvertise
 	cfg.Bootstrap, cfg.NameServers = fc.Bootstrap, fc.NameServers
+	cfg.Join, cfg.PreferredLeader = fc.Join, fc.PreferredLeader
+	cfg.ACLFile = fc.ACL
+	cfg.MetricsListen = fc.Metrics
 	if fc.Cluster != "" {
 		cfg.Cluster = fc.Cluster
 	}
@@ -144,6 +168,8 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		{"timer_poll", fc.TimerPoll, &cfg.TimerPoll},
 		{"transaction_timeout", fc.TransactionTimeout, &cfg.TransactionTimeout},
 		{"transaction_check_interval", fc.TransactionCheckInterval, &cfg.TransactionCheckInterval},
+		{"acl_time_window", fc.ACLTimeWindow, &cfg.ACL.TimeWindow},
+		{"disk_check_interval", fc.DiskCheckInterval, &cfg.DiskLimit.CheckInterval},
 	}
 	for _, d := range durations {
 		if d.in == "" {
@@ -157,7 +183,8 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		switch {
 		case err != nil:
 			bad("%s: %v", fc.label(d.name), err)
-		case v <= 0 && (d.name == "max_delay" || d.name == "timer_poll" || strings.HasPrefix(d.name, "transaction_")):
+		case v <= 0 && (d.name == "max_delay" || d.name == "timer_poll" || d.name == "acl_time_window" || d.name == "disk_check_interval" ||
+			strings.HasPrefix(d.name, "transaction_")):
 			bad("%s: %s: want a positive duration", fc.label(d.name), d.in)
 		}
 		*d.out = v
@@ -231,6 +258,20 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 		}
 		*s.out = int(v)
 	}
+	if fc.LogCacheSize != "" {
+		v, err := parseSize(fc.LogCacheSize)
+		switch {
+		case isOff(fc.LogCacheSize):
+			cfg.LogCacheBytes = -1
+		case err != nil:
+			bad("%s: %v (or \"off\")", fc.label("log_cache_size"), err)
+		default:
+			cfg.LogCacheBytes = v
+		}
+	}
+	if _, err := fc.memoryLimit(); err != nil {
+		bad("%s: %v", fc.label("memory_limit"), err)
+	}
 	if fc.SnapshotThreshold > 0 {
 		cfg.SnapshotThreshold = fc.SnapshotThreshold
 	}
@@ -246,10 +287,53 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 			cfg.Retention.ForceDiskRatio = r
 		}
 	}
+	errs = append(errs, fc.TLS.apply(&cfg)...) // tls.go
+	for _, r := range []struct {
+		name string
+		in   any
+		out  *float64
+	}{{"disk_high_water", fc.DiskHighWater, &cfg.DiskLimit.HighWater}, {"disk_low_water", fc.DiskLowWater, &cfg.DiskLimit.LowWater}} {
+		if r.in == nil {
+			continue
+		}
+		v, err := parseRatio(r.in)
+		switch {
+		case err != nil:
+			bad("%s: %v", fc.label(r.name), err)
+		case v < 0 && r.name == "disk_low_water":
+			bad("%s: cannot be off (turn disk_high_water off instead)", fc.label(r.name))
+		case v != 0:
+			*r.out = v
+		}
+	}
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("broker config: %s", strings.Join(errs, "; "))
 	}
 	return cfg, nil
+}
+
+// minMemoryLimit is the smallest memory_limit accepted: below it the
+// collector would run nearly all the time, and a bare number is bytes, so
+// "512" is far more likely a typo for "512MiB" than a wish.
+const minMemoryLimit = 64 << 20
+
+// memoryLimit returns memory_limit in bytes: 0 when unset (GOMEMLIMIT, if
+// set, applies), math.MaxInt64 for "off".
+func (fc fileConfig) memoryLimit() (int64, error) {
+	if fc.MemoryLimit == "" {
+		return 0, nil
+	}
+	if isOff(fc.MemoryLimit) {
+		return math.MaxInt64, nil
+	}
+	v, err := parseSize(fc.MemoryLimit)
+	if err != nil {
+		return 0, fmt.Errorf("%w (or \"off\")", err)
+	}
+	if v < minMemoryLimit {
+		return 0, fmt.Errorf("%s is below the smallest limit, 64MiB", fc.MemoryLimit)
+	}
+	return v, nil
 }
 
 // parseDelayLevels parses RocketMQ's messageDelayLevel form: durations
@@ -274,7 +358,8 @@ func parseDelayLevels(s string) ([]time.Duration, error) {
 func parseLevel(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(days, 10, 64)
-		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) {
+		// Both bounds: "-200000d" overflowed to a 37-year delay (found by FuzzParseDelayLevels).
+		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) || n < int64(math.MinInt64/(24*time.Hour)) {
 			return 0, fmt.Errorf("bad days %q", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
@@ -339,6 +424,9 @@ func parseSize(s string) (int64, error) {
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("size %q: want a number with an optional KiB/MiB/GiB suffix", s)
+	}
+	if v > math.MaxInt64/mult { // "8589934592GiB" overflowed to a negative size (found by FuzzParseSize)
+		return 0, fmt.Errorf("size %q: too large", s)
 	}
 	return v * mult, nil
 }

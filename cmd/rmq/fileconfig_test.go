@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,48 @@ func TestBrokerConfigRetentionErrors(t *testing.T) {
 		_, err := brokerConfigFrom(t, tc.toml)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.toml, err, tc.want)
+		}
+	}
+}
+
+func TestBrokerConfigDiskLimit(t *testing.T) {
+	def := broker.DefaultConfig().DiskLimit
+	tests := []struct {
+		name string
+		toml string
+		args []string
+		want broker.DiskLimitConfig
+	}{
+		{"defaults", "", nil, def},
+		{"values", "disk_high_water = 0.95\ndisk_low_water = \"80%\"\ndisk_check_interval = \"250ms\"", nil,
+			broker.DiskLimitConfig{HighWater: 0.95, LowWater: 0.8, CheckInterval: 250 * time.Millisecond}},
+		{"off", "disk_high_water = \"off\"", nil, broker.DiskLimitConfig{HighWater: -1, LowWater: def.LowWater, CheckInterval: def.CheckInterval}},
+		{"flags override the file", "disk_high_water = 0.95", []string{"--disk-high-water", "97%", "--disk-low-water", "0.9", "--disk-check-interval", "2s"},
+			broker.DiskLimitConfig{HighWater: 0.97, LowWater: 0.9, CheckInterval: 2 * time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.DiskLimit); diff != "" {
+				t.Fatalf("disk limit (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		toml string
+		args []string
+		want string
+	}{
+		{"disk_high_water = 1.5", nil, "disk_high_water: 1.5 is not in (0, 1]"},
+		{"disk_low_water = \"off\"", nil, "disk_low_water: cannot be off"},
+		{"", []string{"--disk-check-interval", "0s"}, "--disk-check-interval: 0s: want a positive duration"},
+		{"", []string{"--disk-low-water", "lots"}, `--disk-low-water: "lots": want a fraction`},
+	} {
+		if _, err := brokerConfigFrom(t, tc.toml, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q %v: got %v, want an error containing %q", tc.toml, tc.args, err, tc.want)
 		}
 	}
 }
@@ -231,4 +274,140 @@ func TestBrokerConfigDedup(t *testing.T) {
 			t.Errorf("%q %v: got %v, want an error containing %q", tc.toml, tc.args, err, tc.want)
 		}
 	}
+}
+
+func TestBrokerConfigACL(t *testing.T) {
+	type aclCfg struct {
+		File   string
+		Window time.Duration
+	}
+	for _, tc := range []struct {
+		name string
+		toml string
+		args []string
+		want aclCfg
+	}{
+		{"off", "", nil, aclCfg{}},
+		{"file", "acl = \"/etc/rmq/plain_acl.yml\"\nacl_time_window = \"30s\"", nil, aclCfg{"/etc/rmq/plain_acl.yml", 30 * time.Second}},
+		{"flags override the file", "acl = \"a.yml\"", []string{"--acl", "b.yml", "--acl-time-window", "5m"}, aclCfg{"b.yml", 5 * time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := (aclCfg{cfg.ACLFile, cfg.ACL.TimeWindow}); got != tc.want {
+				t.Fatalf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if _, err := brokerConfigFrom(t, "acl_time_window = \"-1s\""); err == nil || !strings.Contains(err.Error(), "acl_time_window") {
+		t.Fatalf("negative window: %v, want an error naming acl_time_window", err)
+	}
+}
+
+func TestBrokerConfigMetrics(t *testing.T) {
+	tests := []struct {
+		name, toml string
+		args       []string
+		want       string
+	}{
+		{"off by default", "", nil, ""},
+		{"file", `metrics = "127.0.0.1:9100"`, nil, "127.0.0.1:9100"},
+		{"flag overrides the file", `metrics = "127.0.0.1:9100"`, []string{"--metrics", "127.0.0.1:9200"}, "127.0.0.1:9200"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MetricsListen != tc.want {
+				t.Fatalf("MetricsListen: got %q, want %q", cfg.MetricsListen, tc.want)
+			}
+		})
+	}
+}
+
+// TestMetricsFlagBadAddress: a --metrics address that cannot be bound
+// stops rmq namesrv and rmq broker with an error naming it.
+func TestMetricsFlagBadAddress(t *testing.T) {
+	for _, args := range [][]string{
+		{"rmq", "namesrv", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:notaport"},
+		{"rmq", "broker", "--id", "n0", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--raft", "127.0.0.1:0",
+			"--peers", "n0=127.0.0.1:1", "--metrics", "127.0.0.1:notaport"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "metrics listen 127.0.0.1:notaport") {
+			t.Errorf("%v: got %v, want an error naming the metrics address", args[1], err)
+		}
+	}
+}
+
+func TestBrokerConfigMemory(t *testing.T) {
+	def := broker.DefaultConfig().LogCacheBytes
+	tests := []struct {
+		name      string
+		toml      string
+		args      []string
+		wantCache int64
+		wantLimit int64
+		wantErr   string
+	}{
+		{"defaults", "", nil, def, 0, ""},
+		{"file", "log_cache_size = \"8MiB\"\nmemory_limit = \"512MiB\"", nil, 8 << 20, 512 << 20, ""},
+		{"flags override the file", "log_cache_size = \"8MiB\"\nmemory_limit = \"512MiB\"",
+			[]string{"--log-cache-size", "off", "--memory-limit", "1GiB"}, -1, 1 << 30, ""},
+		// A zero size stays zero here; broker.New reads zero as the default.
+		{"zero cache is the default", "log_cache_size = \"0\"", nil, 0, 0, ""},
+		{"limit off", "memory_limit = \"off\"", nil, def, math.MaxInt64, ""},
+		{"bare bytes are too small", "memory_limit = \"512\"", nil, 0, 0, "memory_limit: 512 is below the smallest limit, 64MiB"},
+		{"bad flag size", "", []string{"--memory-limit", "lots"}, 0, 0, `--memory-limit: size "lots"`},
+		{"bad cache size", "log_cache_size = \"-3\"", nil, 0, 0, "log_cache_size: size"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := brokerConfigFrom(t, tc.toml, tc.args...)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error got %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.LogCacheBytes != tc.wantCache {
+				t.Fatalf("LogCacheBytes got %d, want %d", cfg.LogCacheBytes, tc.wantCache)
+			}
+			fc := fileConfig{MemoryLimit: memoryLimitOf(t, tc.toml, tc.args)}
+			if got, err := fc.memoryLimit(); err != nil || got != tc.wantLimit {
+				t.Fatalf("memoryLimit got %d, %v; want %d", got, err, tc.wantLimit)
+			}
+		})
+	}
+}
+
+// memoryLimitOf is memory_limit after the file and the flags.
+func memoryLimitOf(t *testing.T, toml string, args []string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broker.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	app := &cli.App{Flags: brokerCommand().Flags, Action: func(c *cli.Context) error {
+		fc, err := loadFileConfig(path)
+		if err != nil {
+			return err
+		}
+		applyBrokerFlags(c, &fc)
+		got = fc.MemoryLimit
+		return nil
+	}}
+	if err := app.Run(append([]string{"rmq"}, args...)); err != nil {
+		t.Fatalf("flags %v: %v", args, err)
+	}
+	return got
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -137,15 +136,11 @@ func groupDescribe(c *cli.Context) error {
 	}
 	name := args[0]
 	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
-		d, err := a.DescribeGroup(ctx, name)
-		if err == nil && d.Mode == "" && len(d.Members) == 0 && len(d.Queues) == 0 {
-			err = errors.New("no members and no offsets")
+		d, err := a.LookupGroup(ctx, name)
+		if errors.Is(err, client.ErrGroupNotFound) {
+			return fmt.Errorf("group %q not found", name)
 		}
 		if err != nil {
-			// Say "not found" when that is what the broker meant.
-			if names, lerr := a.ListGroups(ctx); lerr == nil && !slices.Contains(names, name) {
-				return fmt.Errorf("group %q not found", name)
-			}
 			return explain(err, "")
 		}
 		out := groupDescription{Group: d.Group, Mode: d.Mode, Members: append([]string{}, d.Members...), Queues: []groupQueueRow{},

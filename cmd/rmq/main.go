@@ -37,17 +37,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "namesrv", Value: "127.0.0.1:9876", EnvVars: []string{"RMQ_NAMESRV"},
 				Usage: "NameServer address(es), comma-separated"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "time limit for one command's requests"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "result format: table or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"RMQ_LOG_LEVEL"}, Usage: "trace, debug, info, warn or error"},
+			&cli.StringFlag{Name: "access-key", EnvVars: []string{"RMQ_ACCESS_KEY"}, Usage: "access key of a broker ACL account (signs every request; see README, Access control)"},
+			&cli.StringFlag{Name: "secret-key", EnvVars: []string{"RMQ_SECRET_KEY"}, Usage: "secret key of --access-key"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write this command's CPU profile to a file (for profiling clients and benches)"},
-		},
+		}, clientTLSFlags()...), // tls.go
 		Before: func(c *cli.Context) error {
 			if o := c.String("output"); o != "table" && o != "json" {
 				return fmt.Errorf("--output %q: use table or json", o)
+			}
+			if err := loadClientTLS(c, true); err != nil { // tls.go
+				return err
 			}
 			if path := c.String("cpuprofile"); path != "" {
 				f, err := os.Create(path)
@@ -103,6 +108,8 @@ func commands() []*cli.Command {
 		nodeCommand(),
 		failoverCommand(),
 		benchCommand(),
+		dashboardCommand(),
+		tlsCommand(), // tls_cmd.go
 	}
 }
 

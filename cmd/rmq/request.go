@@ -88,7 +88,7 @@ func request(c *cli.Context) error {
 		return err
 	}
 	timeout := c.Duration("timeout")
-	p, err := client.NewProducer(client.ProducerConfig{NameServers: ns, SendTimeout: timeout, Logger: clientLogger(c)})
+	p, err := client.NewProducer(client.ProducerConfig{NameServers: ns, Credentials: credentials(c), TLS: clientTLS(c), SendTimeout: timeout, Logger: clientLogger(c)})
 	if err != nil {
 		return err
 	}

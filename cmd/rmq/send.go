@@ -31,6 +31,7 @@ func sendCommand() *cli.Command {
 			"--delay, --deliver-at or --delay-level (one of them) makes a delayed message: the broker\n" +
 			"stores it now and delivers it to consumers when due; the output says when that is.",
 		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "cluster", Usage: "only the broker groups of this `CLUSTER` (the name their brokers registered with); default every cluster"},
 			&cli.BoolFlag{Name: "trace", Usage: "record the send in the trace topic (rmq message trace MSG_ID)"},
 			&cli.BoolFlag{Name: "idempotent", Usage: "a send retried after an unknown outcome is stored once (broker dedup)"},
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "read the body from `PATH` (- for stdin)"},
@@ -229,7 +230,7 @@ func send(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := client.ProducerConfig{NameServers: ns, SendTimeout: c.Duration("timeout"), Logger: clientLogger(c), Trace: c.Bool("trace"), Idempotent: c.Bool("idempotent")}
+	cfg := client.ProducerConfig{NameServers: ns, Credentials: credentials(c), TLS: clientTLS(c), SendTimeout: c.Duration("timeout"), Logger: clientLogger(c), Trace: c.Bool("trace"), Idempotent: c.Bool("idempotent"), Cluster: c.String("cluster")}
 	if c.Bool("no-auto-create") {
 		cfg.AutoCreateQueues = -1
 	}

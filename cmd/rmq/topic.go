@@ -16,12 +16,12 @@ func topicCommand() *cli.Command {
 	return nounCommand("topic", "create, update, list, describe and delete topics",
 		&cli.Command{
 			Name:      "create",
-			Usage:     "create a topic on every broker group (or one)",
+			Usage:     "create a topic on every broker group (or those named)",
 			ArgsUsage: "NAME",
 			Flags: []cli.Flag{
 				&cli.UintFlag{Name: "queues", Value: client.DefaultQueues, Usage: "queues per broker group (auto-created topics get the same)"},
 				&cli.UintFlag{Name: "perm", Value: 6, Usage: "permission bits: 4 read, 2 write"},
-				&cli.StringFlag{Name: "broker-group", Usage: "create on this broker group only"},
+				&cli.StringFlag{Name: "broker-group", Aliases: []string{"groups"}, Usage: "create on these broker groups only, comma-separated (e.g. broker-a,broker-b)"},
 				&cli.BoolFlag{Name: "no-wait", Usage: "return before the NameServer routes the topic"},
 			},
 			Action: topicCreate,
@@ -100,7 +100,7 @@ func topicCreate(c *cli.Context) error {
 		return fmt.Errorf("--perm %d: want 2 (write), 4 (read) or 6 (read and write)", perm)
 	}
 	return withAdmin(c, func(ctx context.Context, a *client.Admin) error {
-		infos, err := a.CreateTopic(ctx, client.TopicSpec{Name: name, Queues: uint32(queues), Perm: uint8(perm), Group: c.String("broker-group")})
+		infos, err := a.CreateTopic(ctx, client.TopicSpec{Name: name, Queues: uint32(queues), Perm: uint8(perm), Groups: client.SplitGroups(c.String("broker-group"))})
 		if err != nil {
 			return explain(err, name)
 		}
