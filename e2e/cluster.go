@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,29 +20,43 @@ import (
 type Options struct {
 	// Nodes is the group size; default 3.
 	Nodes int
+	// Groups is the number of broker groups, named broker-a, broker-b,
+	// ...; default 1. Node IDs run on across groups: with three nodes a
+	// group, broker-a has n0-n2 and broker-b n3-n5 (see GroupOf).
+	Groups int
+	// NameServers is the number of NameServers, each known to every
+	// node; default 1.
+	NameServers int
 	// Broker, if set, adjusts each node's config before start.
 	Broker func(*broker.Config)
-	// Namesrv, if set, adjusts the NameServer's config.
+	// Namesrv, if set, adjusts each NameServer's config.
 	Namesrv func(*namesrv.Config)
 }
 
-// Cluster is a NameServer and one broker group running in this process on
+// Cluster is NameServers and broker groups running in this process on
 // 127.0.0.1 with real TCP transports and t.TempDir() data, in the spirit of
 // hashicorp/raft's testing.go. Everything is stopped by t.Cleanup.
 type Cluster struct {
 	t      testing.TB
-	ns     *namesrv.Server
-	cancel context.CancelFunc
-	nsDone chan error
+	ncfg   namesrv.Config // without Listener
+	groups []string
 
-	mu    sync.Mutex
-	cfgs  map[string]broker.Config
-	nodes map[string]*broker.Node
-	ids   []string
+	mu       sync.Mutex
+	namesrvs []*runningNamesrv // nil entries are stopped
+	nsAddrs  []string
+	cfgs     map[string]broker.Config
+	nodes    map[string]*broker.Node
+	ids      []string
 }
 
-// StartCluster starts a NameServer and a broker group and waits until the
-// group has a serving leader that the NameServer routes to.
+type runningNamesrv struct {
+	srv    *namesrv.Server
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartCluster starts the NameServers and broker groups and waits until
+// every group has a serving leader.
 func StartCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Nodes == 0 {
@@ -51,31 +64,52 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	}
 	logger := TestLogger(t)
 	c := &Cluster{t: t, cfgs: map[string]broker.Config{}, nodes: map[string]*broker.Node{}}
-
-	nsln := listen(t, "127.0.0.1:0")
-	ncfg := namesrv.DefaultConfig()
-	ncfg.Listener = nsln
-	ncfg.Logger = logger.Named("namesrv")
+	c.ncfg = namesrv.DefaultConfig()
+	c.ncfg.Logger = logger.Named("namesrv")
 	if opts.Namesrv != nil {
-		opts.Namesrv(&ncfg)
+		opts.Namesrv(&c.ncfg)
 	}
-	ns, err := namesrv.New(ncfg)
-	if err != nil {
-		t.Fatalf("start namesrv: %v", err)
-	}
-	c.ns = ns
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel, c.nsDone = cancel, make(chan error, 1)
-	go func() { c.nsDone <- ns.Run(ctx) }() // ends with cancel in cleanup
 	// The first TempDir registers the removal of every data dir; doing it
 	// before t.Cleanup(shutdown) makes it run after the nodes stopped
 	// (cleanups run last first), not while they still write.
 	_ = t.TempDir()
 	t.Cleanup(c.shutdown)
+	for i := 0; i < max(opts.NameServers, 1); i++ {
+		c.namesrvs = append(c.namesrvs, nil)
+		c.nsAddrs = append(c.nsAddrs, "")
+		c.startNamesrv(i, listen(t, "127.0.0.1:0"))
+	}
+	for g := 0; g < max(opts.Groups, 1); g++ {
+		c.startGroup(fmt.Sprintf("broker-%c", 'a'+g), g*opts.Nodes, opts, logger)
+	}
+	for _, g := range c.groups {
+		c.GroupLeaderID(g, 15*time.Second)
+	}
+	return c
+}
 
+// startNamesrv starts NameServer i on ln.
+func (c *Cluster) startNamesrv(i int, ln net.Listener) {
+	cfg := c.ncfg
+	cfg.Listener = ln
+	ns, err := namesrv.New(cfg)
+	if err != nil {
+		c.t.Fatalf("start namesrv %d: %v", i, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rn := &runningNamesrv{srv: ns, cancel: cancel, done: make(chan error, 1)}
+	go func() { rn.done <- ns.Run(ctx) }() // ends with cancel (StopNamesrv or cleanup)
+	c.mu.Lock()
+	c.namesrvs[i], c.nsAddrs[i] = rn, ns.Addr()
+	c.mu.Unlock()
+}
+
+// startGroup starts one broker group whose node IDs begin at n<first>.
+func (c *Cluster) startGroup(group string, first int, opts Options, logger hclog.Logger) {
+	t := c.t
 	var peers []broker.Peer
 	raftLns, clientLns := map[string]net.Listener{}, map[string]net.Listener{}
-	for i := 0; i < opts.Nodes; i++ {
+	for i := first; i < first+opts.Nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
 		raftLns[id], clientLns[id] = listen(t, "127.0.0.1:0"), listen(t, "127.0.0.1:0")
 		peers = append(peers, broker.Peer{ID: id, Addr: raftLns[id].Addr().String()})
@@ -83,10 +117,10 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	}
 	for _, p := range peers {
 		cfg := broker.Config{
-			NodeID: p.ID, DataDir: t.TempDir(),
+			NodeID: p.ID, Group: group, DataDir: t.TempDir(),
 			RaftBind: p.Addr, RaftListener: raftLns[p.ID],
 			ClientListen: clientLns[p.ID].Addr().String(), ClientListener: clientLns[p.ID],
-			Peers: peers, Bootstrap: true, NameServers: []string{ns.Addr()},
+			Peers: peers, Bootstrap: true, NameServers: c.NamesrvAddrs(),
 			Logger: logger.Named(p.ID),
 		}
 		if opts.Broker != nil {
@@ -98,10 +132,11 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 			t.Fatalf("start %s: %v", p.ID, err)
 		}
 		startRun(n)
+		c.mu.Lock()
 		c.nodes[p.ID] = n
+		c.mu.Unlock()
 	}
-	c.LeaderID(15 * time.Second)
-	return c
+	c.groups = append(c.groups, c.cfgs[peers[0].ID].Group) // as opts.Broker left it
 }
 
 // startRun starts n's loops and listeners. Run returns once the node is
@@ -139,17 +174,63 @@ func (c *Cluster) shutdown() {
 		}()
 	}
 	wg.Wait()
-	c.cancel()
-	if err := <-c.nsDone; err != nil {
-		c.t.Logf("namesrv: %v", err)
+	for i := range c.nsAddrs {
+		c.StopNamesrv(i)
 	}
 }
 
-// NamesrvAddr is the NameServer's address.
-func (c *Cluster) NamesrvAddr() string { return c.ns.Addr() }
+// NamesrvAddr is the first NameServer's address.
+func (c *Cluster) NamesrvAddr() string { return c.NamesrvAddrs()[0] }
 
-// NodeIDs lists the group's node IDs, running or not.
+// NamesrvAddrs lists every NameServer's address, running or not.
+func (c *Cluster) NamesrvAddrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.nsAddrs...)
+}
+
+// StopNamesrv stops NameServer i (its routes are lost, as in a crash:
+// a NameServer keeps nothing on disk).
+func (c *Cluster) StopNamesrv(i int) {
+	c.mu.Lock()
+	rn := c.namesrvs[i]
+	c.namesrvs[i] = nil
+	c.mu.Unlock()
+	if rn == nil {
+		return
+	}
+	rn.cancel()
+	if err := <-rn.done; err != nil {
+		c.t.Logf("namesrv %d: %v", i, err)
+	}
+}
+
+// RestartNamesrv starts a stopped NameServer i again on its old address,
+// knowing nothing until the brokers' next heartbeats.
+func (c *Cluster) RestartNamesrv(i int) {
+	c.t.Helper()
+	c.startNamesrv(i, listen(c.t, c.NamesrvAddrs()[i]))
+}
+
+// NodeIDs lists every node ID, running or not (of every group).
 func (c *Cluster) NodeIDs() []string { return append([]string(nil), c.ids...) }
+
+// Groups lists the broker groups (broker-a, broker-b, ...).
+func (c *Cluster) Groups() []string { return append([]string(nil), c.groups...) }
+
+// GroupOf is the broker group of node id.
+func (c *Cluster) GroupOf(id string) string { return c.cfgs[id].Group }
+
+// GroupNodeIDs lists the node IDs of group, running or not.
+func (c *Cluster) GroupNodeIDs(group string) []string {
+	var out []string
+	for _, id := range c.ids {
+		if c.cfgs[id].Group == group {
+			out = append(out, id)
+		}
+	}
+	return out
+}
 
 // Node returns a running node (nil if stopped).
 func (c *Cluster) Node(id string) *broker.Node {
@@ -174,19 +255,26 @@ func (c *Cluster) Live() []*broker.Node {
 	return out
 }
 
-// LeaderID waits until a running node leads, serves writes and is what
-// the NameServer routes to, and returns its ID.
+// LeaderID waits until a running node of the first group leads and
+// serves writes, and returns its ID.
 func (c *Cluster) LeaderID(timeout time.Duration) string {
+	c.t.Helper()
+	return c.GroupLeaderID(c.groups[0], timeout)
+}
+
+// GroupLeaderID waits until a running node of group leads and serves
+// writes, and returns its ID.
+func (c *Cluster) GroupLeaderID(group string, timeout time.Duration) string {
 	c.t.Helper()
 	var id string
 	Eventually(c.t, timeout, func() error {
 		for _, n := range c.Live() {
-			if st := n.Status(); st.Serving {
+			if st := n.Status(); st.Serving && st.Group == group {
 				id = st.NodeID
 				return nil
 			}
 		}
-		return errors.New("no serving leader")
+		return fmt.Errorf("no serving leader in %s", group)
 	})
 	return id
 }

@@ -15,7 +15,7 @@ func startDrill(t *testing.T, c *procCluster) *drill.Workload {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w, err := drill.Start(ctx, drill.Config{NameServers: []string{c.nsAddr}, Producers: 4, Interval: 2 * time.Millisecond})
+	w, err := drill.Start(ctx, drill.Config{NameServers: []string{c.nsAddr}, TLS: c.tls, Producers: 4, Interval: 2 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

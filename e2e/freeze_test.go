@@ -25,9 +25,13 @@ func (c *procCluster) freeze(name string, sig syscall.Signal) {
 	}
 }
 
-// maxFreezePause is the write pause a frozen leader may cause: about what
-// a crash costs (election + NameServer update + one attempt timeout).
-const maxFreezePause = 1500 * time.Millisecond
+// maxFreezePause bounds the write pause a frozen leader may cause. It
+// costs about what a crash does (election + NameServer update + one
+// attempt timeout: 1.1-1.5 s here, the figure the drill reports); the
+// bound is twice that so that a loaded CI machine does not fail it, and
+// still far below the stall it guards against (clients waiting on the
+// frozen leader until their send timeout).
+const maxFreezePause = 3 * time.Second
 
 // TestDrillFreezeLeader SIGSTOPs the leader for 4s (ten election
 // timeouts) three times under 8 synchronous producers and a consumer.

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -52,7 +54,8 @@ type procCluster struct {
 	bin    string
 	nsAddr string
 	peers  string
-	extra  []string // broker flags for every node
+	extra  []string    // broker flags for every node
+	tls    *tls.Config // the test's clients' TLS (tls_test.go); nil: plaintext
 	mu     sync.Mutex
 	procs  map[string]*proc
 	nodes  map[string]*procNode
@@ -69,24 +72,56 @@ type proc struct {
 	done chan struct{}
 }
 
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// freeAddr hands out each port once per test binary and draws it below
+// Linux's ephemeral range (32768 and up by default). A port the kernel
+// picks for "127.0.0.1:0" comes from that range, where any test's
+// outgoing connection may take it between the check and the broker's
+// bind, and two picks in one test may even coincide; either left a
+// process unable to listen.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 200; try++ {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[p] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port in 20000-31999")
+	return ""
 }
 
 func startProcCluster(t testing.TB, brokerFlags ...string) *procCluster {
 	t.Helper()
-	c := &procCluster{t: t, bin: rmqBinary(t), procs: map[string]*proc{}, nodes: map[string]*procNode{}, extra: brokerFlags}
+	return startProcClusterWith(t, nil, nil, brokerFlags...)
+}
+
+// startProcClusterWith is startProcCluster with flags for the NameServer
+// and a TLS config for the test's clients.
+func startProcClusterWith(t testing.TB, clientTLS *tls.Config, namesrvFlags []string, brokerFlags ...string) *procCluster {
+	t.Helper()
+	c := &procCluster{t: t, bin: rmqBinary(t), procs: map[string]*proc{}, nodes: map[string]*procNode{}, extra: brokerFlags, tls: clientTLS}
+	// The first TempDir registers the removal of every temp dir of t;
+	// cleanups run last first, so registering it before c.cleanup makes
+	// the removal wait until the processes writing there are gone.
+	root := t.TempDir()
 	t.Cleanup(c.cleanup)
 	c.nsAddr = freeAddr(t)
-	c.spawn("namesrv", "--log-level", "info", "namesrv", "--listen", c.nsAddr)
+	c.spawn("namesrv", append([]string{"--log-level", "info", "namesrv", "--listen", c.nsAddr}, namesrvFlags...)...)
 	var peers []string
-	root := t.TempDir()
 	for i := 0; i < 3; i++ {
 		n := &procNode{id: fmt.Sprintf("n%d", i), data: filepath.Join(root, fmt.Sprintf("n%d", i)), client: freeAddr(t), raft: freeAddr(t)}
 		c.nodes[n.id] = n
@@ -178,7 +213,7 @@ func (c *procCluster) cleanup() {
 }
 
 func (c *procCluster) admin() *client.Admin {
-	a, err := client.NewAdmin(client.AdminConfig{NameServers: []string{c.nsAddr}})
+	a, err := client.NewAdmin(client.AdminConfig{NameServers: []string{c.nsAddr}, TLS: c.tls})
 	if err != nil {
 		c.t.Fatal(err)
 	}
