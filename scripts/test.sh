@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: checks, then every package's tests under the race
-# detector (storage, consensus and client code are all concurrent). It takes
-# about two minutes on a 2-core machine, plus a one-off few minutes to build
-# golangci-lint into a cache. The checks, each failing the run:
+# detector (storage, consensus and client code are all concurrent), then a
+# short fuzzing pass. The race run takes about two minutes on a 2-core
+# machine, the fuzzing pass three to four, plus a one-off few minutes to
+# build golangci-lint into a cache. The checks, each failing the run:
 #   - go vet;
 #   - go mod tidy drift (go.mod/go.sum must be what `go mod tidy` writes);
 #   - golangci-lint (.golangci.yml): gofmt, govet, errorlint, staticcheck,
@@ -12,6 +13,10 @@
 #     fsm or broker). It is pinned below and installed with `go install`
 #     into $RMQ_TOOLS (default ~/.cache/rmq-tools), not a go.mod tool
 #     dependency, which would add about 200 modules to go.mod.
+# Then every fuzz target mutates inputs for 2 s (scripts/fuzz.sh --short,
+# about 3-4 minutes for its ~50 targets, a third of it building the
+# instrumented test binaries); the race run above already replayed their
+# seeds and testdata/fuzz corpora. Long campaigns: scripts/fuzz.sh --time 10m.
 # Then the RocketMQ compatibility proof (e2e/rocketmq), its own Go module
 # so that rocketmq-client-go stays out of the main module's dependencies;
 # its harness runs under the race detector, the RocketMQ tests without it:
@@ -46,6 +51,9 @@ fi
 
 echo "== go test -race ./... (via gotestsum)"
 go tool gotestsum --format pkgname --format-hide-empty-pkg -- -race -count=1 -timeout 15m ./...
+
+echo "== scripts/fuzz.sh --short: every fuzz target for 2s"
+scripts/fuzz.sh --short
 
 echo "== e2e/rocketmq: unmodified rocketmq-client-go v2.1.2 against rmq (its own module)"
 (cd e2e/rocketmq && go vet ./... && go mod tidy -diff && "$tools/golangci-lint" run ./... \
