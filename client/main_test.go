@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/rmq-dev/rmq/internal/leakcheck"
 )
 
 // TestMain checks that Producers, Consumers, Admins and the clusters
@@ -11,7 +13,7 @@ import (
 // connection handlers of killed nodes are not ours (they end when the
 // peer's connection closes), so they are ignored.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
+	leakcheck.Main(m,
 		goleak.IgnoreAnyFunction("github.com/hashicorp/raft.(*NetworkTransport).handleConn"),
 		// Raft v1.7.3 leaves some futures unanswered on Shutdown; the
 		// goroutine waiting for one outlives its node (broker/apply.go,

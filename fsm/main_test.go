@@ -3,8 +3,8 @@ package fsm
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/rmq-dev/rmq/internal/leakcheck"
 )
 
 // The FSM starts no goroutines; goleak checks that stays true.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -3,7 +3,7 @@ package namesrv
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/rmq-dev/rmq/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.Main(m) }

@@ -3,9 +3,9 @@ package raftlog
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/rmq-dev/rmq/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.Main(m)
 }
