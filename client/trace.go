@@ -88,6 +88,8 @@ const (
 	traceBuffer   = 16384 // records waiting to be sent, at most; more are dropped
 	traceBatch    = 256   // records a trace message
 	traceInterval = 100 * time.Millisecond
+	// traceSendTimeout bounds one trace message's send, retries included.
+	traceSendTimeout = 10 * time.Second
 )
 
 // tracer sends trace records in the background. Its own producer is not
@@ -122,7 +124,11 @@ func newTracer(nameServers []string, tlsCfg *tls.Config, topic string, log hclog
 	if err := ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("trace topic: %w", err)
 	}
-	p, err := NewProducer(ProducerConfig{NameServers: nameServers, TLS: tlsCfg, Group: "RMQ_TRACE_PRODUCER", Logger: log, SendTimeout: 3 * time.Second})
+	// Trace messages are sent in the background, off the traced path, so
+	// they can wait out a leader election on a loaded machine (seen to
+	// take several seconds with both cores busy) instead of being dropped:
+	// the budget is traceSendTimeout, not the 3 s a producer waits by default.
+	p, err := NewProducer(ProducerConfig{NameServers: nameServers, TLS: tlsCfg, Group: "RMQ_TRACE_PRODUCER", Logger: log, SendTimeout: traceSendTimeout})
 	if err != nil {
 		return nil, err
 	}
