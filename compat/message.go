@@ -319,6 +319,20 @@ func (r *msgReader) host(v6 bool, what string) netip.AddrPort {
 	return netip.AddrPortFrom(ad, uint16(port))
 }
 
+// unmapHost turns a host stored as an IPv4-mapped IPv6 address (16
+// bytes, ::ffff:a.b.c.d, with its v6 flag set) into the IPv4 address it
+// is, and returns sysFlag without that flag. AppendMessageExt writes such
+// an address in 4 bytes (RocketMQ clients expect IPv4 hosts in that
+// form), so without this a decoded message would not survive being
+// encoded and decoded again unchanged (found by FuzzDecodeMessageExt).
+func unmapHost(a *netip.AddrPort, sysFlag, v6Flag int32) int32 {
+	if !a.Addr().Is4In6() {
+		return sysFlag
+	}
+	*a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	return sysFlag &^ v6Flag
+}
+
 // DecodeMessageExt decodes the stored message at the start of b and
 // returns it with the number of bytes it used. Body aliases b. It checks
 // TOTALSIZE against the fields and BODYCRC against the body.
@@ -350,6 +364,8 @@ func DecodeMessageExt(b []byte) (*MessageExt, int, error) {
 	m.BornHost = r.host(m.SysFlag&SysFlagBornHostV6 != 0, "BORNHOST")
 	m.StoreTimestamp = int64(r.u64("STORETIMESTAMP"))
 	m.StoreHost = r.host(m.SysFlag&SysFlagStoreHostV6 != 0, "STOREHOST")
+	m.SysFlag = unmapHost(&m.BornHost, m.SysFlag, SysFlagBornHostV6)
+	m.SysFlag = unmapHost(&m.StoreHost, m.SysFlag, SysFlagStoreHostV6)
 	m.ReconsumeTimes = int32(r.u32("RECONSUMETIMES"))
 	m.PreparedTransactionOffset = int64(r.u64("PREPAREDTRANSACTIONOFFSET"))
 	bl := r.u32("BODY length")
