@@ -79,7 +79,9 @@
 // bytes, since rocketmq-client-go ignores the magic and always reads one
 // byte; MagicV2 above that (Java 5.x only). BODYCRC is UtilAll.crc32, IEEE
 // with the top bit cleared. The IPv6 sysFlag bits follow the host
-// addresses. The adapters fill in: QueueOffset (the consume-queue offset),
+// addresses: an IPv4 host, also one given as ::ffff:a.b.c.d, is written in
+// 4 bytes, and DecodeMessageExt reads a stored mapped host back as IPv4
+// without its v6 bit, so decode and encode agree. The adapters fill in: QueueOffset (the consume-queue offset),
 // PhysicalOffset (unique and stable per message: clients use it as
 // CommitLogOffset and it is half of OffsetMsgID, which VIEW_MESSAGE_BY_ID
 // must map back), StoreHost (the broker's advertised address, the other
