@@ -42,6 +42,10 @@ func (f *FSM) rebuild(need []*queue) error {
 	halves := map[halfKey]*half{}
 	// Duplicates (dedup.go) got no unit from Apply: skip them too.
 	dups := dupCursor{dups: f.dedup.dups}
+	// skipped counts, per queue, the records the dedup list skipped: when
+	// a queue comes out short by no more than that, the snapshot's list
+	// marks stored records as duplicates (it is corrupt), not the log short.
+	skipped := map[*queue]uint64{}
 	add := func(q *queue, u Unit) {
 		if buf, ok := bufs[q]; ok && q != nil {
 			putUnit(unit[:], u)
@@ -108,11 +112,14 @@ func (f *FSM) rebuild(need []*queue) error {
 			return nil // Apply rejected this entry as a whole too
 		}
 		for i := range rs {
-			if dups.skip(index, rs[i].pos) {
-				continue
-			}
 			r := &rs[i].r
 			t := f.topics[string(r.topic)]
+			if dups.skip(index, rs[i].pos) {
+				if t != nil && t.ID == r.topicID && r.queueID < t.Queues && !isHalf(r.props) {
+					skipped[t.queues[r.queueID]]++
+				}
+				continue
+			}
 			if t == nil || t.ID != r.topicID || r.queueID >= t.Queues {
 				continue
 			}
@@ -138,14 +145,14 @@ func (f *FSM) rebuild(need []*queue) error {
 		}
 	}
 	for _, q := range need {
-		if err := f.writeRebuilt(q, bufs[q]); err != nil {
+		if err := f.writeRebuilt(q, bufs[q], skipped[q]); err != nil {
 			return err
 		}
 	}
 	return f.store.takeSyncWork().run()
 }
 
-func (f *FSM) writeRebuilt(q *queue, buf []byte) error {
+func (f *FSM) writeRebuilt(q *queue, buf []byte, skipped uint64) error {
 	// Units below the log start are below min (TruncatePrefix moved it
 	// past them), and the duplicates among their records are forgotten:
 	// count only the units from there, unless the queue still needs older
@@ -162,6 +169,10 @@ func (f *FSM) writeRebuilt(q *queue, buf []byte) error {
 		return fmt.Errorf("%w: rebuild of %s/%d found %d units, next is %d", ErrCorrupt, q.topic, q.id, n, q.next)
 	}
 	start := q.next - n
+	if start > q.min && start-q.min <= skipped {
+		return fmt.Errorf("%w: %s/%d needs offsets from %d, found them from %d after skipping %d records the dedup list marks as duplicates",
+			ErrCorrupt, q.topic, q.id, q.min, start, skipped)
+	}
 	if start > q.min {
 		return fmt.Errorf("%w: %s/%d needs offsets from %d, log holds them from %d", ErrLogShort, q.topic, q.id, q.min, start)
 	}
