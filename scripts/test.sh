@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: checks, then every package's tests under the race
 # detector (storage, consensus and client code are all concurrent), then a
-# short fuzzing pass. The race run takes about two minutes on a 2-core
-# machine, the fuzzing pass three to four, plus a one-off few minutes to
-# build golangci-lint into a cache. The checks, each failing the run:
+# short fuzzing pass. On a 2-core machine the race run takes about ten
+# minutes (the cross-process e2e package six of them), the fuzzing pass
+# two to four, e2e/rocketmq one and a half, plus a one-off five or six
+# minutes to build golangci-lint and the race binaries on a cold cache. The checks, each failing the run:
 #   - go vet;
 #   - go mod tidy drift (go.mod/go.sum must be what `go mod tidy` writes);
 #   - golangci-lint (.golangci.yml): gofmt, govet, errorlint, staticcheck,
