@@ -198,6 +198,11 @@ type Config struct {
 	// LeaderLeaseTimeout: a leader that has not heard from a quorum for
 	// this long steps down. Default 200ms; must be <= HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
+	// DisableCrashDetection turns off the followers' fast reaction to a
+	// leader whose process died (its Raft connections end and its Raft
+	// port refuses or resets new ones): with it off, only HeartbeatTimeout
+	// finds a crashed leader. See crashwatch.go.
+	DisableCrashDetection bool
 	// CommitTimeout bounds how stale an idle follower's applied index is.
 	// Default 10ms (follower reads).
 	CommitTimeout time.Duration

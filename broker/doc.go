@@ -162,10 +162,18 @@
 // # Failover timing
 //
 // HeartbeatTimeout = ElectionTimeout = 400ms by default: a follower notices
-// a dead leader after 400-800ms and wins pre-vote and vote within a round
-// trip, then the Barrier takes one more commit. Close transfers leadership
-// first (a few milliseconds of write pause) and takes a snapshot, so the
-// next start restores it instead of replaying the log.
+// a silent leader (a dead host, a partition, a paused process) after
+// 400-800ms and wins pre-vote and vote within a round trip, then the
+// Barrier takes one more commit. A leader whose process died on a live
+// host is found sooner (crashwatch.go, on unless DisableCrashDetection):
+// its Raft connections end, a probe of its Raft port is refused or reset,
+// and the first follower in line (by ID) asks its own Raft for TimeoutNow,
+// the leadership-transfer request, so it stands at once without pre-vote
+// and the other follower grants the vote although it still remembers the
+// old leader; the next in line stands 100ms later if the first could not
+// win. Writes resume 20-50ms after a SIGKILL instead of 0.5-1.1s. Close
+// transfers leadership first (a few milliseconds of write pause) and takes
+// a snapshot, so the next start restores it instead of replaying the log.
 //
 // A restarted node reports (Status, NameServer registration) the applied
 // index of the snapshot it restored (0 without one: after a crash before
@@ -293,6 +301,7 @@
 //	retention.go        retention planning (leader service), disk use, purge loop
 //	diskguard.go        disk high/low-water marks: refuses sends while a node's disk is full (leader service)
 //	rejoin.go           vote guard for a node that lost its Raft state
+//	crashwatch.go       a follower stands for election at once when its leader's process died
 //	membership.go       Members, AddNode, PromoteNode, RemoveNode: the Raft configuration
 //	preferred.go        the preferred-leader service (leader service; proposes nothing)
 //	wire_adapter.go     rmq wire protocol adapter

@@ -64,6 +64,11 @@ type Node struct {
 	lns         []listener    // bound by open from listeners() (run.go)
 	clientLn    net.Listener  // the rmq protocol's, nil when the node serves no clients
 	registerNow chan struct{} // buffered 1: register with NameServers now
+	// raftConnEnded is signalled when an inbound Raft connection ended
+	// from the far side; buffered 1 (crashwatch.go).
+	raftConnEnded chan struct{}
+	crashChecks   atomic.Int64 // checkLeaderCrash calls that finished
+	crashStands   atomic.Int64 // elections this node started for a crashed leader
 
 	// runMu orders Run's start of goroutines against shutdown: once
 	// stopped is set no goroutine is added to wg.
@@ -100,6 +105,8 @@ func New(cfg Config) (*Node, error) {
 		groups:      newGroupManager(cfg.MemberTimeout, cfg.Now),
 		registerNow: make(chan struct{}, 1),
 		storeFailed: make(chan error, 1),
+
+		raftConnEnded: make(chan struct{}, 1),
 	}
 	if cfg.metricsOn() {
 		n.metrics = newNodeMetrics(n)
@@ -184,6 +191,10 @@ func (n *Node) open() error {
 	if n.guard != nil {
 		n.guard.start(n.raft.CurrentTerm)
 	}
+	if !n.cfg.DisableCrashDetection {
+		n.wg.Add(1)
+		go n.runCrashWatch() // stopped by stopCh in shutdown
+	}
 	return nil
 }
 
@@ -223,7 +234,7 @@ func (n *Node) newTransport() (*raft.NetworkTransport, error) {
 		adv = a
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.streamLayer(ln, adv), // raft_tls.go: TCP, or TLS with RaftTLS
+		Stream:  n.streamLayer(n.watchRaftConns(ln), adv), // raft_tls.go: TCP, or TLS with RaftTLS; crashwatch.go
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  n.log.Named("raft-net"),
@@ -270,6 +281,9 @@ func (n *Node) Shutdown() error {
 func (n *Node) Abort() {
 	n.closeOnce.Do(func() {
 		n.trans.Close()
+		// A crashed process's connections end with it; the pooled
+		// outbound ones would otherwise stay open until Raft returns them.
+		n.trans.CloseStreams()
 		n.closeErr = n.shutdown(false)
 	})
 }

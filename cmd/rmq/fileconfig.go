@@ -40,13 +40,16 @@ type fileConfig struct {
 	HeartbeatTimeout   string `toml:"heartbeat_timeout"`
 	ElectionTimeout    string `toml:"election_timeout"`
 	LeaderLeaseTimeout string `toml:"leader_lease_timeout"`
-	SnapshotInterval   string `toml:"snapshot_interval"`
-	SnapshotThreshold  uint64 `toml:"snapshot_threshold"`
-	MaxMessageSize     string `toml:"max_message_size"`
-	MaxBatchBytes      string `toml:"max_batch_bytes"`
-	AutoCreateTopics   *bool  `toml:"auto_create_topics"`
-	RegisterInterval   string `toml:"register_interval"`
-	MemberTimeout      string `toml:"member_timeout"`
+	// CrashDetection: followers elect at once when the leader's process
+	// died (broker/crashwatch.go); default on.
+	CrashDetection    *bool  `toml:"crash_detection"`
+	SnapshotInterval  string `toml:"snapshot_interval"`
+	SnapshotThreshold uint64 `toml:"snapshot_threshold"`
+	MaxMessageSize    string `toml:"max_message_size"`
+	MaxBatchBytes     string `toml:"max_batch_bytes"`
+	AutoCreateTopics  *bool  `toml:"auto_create_topics"`
+	RegisterInterval  string `toml:"register_interval"`
+	MemberTimeout     string `toml:"member_timeout"`
 	// Retention knobs; "off" (or -1) turns each off, empty takes the default.
 	RetentionMaxAge        string `toml:"retention_max_age"`        // duration
 	RetentionMaxDiskBytes  string `toml:"retention_max_disk_bytes"` // size
@@ -274,6 +277,9 @@ func (fc fileConfig) brokerConfig() (broker.Config, error) {
 	}
 	if fc.SnapshotThreshold > 0 {
 		cfg.SnapshotThreshold = fc.SnapshotThreshold
+	}
+	if fc.CrashDetection != nil {
+		cfg.DisableCrashDetection = !*fc.CrashDetection
 	}
 	if fc.AutoCreateTopics != nil {
 		cfg.DisableAutoCreate = !*fc.AutoCreateTopics

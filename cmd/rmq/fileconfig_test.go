@@ -411,3 +411,25 @@ func memoryLimitOf(t *testing.T, toml string, args []string) string {
 	}
 	return got
 }
+
+func TestBrokerConfigCrashDetection(t *testing.T) {
+	for _, tc := range []struct {
+		toml    string
+		disable bool
+	}{{"", false}, {"crash_detection = true", false}, {"crash_detection = false", true}} {
+		cfg, err := brokerConfigFrom(t, tc.toml)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.toml, err)
+		}
+		if cfg.DisableCrashDetection != tc.disable {
+			t.Errorf("%q: DisableCrashDetection = %v, want %v", tc.toml, cfg.DisableCrashDetection, tc.disable)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "broker.toml")
+	if err := os.WriteFile(path, []byte(`crash_detection = "yes"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadFileConfig(path); err == nil || !strings.Contains(err.Error(), "crash_detection") {
+		t.Errorf(`crash_detection = "yes": error %v, want one naming the setting`, err)
+	}
+}
