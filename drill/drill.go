@@ -248,6 +248,13 @@ func (w *Workload) Mark(name string) {
 	w.mu.Unlock()
 }
 
+// Marks is how many disruptions Mark has recorded.
+func (w *Workload) Marks() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.disruptions)
+}
+
 // WaitAcked blocks until at least n messages were acknowledged in total.
 func (w *Workload) WaitAcked(ctx context.Context, n int) error {
 	for {

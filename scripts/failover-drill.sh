@@ -6,18 +6,20 @@
 #   scripts/failover-drill.sh                 # starts its own NameServer + 3 broker processes
 #   scripts/failover-drill.sh --compose       # kills containers of `docker compose up` (or podman-compose; ENGINE=docker|podman)
 #   options: --kills N (default 5)  --interval SECONDS (default 3)  --rmq PATH (default: build ./cmd/rmq)
+#            --broker-rmq PATH (local mode: the brokers run this binary, the drill --rmq's; to compare broker builds)
 #
 # Only 127.0.0.1 is used. Every process the script starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-kills=5 interval=3 mode=local rmq=""
+kills=5 interval=3 mode=local rmq="" broker_rmq=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --kills) kills=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
     --compose) mode=compose; shift ;;
     --rmq) rmq=$2; shift 2 ;;
+    --broker-rmq) broker_rmq=$2; shift 2 ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +30,7 @@ if [ -z "$rmq" ]; then
   rmq="$work/rmq"
   go build -o "$rmq" ./cmd/rmq
 fi
+broker_rmq=${broker_rmq:-$rmq}
 
 declare -A pid
 pids_to_stop=()
@@ -43,7 +46,7 @@ if [ "$mode" = local ]; then
   peers=n0=127.0.0.1:19012,n1=127.0.0.1:19022,n2=127.0.0.1:19032
   start_node() {
     local i=$1
-    "$rmq" --namesrv "$ns" --log-level warn broker --id "n$i" --data "$work/n$i" \
+    "$broker_rmq" --namesrv "$ns" --log-level warn broker --id "n$i" --data "$work/n$i" \
       --listen "127.0.0.1:190$((i + 1))1" --raft "127.0.0.1:190$((i + 1))2" --peers "$peers" --bootstrap \
       2>>"$work/n$i.log" &
     pid[n$i]=$!
@@ -93,6 +96,7 @@ sleep 2
 for k in $(seq 1 "$kills"); do
   l=$(wait_leader "")
   echo "kill $k/$kills: SIGKILL leader $l" >&2
+  kill -USR1 "$drill" # marks the kill in the drill's report
   kill_node "$l"
   new=$(wait_leader "$l")
   echo "  new leader $new; restarting $l" >&2

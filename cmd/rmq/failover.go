@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,11 +34,12 @@ func failoverCommand() *cli.Command {
 			Name:  "drill",
 			Usage: "run a producer and a consumer while forcing leader changes, then report lost, duplicated and unavailability",
 			Description: "Leader changes are graceful transfers. For hard kills of local processes or compose\n" +
-				"containers use scripts/failover-drill.sh, which runs this drill with --changes 0 alongside.",
+				"containers use scripts/failover-drill.sh, which runs this drill with --changes 0 alongside\n" +
+				"and sends it SIGUSR1 just before each kill: the report then gives every kill's unavailability.",
 			Flags: []cli.Flag{groupFlag,
 				&cli.IntFlag{Name: "changes", Value: 5, Usage: "leader changes to force (0: none, just measure)"},
 				&cli.DurationFlag{Name: "interval", Value: 2 * time.Second, Usage: "time between changes"},
-				&cli.DurationFlag{Name: "duration", Usage: "with --changes 0: how long to run (default: until Ctrl-C)"},
+				&cli.DurationFlag{Name: "duration", Usage: "with --changes 0: how long to run (default: until Ctrl-C); each SIGUSR1 marks an outside disruption"},
 				&cli.IntFlag{Name: "producers", Value: 4, Usage: "producer goroutines"},
 				&cli.StringFlag{Name: "topic", Value: "rmq-drill", Usage: "drill topic (created if missing)"},
 			},
@@ -158,9 +162,21 @@ func failoverDrill(c *cli.Context) error {
 		if d := c.Duration("duration"); d > 0 {
 			limit = time.After(d)
 		}
-		select {
-		case <-c.Context.Done():
-		case <-limit:
+		// Whoever disrupts the group from outside (scripts/failover-drill.sh
+		// before each SIGKILL) marks the moment with SIGUSR1, so the report
+		// gives each disruption's unavailability.
+		marks := make(chan os.Signal, 8)
+		signal.Notify(marks, syscall.SIGUSR1)
+		defer signal.Stop(marks)
+		for done := false; !done; {
+			select {
+			case <-c.Context.Done():
+				done = true
+			case <-limit:
+				done = true
+			case <-marks:
+				w.Mark(fmt.Sprintf("external disruption %d", w.Marks()+1))
+			}
 		}
 	}
 	r, serr := w.Stop(context.Background(), 30*time.Second)

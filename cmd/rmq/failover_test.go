@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -155,4 +158,48 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestFailoverDrillMarksSIGUSR1: with --changes 0, each SIGUSR1 the drill
+// receives is a disruption of its report (scripts/failover-drill.sh sends
+// one before each kill).
+func TestFailoverDrillMarksSIGUSR1(t *testing.T) {
+	// Registered first, so that a signal sent before the drill's own
+	// registration is caught here instead of ending the test binary.
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGUSR1)
+	defer signal.Stop(guard)
+	h := newCLI(t)
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, errOut, err := h.run("failover", "drill", "--changes", "0", "--duration", "3s")
+		done <- result{out, errOut, err}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var r result
+	for sent := 0; ; sent++ {
+		if sent > 600 {
+			t.Fatal("the drill did not end within 60s")
+		}
+		select {
+		case r = <-done:
+		case <-tick.C:
+			if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		break
+	}
+	if r.err != nil {
+		t.Fatalf("drill: %v\nstderr:\n%s", r.err, r.errOut)
+	}
+	if !strings.Contains(r.out, "external disruption 1 ") || !strings.Contains(r.out, "unavailability p50") {
+		t.Fatalf("drill report lacks the marked disruptions:\n%s", r.out)
+	}
 }
