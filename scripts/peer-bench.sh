@@ -138,11 +138,17 @@ cluster {
 EOF
     "$nats_server" -c "$dir/n$i.conf" 2>>"$work/nats-n$i.log" & pids+=($!)
   done
-  for _ in $(seq 1 150); do
-    "$nats" -s "$nats_url" --timeout 1s account info >/dev/null 2>&1 && return 0
-    sleep 0.2 # poll interval while JetStream elects its meta leader
+  # Ready means an R3 stream can be created: account info alone can answer
+  # before the meta group has every peer (a round once failed its first
+  # stream create then with "context deadline exceeded").
+  for _ in $(seq 1 60); do
+    if "$nats" -s "$nats_url" --timeout 2s stream add ready --subjects ready --replicas 3 --storage file --defaults >/dev/null 2>&1; then
+      "$nats" -s "$nats_url" --timeout 5s stream rm -f ready >/dev/null
+      return 0
+    fi
+    sleep 0.5 # poll interval while JetStream elects its meta leader and meets its peers
   done
-  echo "NATS cluster did not come up (see $work/nats-n*.log)" >&2; exit 1
+  echo "NATS cluster did not come up: no R3 stream could be created in 60 s (see $work/nats-n*.log)" >&2; exit 1
 }
 
 start_rmq() { # $1 = async | sync
