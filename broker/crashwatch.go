@@ -44,20 +44,20 @@ import (
 // leader are ranked by ID and each waits rank x crashStagger, then acts
 // only if no new leader has been heard of meanwhile, it has not voted for
 // another candidate since (electionOpen: the first in line asked it) and
-// the old one is still gone. Before it stands it closes
-// the transport's pooled connections: those to a peer that restarted since
-// are dead, and hashicorp/raft sends a vote request once, on whatever the
-// pool holds. If the first in line cannot win (its log is behind, so the
-// others refuse their votes), the next in line stands in a later term
-// when its turn comes, and wins.
+// the old one is still gone. Before it stands it closes the transport's
+// pooled connections: those to a peer that restarted since are dead, and
+// hashicorp/raft sends a vote request once, on whatever the pool holds.
+// If the first in line cannot win (its log is behind, so the others
+// refuse their votes), the next in line stands in a later term when its
+// turn comes, and wins.
 //
 // Safety is Raft's: any node may stand for election at any time, and a
 // vote is granted only to a candidate whose log is at least as up to date.
 // What a wrong verdict could cost is an unnecessary election, which the
 // probe prevents as long as a live leader's port accepts and holds
-// connections. A
-// node that started without state keeps its vote guard (rejoin.go), which
-// refuses TimeoutNow like any other vote in a guarded term.
+// connections. A node that started without state keeps its vote guard
+// (rejoin.go), which refuses TimeoutNow like any other vote in a guarded
+// term.
 
 // crashStagger is how long each follower waits per rank before it stands
 // for election after its leader crashed (see above): long enough for the

@@ -44,7 +44,8 @@ func (f *FSM) rebuild(need []*queue) error {
 	dups := dupCursor{dups: f.dedup.dups}
 	// skipped counts, per queue, the records the dedup list skipped: when
 	// a queue comes out short by no more than that, the snapshot's list
-	// marks stored records as duplicates (it is corrupt), not the log short.
+	// most likely marks stored records as duplicates (it is corrupt), not
+	// the log short. Both fail Restore; this only names the likelier cause.
 	skipped := map[*queue]uint64{}
 	add := func(q *queue, u Unit) {
 		if buf, ok := bufs[q]; ok && q != nil {

@@ -63,9 +63,10 @@ done
 # json FILE EXPR: a value of a bench's JSON report, by a Python expression over r
 json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
 term() { "$rmq" cluster status -o json | python3 -c "import json,sys; print(max(g['term'] for g in json.load(sys.stdin)))"; }
-# Lines the brokers log (at warn) when an election starts or a leader
-# loses its quorum; the first election of a fresh group is one of them.
-elections() { cat "$work"/n?.log | grep -cE 'heartbeat timeout reached|Election timeout reached|failed to contact quorum|entering candidate' || true; }
+# Lines the brokers log at warn when an election starts or a leader loses
+# its quorum (crash detection's elections log at info; the term counts
+# them); the first election of a fresh group is one of them.
+elections() { cat "$work"/n?.log | grep -cE 'heartbeat timeout reached|Election timeout reached|failed to contact quorum' || true; }
 
 e2e() { # label, file, rmq bench e2e args...
   local label=$1 file=$2; shift 2
