@@ -234,32 +234,31 @@
 // retained. After fsyncing a file, Sync therefore drops its whole pages
 // below the writer from the process with MADV_DONTNEED (release_linux.go;
 // Linux only). The data stays in the page cache and the file, and a
-// reader faults a page back in on its next access. A unit at offset o of topic ID T is a pure function of the log, so
-// CQ files are a cache: stale ones can be validated or overwritten.
+// reader faults a page back in on its next access.
+//
+// A unit at offset o of topic ID T is a pure function of the log, so CQ
+// files are a cache: stale ones can be validated or overwritten.
 //
 // # Snapshots
 //
 // Snapshot copies the small state: topics, the topic ID counter, each
 // queue's min, next and creation index, consumer offsets and reset epochs,
 // registered node addresses, queue locks, pending timers and delivered
-// tables, pop items, half messages, applied index and log start. Fields
-// added after the first release (reset epochs, nodes, locks, timers,
-// delivered, pops, halves) are
-// optional, so the version byte stays 1 and older snapshots restore.
-// tables, pop items, the dedup settings, window and duplicate positions
-// (entries packed oldest first, about 27 bytes each: a full default
-// window adds ~27 MB to each snapshot; Snapshot only copies the ring,
-// Persist packs it), applied index and log start. Fields added
+// tables, pop items, half messages, the dedup settings, window and
+// duplicate positions (entries packed oldest first, about 27 bytes each: a
+// full default window adds ~27 MB to each snapshot; Snapshot only copies
+// the ring, Persist packs it), applied index and log start. Fields added
 // after the first release (reset epochs, nodes, locks, timers, delivered,
-// pops, dedup) are optional, so the version byte stays 1 and older
+// pops, halves, dedup) are optional, so the version byte stays 1 and older
 // snapshots restore.
+//
 // Persist syncs the CQ first, then writes a version byte and msgpack. Restore
 // reads the whole state (at most MaxSnapshotSize) and decodes it, like every
 // msgpack command body, through internal/msgpackguard, which refuses any
 // declared length larger than the bytes present (msgpack preallocates what a
-// header declares). It then discards everything, loads the state, opens each queue's files and checks
-// the units at min and next-1. Missing or short queues (a new or wiped node)
-// are rebuilt by scanning the retained raft log through Config.Log
+// header declares). It then discards everything, loads the state, opens
+// each queue's files and checks the units at min and next-1. Missing or
+// short queues (a new or wiped node) are rebuilt by scanning the retained raft log through Config.Log
 // (LogReader): a message of entry i maps to queue (T, q) iff T's ID equals
 // its TopicID, q < T's queue count and q was created before i; the last n
 // found get offsets [next-n, next). See rebuild.go. Units at >= next are
