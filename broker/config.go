@@ -203,6 +203,14 @@ type Config struct {
 	// port refuses or resets new ones): with it off, only HeartbeatTimeout
 	// finds a crashed leader. See crashwatch.go.
 	DisableCrashDetection bool
+	// OnIncident, if set, is called when this node's Raft starts an
+	// election (it became a candidate) or the node stops being leader,
+	// with a short file-name-safe reason such as "n1-election-term-7" (the
+	// node's term when it happened: a candidate's before it increments). It
+	// runs on Raft's goroutine and must not block: rmq broker --trace-dir
+	// hands it to a flight recorder (internal/flightrec) that writes the
+	// seconds before it.
+	OnIncident func(reason string)
 	// CommitTimeout bounds how stale an idle follower's applied index is.
 	// Default 10ms (follower reads).
 	CommitTimeout time.Duration

@@ -303,6 +303,7 @@
 //	diskguard.go        disk high/low-water marks: refuses sends while a node's disk is full (leader service)
 //	rejoin.go           vote guard for a node that lost its Raft state
 //	crashwatch.go       a follower stands for election at once when its leader's process died
+//	incident.go         Config.OnIncident: this node became a candidate or lost leadership
 //	membership.go       Members, AddNode, PromoteNode, RemoveNode: the Raft configuration
 //	preferred.go        the preferred-leader service (leader service; proposes nothing)
 //	wire_adapter.go     rmq wire protocol adapter

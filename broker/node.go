@@ -188,6 +188,7 @@ func (n *Node) open() error {
 		return fmt.Errorf("broker: start raft: %w", err)
 	}
 	n.metrics.watchLeader(n.raft)
+	n.watchIncidents() // incident.go
 	if n.guard != nil {
 		n.guard.start(n.raft.CurrentTerm)
 	}

@@ -33,6 +33,7 @@ func devCommand() *cli.Command {
 			txFlags[0], txFlags[1], txFlags[2],
 			&cli.StringFlag{Name: "acl", Usage: "access control rules file for every node (see rmq broker --acl; default: off)"},
 			pprofFlag,
+			traceDirFlag,
 			&cli.StringFlag{Name: "dashboard", Value: "127.0.0.1:8080", Usage: "web dashboard and HTTP admin API address (\"\" turns it off)"},
 		},
 		Action: runDev,
@@ -57,6 +58,11 @@ func runDev(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	rec, err := startFlightRecorder(c.String("trace-dir"), log) // one for all nodes of the process
+	if err != nil {
+		return err
+	}
+	defer rec.Close() // after every node stopped
 	ctx, cancel := context.WithCancel(context.Background())
 	var nsAddrs []string
 	var nsDones []chan error
@@ -135,6 +141,9 @@ func runDev(c *cli.Context) error {
 		}
 		cfg, err := fc.brokerConfig()
 		if err == nil {
+			if rec != nil {
+				cfg.OnIncident = rec.Trigger
+			}
 			cfg.Logger = log.Named(fc.NodeID)
 			if len(layout) > 3 {
 				cfg.Logger = log.Named(dn.group + "." + fc.NodeID)

@@ -111,7 +111,10 @@
 //
 // Profiling: every command takes --cpuprofile FILE (a client or bench run);
 // rmq broker and rmq dev take --pprof ADDR to serve net/http/pprof on a
-// loopback address.
+// loopback address, and --trace-dir DIR (broker TOML key trace_dir) to run
+// the process's flight recorder (internal/flightrec): the last seconds of
+// execution trace are written to DIR whenever a node starts an election or
+// loses leadership (broker.Config.OnIncident) or the process stalls.
 //
 // Metrics: rmq broker and rmq namesrv take --metrics ADDR (broker TOML key
 // metrics) to serve Prometheus metrics on http://ADDR/metrics, off by

@@ -83,6 +83,10 @@ type fileConfig struct {
 	// GOMEMLIMIT environment variable sets one; empty: GOMEMLIMIT's).
 	LogCacheSize string `toml:"log_cache_size"`
 	MemoryLimit  string `toml:"memory_limit"`
+	// TraceDir turns on the flight recorder (rmq broker --trace-dir): a
+	// trace of the last seconds is written there on every election,
+	// lost leadership or process stall. Empty: off.
+	TraceDir string `toml:"trace_dir"`
 	// Access control: the rules file (plain_acl.yml shape; empty: off) and
 	// how far a signed request's time may be from the broker's (duration).
 	ACL           string `toml:"acl"`

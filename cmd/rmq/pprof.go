@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -10,7 +11,28 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/rmq-dev/rmq/internal/flightrec"
 )
+
+// traceDirFlag is --trace-dir of rmq broker and rmq dev.
+var traceDirFlag = &cli.StringFlag{Name: "trace-dir", Usage: "keep the last 10s of Go execution trace in memory and write it to a file " +
+	"in this directory when a node starts an election or loses leadership, or the process stalls for 250ms " +
+	"(read it with go tool trace FILE; costs a few percent of CPU; default: off)"}
+
+// startFlightRecorder starts the process's flight recorder writing to dir
+// (nil and no error when dir is ""). Close it before the process ends.
+func startFlightRecorder(dir string, log hclog.Logger) (*flightrec.Recorder, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	r, err := flightrec.Start(flightrec.Config{Dir: dir, Logger: log.Named("flightrec")})
+	if err != nil {
+		return nil, fmt.Errorf("--trace-dir: %w", err)
+	}
+	log.Info("flight recorder on: traces of elections, lost leadership and stalls go to the trace directory", "dir", dir)
+	return r, nil
+}
 
 var pprofFlag = &cli.StringFlag{Name: "pprof", Usage: "serve Go profiles (net/http/pprof) on this address, e.g. 127.0.0.1:6060"}
 

@@ -93,6 +93,7 @@ func brokerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-cache-size", Usage: `memory for the CommitLog's newest entries, which Raft reads back (default 32MiB; "off")`},
 			&cli.StringFlag{Name: "memory-limit", Usage: `Go's soft memory limit for the process (debug.SetMemoryLimit), e.g. 512MiB (default: GOMEMLIMIT's, else none; "off")`},
 			pprofFlag,
+			traceDirFlag,
 			metricsFlag,
 		}, serverTLSFlags(true)...), // tls.go
 		Action: func(c *cli.Context) error {
@@ -116,7 +117,7 @@ func brokerCommand() *cli.Command {
 			}
 			cfg.Logger = rootLogger(c).Named("broker")
 			limit, _ := fc.memoryLimit() // brokerConfig reported a bad one
-			return runBroker(c, cfg, limit)
+			return runBroker(c, cfg, limit, fc.TraceDir)
 		},
 	}
 }
@@ -145,6 +146,7 @@ func applyBrokerFlags(c *cli.Context, fc *fileConfig) {
 	set("metrics", &fc.Metrics)
 	set("log-cache-size", &fc.LogCacheSize)
 	set("memory-limit", &fc.MemoryLimit)
+	set("trace-dir", &fc.TraceDir)
 	set("retention-max-age", &fc.RetentionMaxAge)
 	set("retention-max-disk-bytes", &fc.RetentionMaxDiskBytes)
 	if c.IsSet("retention-max-disk-bytes") {
@@ -214,14 +216,23 @@ func namesrvFlag(c *cli.Context) string {
 }
 
 // runBroker runs one node until Ctrl-C. memLimit > 0 becomes the process's
-// soft memory limit (debug.SetMemoryLimit); 0 leaves GOMEMLIMIT's.
-func runBroker(c *cli.Context, cfg broker.Config, memLimit int64) error {
+// soft memory limit (debug.SetMemoryLimit); 0 leaves GOMEMLIMIT's. A
+// traceDir starts the flight recorder (--trace-dir).
+func runBroker(c *cli.Context, cfg broker.Config, memLimit int64, traceDir string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 	if memLimit > 0 {
 		debug.SetMemoryLimit(memLimit)
 		cfg.Logger.Info("memory limit set", "bytes", memLimit)
+	}
+	rec, err := startFlightRecorder(traceDir, cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer rec.Close() // after the node, so its last incidents can still trigger
+	if rec != nil {
+		cfg.OnIncident = rec.Trigger
 	}
 	n, err := broker.New(cfg)
 	if err != nil {
