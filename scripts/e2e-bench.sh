@@ -11,14 +11,19 @@
 #      goes for D and reports whether any leader election happened: the
 #      group's Raft term before and after, and the brokers' election and
 #      lease warnings (heartbeat timeouts, lost quorum contact).
+# Each e2e line is followed by its latency split at the store time (due ->
+# stored: producer and write path; stored -> delivered: commit, apply,
+# pull, delivery). With --trace, every broker runs its flight recorder
+# (--trace-dir DIR/traces/nI): an election, a lost leadership or a stall
+# leaves the seconds before it there (needs --out; costs a few % CPU).
 # Every run's JSON is kept in --out DIR (default: a temporary directory,
 # removed). Only 127.0.0.1 is used; every process is stopped on exit.
 #
-#   scripts/e2e-bench.sh [--runs N] [--duration D] [--max-for D] [--soak D] [--flush async|sync] [--rmq PATH] [--out DIR]
+#   scripts/e2e-bench.sh [--runs N] [--duration D] [--max-for D] [--soak D] [--flush async|sync] [--trace] [--rmq PATH] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 duration=20s max_for=10s soak="" flush=async rmq="" out=""
+runs=3 duration=20s max_for=10s soak="" flush=async rmq="" out="" trace=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -26,6 +31,7 @@ while [ $# -gt 0 ]; do
     --max-for) max_for=$2; shift 2 ;;
     --soak) soak=$2; shift 2 ;;
     --flush) flush=$2; shift 2 ;;
+    --trace) trace=1; shift ;;
     --rmq) rmq=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -33,6 +39,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "--runs wants a positive integer" >&2; exit 2; }
+[ -z "$trace" ] || [ -n "$out" ] || { echo "--trace needs --out DIR (the traces are kept there)" >&2; exit 2; }
 work=$(mktemp -d)
 keep=$out
 [ -n "$out" ] || out="$work/out"
@@ -52,7 +59,9 @@ trap cleanup EXIT
 peers=n0=127.0.0.1:28012,n1=127.0.0.1:28022,n2=127.0.0.1:28032
 "$rmq" --log-level warn namesrv --listen "$ns" 2>>"$work/namesrv.log" & pids+=($!)
 for i in 0 1 2; do
-  "$rmq" --namesrv "$ns" --log-level warn broker --id "n$i" --data "$work/n$i" --flush "$flush" \
+  traceargs=()
+  [ -z "$trace" ] || traceargs=(--trace-dir "$out/traces/n$i")
+  "$rmq" --namesrv "$ns" --log-level warn broker --id "n$i" --data "$work/n$i" --flush "$flush" "${traceargs[@]}" \
     --listen "127.0.0.1:280$((i + 1))1" --raft "127.0.0.1:280$((i + 1))2" --peers "$peers" --bootstrap \
     2>>"$work/n$i.log" & pids+=($!)
 done
@@ -75,6 +84,9 @@ e2e() { # label, file, rmq bench e2e args...
     "$(json "$file" "r['end_to_end']['sent']")" "$(json "$file" "r['end_to_end']['messages']")" \
     "$(json "$file" "r['end_to_end']['missing']")" "$(json "$file" "r['end_to_end']['latency_us']['p50']")" \
     "$(json "$file" "r['end_to_end']['latency_us']['p99']")" "$(json "$file" "r['end_to_end']['latency_us']['max']")"
+  printf '%-26s  due->stored p50/p99/max %s us; stored->delivered %s us\n' "" \
+    "$(json "$file" "'/'.join(str(r['end_to_end']['to_store_us'][k]) for k in ('p50','p99','max'))")" \
+    "$(json "$file" "'/'.join(str(r['end_to_end']['store_to_delivery_us'][k]) for k in ('p50','p99','max'))")"
 }
 
 echo "== flush $flush; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"

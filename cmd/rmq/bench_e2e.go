@@ -21,9 +21,11 @@ const (
 
 // e2eRun is bench e2e's consumer side.
 type e2eRun struct {
-	run       string
-	stats     *clientStats
-	malformed atomic.Int64
+	run   string
+	stats *clientStats
+	// toStore and fromStore split each latency at the store time.
+	toStore, fromStore *clientStats
+	malformed          atomic.Int64
 	stopped   atomic.Bool
 }
 
@@ -48,7 +50,10 @@ func (e *e2eRun) handle(_ context.Context, msgs []*client.MessageExt) client.Con
 			e.malformed.Add(1)
 			continue
 		}
-		e.stats.latency(now.Sub(time.Unix(0, sent)))
+		due := time.Unix(0, sent)
+		e.stats.latency(now.Sub(due))
+		e.toStore.latency(m.StoreTime.Sub(due)) // clamped to 1µs when stored in due's millisecond
+		e.fromStore.latency(now.Sub(m.StoreTime))
 		n++
 		bytes += int64(len(m.Body))
 	}
@@ -75,7 +80,8 @@ func benchE2E(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	e := &e2eRun{run: runID(), stats: newClientStats("consumer", time.Time{}, true)}
+	e := &e2eRun{run: runID(), stats: newClientStats("consumer", time.Time{}, true),
+		toStore: newClientStats("to-store", time.Time{}, true), fromStore: newClientStats("from-store", time.Time{}, true)}
 	group := "bench-e2e-" + e.run
 	// From the current time rather than FromLast: a queue whose start
 	// offset is read after the first sends still starts before them.
@@ -112,6 +118,9 @@ func benchE2E(c *cli.Context) error {
 	recv, _ := e.stats.snapshot(time.Now())
 	ete := &endToEndStats{benchStats: recv, Sent: total.Messages}
 	ete.Missing = max(0, ete.Sent-recv.Messages)
+	ts, _ := e.toStore.snapshot(time.Now())
+	fs, _ := e.fromStore.snapshot(time.Now())
+	ete.ToStore, ete.StoreToDelivery = ts.LatencyMicros, fs.LatencyMicros
 	if n := e.malformed.Load(); n > 0 {
 		fmt.Fprintf(c.App.ErrWriter, "%d messages of this run had no valid %s property\n", n, propSent)
 	}

@@ -235,6 +235,15 @@ type endToEndStats struct {
 	Sent int64 `json:"sent"`
 	// Missing were acknowledged but not received within --grace.
 	Missing int64 `json:"missing"`
+	// ToStore and StoreToDelivery split the latency at the message's
+	// store time (the leader's clock when its batcher proposed it, in
+	// whole milliseconds, so each part is off by up to 1ms and ToStore
+	// reads 1µs for a message stored within the millisecond it was due):
+	// the producer and write path, then Raft commit, apply, pull and
+	// delivery. Meaningful when the broker's and the bench's clocks agree
+	// (one host, or NTP well under a millisecond).
+	ToStore         *latencySummary `json:"to_store_us,omitempty"`
+	StoreToDelivery *latencySummary `json:"store_to_delivery_us,omitempty"`
 }
 
 type errorCount struct {
@@ -263,6 +272,14 @@ func (r benchReport) table(w io.Writer) {
 			e.Sent, e.Messages, e.Missing, e.Redelivered)
 		row(w, statsHeader("CONSUMER")...)
 		row(w, e.cells()...)
+		for _, part := range []struct {
+			name string
+			l    *latencySummary
+		}{{"  due -> stored", e.ToStore}, {"  stored -> delivered", e.StoreToDelivery}} {
+			if part.l != nil {
+				row(w, benchStats{Client: part.name, Messages: part.l.Count, LatencyMicros: part.l}.stageCells()...)
+			}
+		}
 	}
 	if r.Delay != nil {
 		r.Delay.table(w)
@@ -316,6 +333,15 @@ func (s benchStats) cells() []any {
 	}
 	for _, us := range []int64{l.Min, l.P50, l.P90, l.P99, l.P999, l.Max} {
 		cells = append(cells, microsCell(us))
+	}
+	return cells
+}
+
+// stageCells is a row of a latency part: only the count and the latency.
+func (s benchStats) stageCells() []any {
+	cells := s.cells()
+	for i := 2; i <= 5; i++ {
+		cells[i] = ""
 	}
 	return cells
 }

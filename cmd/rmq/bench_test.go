@@ -108,6 +108,13 @@ func TestBench(t *testing.T) {
 		if l := e.LatencyMicros; l == nil || l.Count != 200 || l.Min <= 0 || l.Min > l.P50 || l.P50 > l.P99 || l.P99 > l.Max {
 			t.Errorf("end to end latency: got %+v, want 200 ordered values", l)
 		}
+		// The parts split each latency at the store time (whole ms, so a
+		// part may exceed the whole by up to 1ms).
+		for name, part := range map[string]*latencySummary{"to store": e.ToStore, "store to delivery": e.StoreToDelivery} {
+			if part == nil || part.Count != 200 || part.Min <= 0 || part.Max > e.LatencyMicros.Max+1000 {
+				t.Errorf("%s: got %+v, want 200 values, none above the whole's max %dµs (+1ms)", name, part, e.LatencyMicros.Max)
+			}
+		}
 	})
 
 	t.Run("every send fails", func(t *testing.T) {
