@@ -26,7 +26,7 @@ type e2eRun struct {
 	// toStore and fromStore split each latency at the store time.
 	toStore, fromStore *clientStats
 	malformed          atomic.Int64
-	stopped   atomic.Bool
+	stopped            atomic.Bool
 }
 
 // handle records now - bench-sent for each first delivery of this run's
