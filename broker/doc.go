@@ -13,6 +13,15 @@
 //
 //	     Read (any replica) ──► fsm.Units(topic, queue, offset) ──► raftlog.ReadAt(index, pos, size)
 //
+// Sends join the batcher's queue in the order they get there. A client
+// pipelines several SendRequests on one connection (client
+// MaxInflightRequests) and the wire server runs each on its own goroutine,
+// so the wire adapter passes the request's wire.Order as SendOptions.Order:
+// SendWith decodes and validates concurrently, then waits for the sends
+// that arrived before it on the connection to be queued before it queues
+// its own. The remoting adapter does not do that yet: RocketMQ clients that
+// pipeline async sends on one channel may see them stored out of order.
+//
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb
 // for term and vote, and the fsm; it builds a TCP transport (TLS with

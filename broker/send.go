@@ -55,6 +55,19 @@ type SendOptions struct {
 	// Allow, if set, is asked once per distinct topic before anything
 	// else: an error refuses that topic's messages (access control).
 	Allow func(topic string) error
+	// Order, if set, orders this send among others: the send waits for
+	// Order.Wait before it joins the commit queue and calls Done right
+	// after, so sends ordered this way are stored in the order of their
+	// Orders (the wire adapter passes the connection's frame order, so a
+	// client's pipelined requests keep their order). Decoding and
+	// validation still overlap.
+	Order Sequencer
+}
+
+// Sequencer is SendOptions.Order (wire.Order implements it).
+type Sequencer interface {
+	Wait(ctx context.Context) error
+	Done()
 }
 
 func (o SendOptions) queuesFor(topic string) uint32 {
@@ -115,12 +128,20 @@ func (n *Node) SendWith(ctx context.Context, msgs []*fsm.Message, opts SendOptio
 		return out, nil // every message was refused: nothing to propose
 	}
 	req := &sendReq{msgs: valid, size: size, done: make(chan sendResult, 1)}
+	if opts.Order != nil {
+		if err := opts.Order.Wait(ctx); err != nil {
+			return nil, err
+		}
+	}
 	select {
 	case n.sends <- req:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-n.stopCh:
 		return nil, ErrClosed
+	}
+	if opts.Order != nil {
+		opts.Order.Done() // queued: the next ordered send may follow
 	}
 	var res sendResult
 	select {

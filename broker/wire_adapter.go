@@ -29,6 +29,9 @@ func (n *Node) serveWire(ctx context.Context, ln net.Listener) error {
 	return wire.Serve(ctx, ln, n.handle, wire.ServerConfig{
 		MaxFrame: n.cfg.MaxFrame,
 		Logf:     func(msg string, kv ...any) { n.log.Warn(msg, kv...) },
+		// A client pipelines sends on one connection; they join the
+		// commit queue in the order they were sent (handleSend).
+		InOrder: func(code uint16) bool { return code == wire.CodeSend },
 	})
 }
 
@@ -248,10 +251,14 @@ func (n *Node) handleSend(ctx context.Context, req *wire.SendRequest) (any, erro
 	// Per-message refusals (unknown or read-only topic, too large) come
 	// back in the results, unless the request is atomic; the error is for
 	// the whole request.
-	results, err := n.SendWith(ctx, msgs, SendOptions{
+	opts := SendOptions{
 		AutoCreateQueues: req.AutoCreateQueues, AutoCreateTopics: req.AutoTopics, Atomic: req.Atomic,
 		Timeout: time.Duration(req.TimeoutMillis) * time.Millisecond, Allow: pubCheck(ctx),
-	})
+	}
+	if o := wire.OrderOf(ctx); o != nil { // CodeSend is in order (serveWire)
+		opts.Order = o
+	}
+	results, err := n.SendWith(ctx, msgs, opts)
 	if err != nil {
 		return nil, err
 	}

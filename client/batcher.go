@@ -50,9 +50,9 @@ type sendOutcome struct {
 }
 
 // batcher coalesces the sends queued for one leader address: its
-// goroutine takes everything queued while the previous request was in
-// flight (up to MaxBatchBytes / MaxBatchMessages) into one SendRequest.
-// There is no linger: a lone send goes out at once.
+// goroutine takes everything queued while MaxInflightRequests requests
+// were awaiting their answers (up to MaxBatchBytes / MaxBatchMessages)
+// into one SendRequest. There is no linger: a lone send goes out at once.
 type batcher struct {
 	p    *Producer
 	addr string
@@ -108,6 +108,13 @@ func (b *batcher) submit(ctx context.Context, it *sendItem) (wire.SendResult, er
 }
 
 func (b *batcher) run() {
+	// A slot per request awaiting its answer: while all are taken, sends
+	// keep coalescing in the queue. prev is closed once the last request
+	// started has handed out its outcomes (they go out in request order).
+	slots := make(chan struct{}, b.p.cfg.MaxInflightRequests)
+	first := make(chan struct{})
+	close(first)
+	var prev <-chan struct{} = first
 	for {
 		select {
 		case <-b.p.base.Done():
@@ -116,16 +123,24 @@ func (b *batcher) run() {
 		case <-b.wake:
 		}
 		for {
+			select {
+			case slots <- struct{}{}:
+			case <-b.p.base.Done():
+				b.failAll(ErrClosed)
+				return
+			}
 			items, expired := b.take()
 			for _, it := range expired {
 				it.finish(sendOutcome{err: &Error{Code: wire.CodeTimeout, Retriable: true, Message: "send timed out before it was sent"}})
 			}
-			if len(items) == 0 && len(expired) == 0 {
-				break
+			if len(items) == 0 {
+				<-slots
+				if len(expired) == 0 {
+					break
+				}
+				continue
 			}
-			if len(items) > 0 {
-				b.flush(items)
-			}
+			prev = b.flush(items, prev, func() { <-slots })
 		}
 	}
 }
@@ -166,7 +181,12 @@ func (b *batcher) failAll(err error) {
 	}
 }
 
-func (b *batcher) flush(items []*sendItem) {
+// flush sends items as one SendRequest, written now on the batcher's
+// goroutine (so requests reach the node in the order they were taken),
+// and answers them on a goroutine of its own: after the request's answer,
+// and after the request before it (prev) handed out its outcomes. It
+// calls release once done and returns the channel it closes then.
+func (b *batcher) flush(items []*sendItem, prev <-chan struct{}, release func()) <-chan struct{} {
 	req := wire.SendRequest{Messages: make([]wire.Message, len(items))}
 	var latest time.Time
 	for i, it := range items {
@@ -187,34 +207,46 @@ func (b *batcher) flush(items []*sendItem) {
 	}
 	req.TimeoutMillis = wait.Milliseconds()
 	ctx, cancel := context.WithTimeout(b.p.base, wait)
-	defer cancel()
-	var resp wire.SendResponse
-	err := b.call(ctx, req, &resp, items)
-	if err == nil && len(resp.Results) != len(items) {
-		err = &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(items))}
-	}
-	if err != nil && b.p.base.Err() != nil {
-		err = ErrClosed
-	}
-	if err != nil && ctx.Err() != nil {
-		// Our own wait ran out, not the caller's: the outcome is unknown.
-		err = &Error{Code: wire.CodeTimeout, Retriable: true, Message: "no response from " + b.addr}
-	}
-	for i, it := range items {
-		if err != nil {
-			it.finish(sendOutcome{err: err})
-			continue
+	pc, err := b.p.pool.start(ctx, b.addr, wire.CodeSend, req)
+	done := make(chan struct{})
+	b.p.wg.Add(1) // the batcher's own count is held, so Close has not seen zero
+	go func() {   // ends with the answer, ctx's end or the producer's close
+		defer b.p.wg.Done()
+		defer close(done)
+		defer release()
+		defer cancel()
+		var resp wire.SendResponse
+		if err == nil {
+			err = b.await(ctx, pc, &resp, items)
 		}
-		r := resp.Results[i]
-		if r.ErrorCode != 0 {
-			it.finish(sendOutcome{err: resultError(r)})
-			continue
+		if err == nil && len(resp.Results) != len(items) {
+			err = &Error{Code: wire.CodeInternal, Message: fmt.Sprintf("%d results for %d messages", len(resp.Results), len(items))}
 		}
-		it.finish(sendOutcome{res: r})
-	}
+		if err != nil && b.p.base.Err() != nil {
+			err = ErrClosed
+		}
+		if err != nil && ctx.Err() != nil {
+			// Our own wait ran out, not the caller's: the outcome is unknown.
+			err = &Error{Code: wire.CodeTimeout, Retriable: true, Message: "no response from " + b.addr}
+		}
+		<-prev // outcomes in request order
+		for i, it := range items {
+			if err != nil {
+				it.finish(sendOutcome{err: err})
+				continue
+			}
+			r := resp.Results[i]
+			if r.ErrorCode != 0 {
+				it.finish(sendOutcome{err: resultError(r)})
+				continue
+			}
+			it.finish(sendOutcome{res: r})
+		}
+	}()
+	return done
 }
 
-// call sends req to the batcher's node and waits for the answer. Sync
+// await waits for the answer to the request pc. Sync
 // sends notice an unanswered leader in their own leaderCall; callback
 // items (the SendAsync fast path) have none, so while they wait here
 // call checks every AttemptTimeout whether the NameServer names another
@@ -222,7 +254,7 @@ func (b *batcher) flush(items []*sendItem) {
 // them there, and their late outcome from this request is dropped
 // (sendItem.finish); callback items still queued for this node follow.
 // call keeps waiting for the answer either way: sync items want it.
-func (b *batcher) call(ctx context.Context, req wire.SendRequest, resp *wire.SendResponse, items []*sendItem) error {
+func (b *batcher) await(ctx context.Context, pc *wire.Pending, resp *wire.SendResponse, items []*sendItem) error {
 	pending := 0
 	for _, it := range items {
 		if it.cb != nil {
@@ -230,10 +262,10 @@ func (b *batcher) call(ctx context.Context, req wire.SendRequest, resp *wire.Sen
 		}
 	}
 	if pending == 0 {
-		return b.p.pool.call(ctx, b.addr, wire.CodeSend, req, resp)
+		return fromWire(pc.Wait(ctx, resp))
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.p.pool.call(ctx, b.addr, wire.CodeSend, req, resp) }() // waited for below
+	go func() { done <- fromWire(pc.Wait(ctx, resp)) }() // waited for below
 	r := b.p.router
 	t := time.NewTimer(r.attemptTimeout)
 	defer t.Stop()

@@ -82,6 +82,13 @@ type ProducerConfig struct {
 	// Defaults 4 MiB and 512.
 	MaxBatchBytes    int64
 	MaxBatchMessages int
+	// MaxInflightRequests is how many coalesced SendRequests may await
+	// their answers at once per leader (Kafka's
+	// max.in.flight.requests.per.connection). The broker stores them in
+	// the order they were sent and answers arrive in that order too, so
+	// messages of one queue keep their order as long as no request fails;
+	// 1 waits for each answer before the next request. Default 4.
+	MaxInflightRequests int
 	// MaxInflightAsync bounds SendAsync calls in progress; SendAsync
 	// blocks while it is reached. Default 10000.
 	MaxInflightAsync int
@@ -160,6 +167,9 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	if c.MaxBatchMessages == 0 {
 		c.MaxBatchMessages = 512
 	}
+	if c.MaxInflightRequests == 0 {
+		c.MaxInflightRequests = 4
+	}
 	if c.MaxInflightAsync == 0 {
 		c.MaxInflightAsync = 10000
 	}
@@ -190,7 +200,7 @@ func (c ProducerConfig) Validate() error {
 	if c.MaxMessageSize < 0 || c.MaxMessageSize > 64<<20 {
 		errs = append(errs, fmt.Errorf("MaxMessageSize %d outside [1, %d]", c.MaxMessageSize, 64<<20))
 	}
-	if c.MaxBatchBytes < 0 || c.MaxBatchMessages < 0 || c.MaxInflightAsync < 0 {
+	if c.MaxBatchBytes < 0 || c.MaxBatchMessages < 0 || c.MaxInflightAsync < 0 || c.MaxInflightRequests < 0 {
 		errs = append(errs, errors.New("batch and in-flight limits must not be negative"))
 	}
 	if err := ValidateGroup(c.Group); err != nil {

@@ -28,8 +28,13 @@
 // once another node is known to lead. SendAsync/Flush, SendOneway (no answer, no
 // retry) and SendBatch (one topic, one queue, one request) complete the set.
 // Concurrent sends to one leader are coalesced: a goroutine per leader
-// address takes whatever queued while the previous SendRequest was in
-// flight (no linger), so a lone Send costs one round trip plus the commit.
+// address takes whatever queued while MaxInflightRequests (4) earlier
+// SendRequests were awaiting their answers (no linger), so a lone Send
+// costs one round trip plus the commit. The broker stores a connection's
+// requests in the order they were sent and the producer hands out their
+// outcomes in that order, so a queue's messages keep their send order
+// unless a request fails (its messages are then retried behind later ones,
+// as in Kafka without idempotence).
 // The broker checks each message of a request on its own: a message for a
 // deleted or read-only topic, or over the broker's size limit, fails its
 // own Send or SendAsync callback with a non-retriable *Error while the
@@ -264,7 +269,9 @@
 // them after closing the connections (one may sit in a write to a frozen
 // node). A pull runs beside a watcher that it waits for. Concurrent
 // NameServer cluster look-ups of one client share one request.
-// Producer: one batcher per leader address (started on first use). A
+// Producer: one batcher per leader address (started on first use), and a
+// goroutine per SendRequest awaiting its answer (at most
+// MaxInflightRequests per batcher). A
 // SendAsync whose route and leader are cached goes straight into the
 // batcher, which runs its callback (keep callbacks short); only a
 // SendAsync that must look up a route or retry gets a goroutine of its

@@ -108,6 +108,18 @@ func (p *pool) call(ctx context.Context, addr string, code uint16, req, resp any
 	return fromWire(c.Call(ctx, code, req, resp))
 }
 
+// start writes a request on addr's connection and returns without its
+// answer (wire.Conn.Start): requests started one after another reach the
+// node in that order.
+func (p *pool) start(ctx context.Context, addr string, code uint16, req any) (*wire.Pending, error) {
+	c, err := p.get(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := c.Start(ctx, code, req)
+	return pc, fromWire(err)
+}
+
 // send performs a one-way request on addr.
 func (p *pool) send(ctx context.Context, addr string, code uint16, req any) error {
 	c, err := p.get(ctx, addr)

@@ -250,9 +250,29 @@ func (c *Conn) checkPeer(br *bufio.Reader) error {
 // nil). An error response is returned as *Error. If ctx ends first the
 // call returns ctx.Err() and the late response is dropped.
 func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
+	p, err := c.Start(ctx, code, req)
+	if err != nil {
+		return err
+	}
+	return p.Wait(ctx, resp)
+}
+
+// Pending is a request Start wrote whose response is not yet read.
+type Pending struct {
+	c  *Conn
+	id uint64
+	ch chan Frame
+}
+
+// Start writes a request and returns without waiting for its response,
+// which Wait then reads: a client pipelines requests this way, and
+// requests started one after the other reach the server in that order.
+// Every Pending must be waited for (or its Wait's ctx ended), or its
+// response slot stays until the connection closes.
+func (c *Conn) Start(ctx context.Context, code uint16, req any) (*Pending, error) {
 	eb, err := encode(req)
 	if err != nil {
-		return fmt.Errorf("wire: encode request %d: %w", code, err)
+		return nil, fmt.Errorf("wire: encode request %d: %w", code, err)
 	}
 	id := c.nextID.Add(1)
 	ch := make(chan Frame, 1)
@@ -261,7 +281,7 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 		err := c.err
 		c.mu.Unlock()
 		eb.release()
-		return err
+		return nil, err
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
@@ -269,16 +289,23 @@ func (c *Conn) Call(ctx context.Context, code uint16, req, resp any) error {
 	eb.release() // write copied or sent the bytes
 	if err != nil {
 		c.forget(id)
-		return err
+		return nil, err
 	}
+	return &Pending{c: c, id: id, ch: ch}, nil
+}
+
+// Wait decodes the response of p's request into resp (which may be nil),
+// as Call does. If ctx ends first it returns ctx.Err() and the late
+// response is dropped.
+func (p *Pending) Wait(ctx context.Context, resp any) error {
 	select {
-	case f, ok := <-ch:
+	case f, ok := <-p.ch:
 		if !ok {
-			return c.Err()
+			return p.c.Err()
 		}
 		return decodeResponse(f, resp)
 	case <-ctx.Done():
-		c.forget(id)
+		p.c.forget(p.id)
 		return ctx.Err()
 	}
 }

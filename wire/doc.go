@@ -26,6 +26,14 @@
 // side: one reader goroutine per connection and one goroutine per request
 // (bounded by MaxInflight), all stopped and waited for when Serve's
 // context ends. Handlers return an *Error to answer with a specific code.
+// A client pipelines with Start (write now) and Pending.Wait (the answer
+// later); requests started one after the other are written in that order.
+// Requests run concurrently on the server, so for the codes
+// ServerConfig.InOrder names each request also gets an Order (order.go):
+// its handler waits at Order.Wait until the request that arrived before it
+// on the connection called Done (or returned), which lets the broker put a
+// client's pipelined sends into its commit queue in the order they were
+// sent while decoding and waiting for the commit still overlap.
 // Message bodies (messages.go) use short msgpack tags; new fields must be
 // optional so older peers keep working. Request codes are in codes.go.
 //

@@ -22,6 +22,9 @@ type Request struct {
 	// server checks them (package acl), wire only carries them.
 	Auth *Auth
 	Conn *ServerConn
+	// order is the request's place among the connection's in-order
+	// requests (ServerConfig.InOrder); nil for other codes.
+	order *Order
 }
 
 // Decode unmarshals the body; a failure is a CodeMalformed *Error.
@@ -48,6 +51,11 @@ type ServerConfig struct {
 	Logf func(msg string, keyvals ...any)
 	// OnClose, if set, runs once when a connection closes.
 	OnClose func(c *ServerConn)
+	// InOrder, if set, names the request codes whose handlers may keep
+	// the order of their frames on a connection (Order, OrderOf): each
+	// such request waits, where its handler calls Wait, for the one that
+	// arrived before it. Default: none.
+	InOrder func(code uint16) bool
 }
 
 // ServerConn is the server side of one connection.
@@ -232,6 +240,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 	}()
 	go func() { <-ctx.Done(); c.nc.Close() }() // unblocks the reader at shutdown; ends with ctx
 	sem := make(chan struct{}, cfg.MaxInflight)
+	var chain orderChain
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		f, err := ReadFrame(br, cfg.MaxFrame)
@@ -250,17 +259,25 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 		case <-ctx.Done():
 			return
 		}
+		r := &Request{Code: f.Code, ID: f.ID, Oneway: f.IsOneway(), Body: f.Body, Auth: f.Auth, Conn: c}
+		if cfg.InOrder != nil && cfg.InOrder(f.Code) {
+			r.order = chain.next() // in frame order: this goroutine reads them
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			handle(ctx, c, h, &Request{Code: f.Code, ID: f.ID, Oneway: f.IsOneway(), Body: f.Body, Auth: f.Auth, Conn: c})
+			handle(ctx, c, h, r)
 		}()
 	}
 }
 
 func handle(ctx context.Context, c *ServerConn, h Handler, r *Request) {
+	if r.order != nil {
+		ctx = context.WithValue(ctx, orderKey{}, r.order)
+	}
 	resp, err := h(ctx, r)
+	r.order.Done() // if the handler did not: the next in-order request goes on
 	if r.Oneway {
 		return
 	}
