@@ -186,8 +186,8 @@ type Config struct {
 	SegmentSize int64
 	// LogCacheBytes bounds the CommitLog's cache of the newest entries,
 	// which Raft reads back to replicate (leader) and apply (followers);
-	// a miss is a pread from the page cache. Default 32 MiB, one full
-	// AppendEntries RPC at the defaults (MaxAppendEntries x MaxBatchBytes);
+	// a miss is a pread from the page cache. Default 32 MiB, two full
+	// AppendEntries RPCs at the defaults (MaxAppendEntries x MaxBatchBytes);
 	// negative turns the cache off. See "Memory" in doc.go.
 	LogCacheBytes int64
 
@@ -228,7 +228,11 @@ type Config struct {
 	// MaxMessageSize is the largest accepted message body. Default 4 MiB.
 	MaxMessageSize int
 	// MaxBatchBytes caps one Raft entry built from concurrent sends.
-	// Default 512 KiB (a single larger message gets an entry of its own).
+	// Default 256 KiB (a single larger request gets an entry of its own):
+	// a follower's Raft transport decodes an entry of up to 256 KiB with
+	// one allocation and anything larger in 256 KiB steps, each copying
+	// what came before (a 512 KiB entry cost 768 KiB of allocation and a
+	// 256 KiB copy on every follower).
 	MaxBatchBytes int
 	// ApplyTimeout bounds how long a write may wait to be enqueued into
 	// Raft when the caller's context has no deadline. Default 5s.
@@ -316,7 +320,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:         10 * time.Second,
 		SnapshotThreshold:        256,
 		MaxMessageSize:           4 << 20,
-		MaxBatchBytes:            512 << 10,
+		MaxBatchBytes:            256 << 10,
 		ApplyTimeout:             5 * time.Second,
 		MaintenanceInterval:      time.Second,
 		PreferredMaxLag:          64,

@@ -487,12 +487,12 @@
 //	                        newest entries, read back by Raft to replicate
 //	                        and to apply (raftlog, Config.CacheBytes)
 //	proposed entries        leader: up to 64 (maxInflightBatches) of up to
-//	                        MaxBatchBytes each, 32 MiB, mostly the same
+//	                        MaxBatchBytes each, 16 MiB, mostly the same
 //	                        bytes as the cache's newest entries
 //	queued sends            up to 4096 requests (sendQueueLen) waiting for
 //	                        the batcher, each at most MaxFrame
 //	AppendEntries           follower: one RPC decoded at a time, up to
-//	                        MaxAppendEntries x MaxBatchBytes (32 MiB)
+//	                        MaxAppendEntries x MaxBatchBytes (16 MiB)
 //	message index           8 MiB of slot table per index file (one per
 //	                        4 Mi retained messages; fsm/index.go)
 //	dedup window            ~76 B per remembered ID, at most

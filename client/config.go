@@ -79,7 +79,8 @@ type ProducerConfig struct {
 	// count). Default 500ms.
 	SlowSend time.Duration
 	// MaxBatchBytes and MaxBatchMessages cap one coalesced SendRequest.
-	// Defaults 4 MiB and 512.
+	// Defaults 256 KiB (the broker's default Raft entry, which a request
+	// larger than that fills alone) and 512.
 	MaxBatchBytes    int64
 	MaxBatchMessages int
 	// MaxInflightRequests is how many coalesced SendRequests may await
@@ -162,7 +163,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 		c.SlowSend = 500 * time.Millisecond
 	}
 	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 4 << 20
+		c.MaxBatchBytes = 256 << 10
 	}
 	if c.MaxBatchMessages == 0 {
 		c.MaxBatchMessages = 512

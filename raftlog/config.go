@@ -63,8 +63,8 @@ const (
 	// MaxCacheEntries bounds CacheEntries (the cache's slot array is
 	// allocated up front).
 	MaxCacheEntries = 1 << 20
-	// DefaultCacheBytes is the default byte budget of the cache: one full
-	// AppendEntries RPC of broker batches (64 entries of up to 512 KiB).
+	// DefaultCacheBytes is the default byte budget of the cache: two full
+	// AppendEntries RPCs of broker batches (64 entries of up to 256 KiB).
 	// Counted in entries alone, the cache held 256 of those batches,
 	// ~140 MB of live heap and ~330 MiB RSS per broker under load
 	// (BENCHMARKS.md, Memory); a miss costs one pread from the page cache.
