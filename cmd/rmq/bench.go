@@ -99,6 +99,7 @@ func producerFlags(defaultRate float64) []cli.Flag {
 		&cli.StringFlag{Name: "mode", Value: "async", Usage: "sync (--concurrency blocking senders per client) or async (--inflight SendAsync per client)"},
 		&cli.IntFlag{Name: "concurrency", Value: 1, Usage: "sync mode: sending goroutines per client"},
 		&cli.IntFlag{Name: "inflight", Value: 1024, Usage: "async mode: most unacknowledged messages per client"},
+		&cli.IntFlag{Name: "requests-in-flight", Usage: "SendRequests a client pipelines per leader (ProducerConfig.MaxInflightRequests; default 4)"},
 		&cli.IntFlag{Name: "batch", Value: 1, Usage: "messages per SendBatch call (1: single sends)"},
 		&cli.IntFlag{Name: "queues", Value: 8, Usage: "queue count when the topic is created"},
 		&cli.Float64Flag{Name: "rate", Value: defaultRate, Usage: "target msgs/s across all clients (0: as fast as possible)"},
@@ -158,6 +159,7 @@ func parseProduceOptions(c *cli.Context) (produceOptions, error) {
 		within("size", o.Size, 1, maxSize),
 		atLeast("concurrency", o.Concurrency, 1),
 		atLeast("inflight", o.Inflight, 1),
+		atLeast("requests-in-flight", c.Int("requests-in-flight"), 0),
 		within("batch", o.Batch, 1, client.DefaultProducerConfig().MaxBatchMessages),
 		within("queues", o.Queues, 1, 1024),
 	)
@@ -249,10 +251,11 @@ func newBenchProducer(c *cli.Context, o produceOptions) (*client.Producer, error
 		// producer's own bound only has to stay out of the way, including
 		// for callbacks that released the bench's slot but not yet the
 		// producer's.
-		MaxInflightAsync: 2 * o.Inflight,
-		Logger:           clientLogger(c),
-		Trace:            c.Bool("trace"),
-		Idempotent:       c.Bool("idempotent"),
+		MaxInflightAsync:    2 * o.Inflight,
+		MaxInflightRequests: c.Int("requests-in-flight"), // 0: the client's default
+		Logger:              clientLogger(c),
+		Trace:               c.Bool("trace"),
+		Idempotent:          c.Bool("idempotent"),
 	})
 }
 

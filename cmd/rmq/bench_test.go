@@ -133,6 +133,7 @@ func TestBench(t *testing.T) {
 			{"--clients 0: want 1 or more", []string{"consume", "--clients", "0"}},
 			{"--clients 0: want 1 or more", []string{"e2e", "--clients", "0"}},
 			{"--inflight 0: want 1 or more", []string{"produce", "--inflight", "0"}},
+			{"--requests-in-flight -1: want 0 or more", []string{"produce", "--requests-in-flight", "-1"}},
 			{"--batch 0: want 1 to", []string{"produce", "--batch", "0"}},
 			{"--rate -1: want 0", []string{"produce", "--rate", "-1"}},
 			{`--from "middle": want first or last`, []string{"consume", "--from", "middle"}},
