@@ -19,8 +19,9 @@
 // so the wire adapter passes the request's wire.Order as SendOptions.Order:
 // SendWith decodes and validates concurrently, then waits for the sends
 // that arrived before it on the connection to be queued before it queues
-// its own. The remoting adapter does not do that yet: RocketMQ clients that
-// pipeline async sends on one channel may see them stored out of order.
+// its own. The remoting adapter does the same for SEND_MESSAGE(_V2) and
+// SEND_BATCH_MESSAGE (compat.ServerConfig.InOrder), as the Java broker's
+// single send thread does for a RocketMQ producer's async sends.
 //
 // New opens raftlog.Store (the raft.LogStore), raftlog.SnapshotStore (which
 // ships the retained log to new followers inside snapshots), raft-boltdb

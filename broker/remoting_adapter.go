@@ -58,6 +58,11 @@ func (n *Node) serveRemoting(ctx context.Context, ln net.Listener) error {
 		MaxFrame: n.cfg.MaxFrame,
 		Logf:     n.log.Named("remoting").Warn,
 		OnClose:  rc.connClosed,
+		// A RocketMQ producer pipelines async sends on one channel; they
+		// are stored in the order sent (remotingStore).
+		InOrder: func(code int32) bool {
+			return code == compat.ReqSendMessage || code == compat.ReqSendMessageV2 || code == compat.ReqSendBatchMessage
+		},
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rmq-dev/rmq/compat"
 	"github.com/rmq-dev/rmq/fsm"
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // RocketMQ messages as rmq stores them. A remoting send becomes an
@@ -213,6 +214,9 @@ func (n *Node) remotingSendBatch(ctx context.Context, _ *compat.ServerConn, req 
 func (n *Node) remotingStore(ctx context.Context, req *compat.Command, sh sendHeader, msgs []*fsm.Message) (*compat.Command, error) {
 	opts := sh.sendOptions()
 	opts.Atomic = true
+	if o := wire.OrderOf(ctx); o != nil { // sends are in order (serveRemoting)
+		opts.Order = o
+	}
 	res, err := n.SendWith(ctx, msgs, opts)
 	if err != nil {
 		return nil, err

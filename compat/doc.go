@@ -127,7 +127,7 @@
 //	cluster, topic lists           106, 206, 224                  yes      GET_BROKER_CLUSTER_INFO, GET_ALL_TOPIC_LIST_FROM_NAMESERVER, GET_TOPICS_BY_CLUSTER
 //	KV config                      101 GET_KV_CONFIG              partly   always QUERY_NOT_FOUND: rmq keeps no KV config
 //	RocketMQ brokers registering   103, 104                       no       rmq brokers register over rmq's protocol
-//	send sync / async / oneway     10 (V1), 310 (V2)              yes      auto-create when a default topic is named (queues: defaultTopicQueueNums, at most 8); zlib bodies stored inflated; LZ4/ZSTD refused
+//	send sync / async / oneway     10 (V1), 310 (V2)              yes      auto-create when a default topic is named (queues: defaultTopicQueueNums, at most 8); zlib bodies stored inflated; LZ4/ZSTD refused; sends pipelined on one channel are stored in the order sent (ServerConfig.InOrder)
 //	batch send                     320                            yes      all or nothing, one queue, consecutive offsets
 //	tags, keys, properties, ids    TAGS, KEYS, UNIQ_KEY, any      yes      TAGS/KEYS/UNIQ_KEY become rmq's Tags/Keys/ID; a non-upper-case UNIQ_KEY is also kept verbatim
 //	pull, long polling             11 PULL_MESSAGE                yes      suspend up to the broker's LongPollMax (20 s); tag filter from the pull or the heartbeat's subscription; the commitOffset flag is ignored (offsets come by 15)

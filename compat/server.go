@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rmq-dev/rmq/wire"
 )
 
 // Handler handles one request and returns its response; nil sends none.
@@ -25,6 +27,12 @@ type ServerConfig struct {
 	Logf        func(msg string, keyvals ...any) // connection-level problems; default none
 	OnOpen      func(c *ServerConn)
 	OnClose     func(c *ServerConn) // once, after the connection closed and all its handlers returned
+	// InOrder, if set, names the request codes whose handlers get a
+	// wire.Order (wire.OrderOf on their context) in frame order, as
+	// wire.ServerConfig.InOrder: a RocketMQ producer's pipelined sends on
+	// one channel are stored in the order sent (the Java broker gets that
+	// from its single send thread). Default: none.
+	InOrder func(code int32) bool
 }
 
 func (cfg ServerConfig) withDefaults() ServerConfig {
@@ -137,8 +145,9 @@ func (sc *ServerConn) serve(h Handler, cfg ServerConfig) {
 	// one waits: a fresh goroutine per request would grow (copy) its
 	// stack on every send. A worker idle for workerIdle ends.
 	sem := make(chan struct{}, cfg.MaxInflight)
-	work := make(chan *Command) // unbuffered: handed only to a waiting worker
-	worker := func(req *Command) {
+	var chain wire.OrderChain
+	work := make(chan job) // unbuffered: handed only to a waiting worker
+	worker := func(req job) {
 		defer sc.handlers.Done()
 		idle := time.NewTimer(workerIdle)
 		defer idle.Stop()
@@ -155,11 +164,15 @@ func (sc *ServerConn) serve(h Handler, cfg ServerConfig) {
 			}
 		}
 	}
-	err := sc.c.readLoop(cfg.IdleTimeout, func(req *Command) bool {
+	err := sc.c.readLoop(cfg.IdleTimeout, func(cmd *Command) bool {
 		select {
 		case sem <- struct{}{}:
 		case <-sc.c.done:
 			return false
+		}
+		req := job{cmd: cmd}
+		if cfg.InOrder != nil && cfg.InOrder(cmd.Code) {
+			req.order = chain.Next() // in frame order: this goroutine reads them
 		}
 		select {
 		case work <- req:
@@ -198,7 +211,20 @@ func (sc *ServerConn) logReadErr(err error, cfg ServerConfig) {
 	}
 }
 
-func (sc *ServerConn) handle(h Handler, req *Command, logf func(string, ...any)) {
+// job is a request for a worker, with its place among the connection's
+// in-order requests (nil for other codes).
+type job struct {
+	cmd   *Command
+	order *wire.Order
+}
+
+func (sc *ServerConn) handle(h Handler, j job, logf func(string, ...any)) {
+	req := j.cmd
+	ctx := sc.ctx
+	if j.order != nil {
+		ctx = wire.WithOrder(ctx, j.order)
+	}
+	defer j.order.Done() // if the handler did not: the next in-order request goes on
 	resp := func() (resp *Command) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -206,7 +232,7 @@ func (sc *ServerConn) handle(h Handler, req *Command, logf func(string, ...any))
 				resp = NewResponse(req, RespSystemError, fmt.Sprintf("compat: handler for %s panicked", RequestName(req.Code)))
 			}
 		}()
-		return h(sc.ctx, sc, req)
+		return h(ctx, sc, req)
 	}()
 	if resp == nil || req.IsOneway() {
 		return

@@ -63,11 +63,19 @@ func OrderOf(ctx context.Context) *Order {
 	return o
 }
 
-// orderChain hands out Orders in frame order; only the connection's
-// reader goroutine uses it.
-type orderChain struct{ last chan struct{} }
+// WithOrder returns ctx carrying o, for OrderOf: a server other than
+// Serve (package compat's remoting server) hands its handlers Orders so.
+func WithOrder(ctx context.Context, o *Order) context.Context {
+	return context.WithValue(ctx, orderKey{}, o)
+}
 
-func (c *orderChain) next() *Order {
+// OrderChain hands out the Orders of one connection, in the order its
+// reader calls Next (the frame order). It is not safe for concurrent use;
+// the zero value is ready.
+type OrderChain struct{ last chan struct{} }
+
+// Next returns the Order of the connection's next in-order request.
+func (c *OrderChain) Next() *Order {
 	if c.last == nil {
 		c.last = make(chan struct{})
 		close(c.last)

@@ -110,8 +110,8 @@ func TestInOrderRequestsKeepFrameOrder(t *testing.T) {
 }
 
 func TestOrderWaitEndsWithContext(t *testing.T) {
-	var chain orderChain
-	first, second := chain.next(), chain.next()
+	var chain OrderChain
+	first, second := chain.Next(), chain.Next()
 	if err := first.Wait(context.Background()); err != nil {
 		t.Fatalf("the first in order waited: %v", err)
 	}

@@ -240,7 +240,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 	}()
 	go func() { <-ctx.Done(); c.nc.Close() }() // unblocks the reader at shutdown; ends with ctx
 	sem := make(chan struct{}, cfg.MaxInflight)
-	var chain orderChain
+	var chain OrderChain
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	for {
 		f, err := ReadFrame(br, cfg.MaxFrame)
@@ -261,7 +261,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 		}
 		r := &Request{Code: f.Code, ID: f.ID, Oneway: f.IsOneway(), Body: f.Body, Auth: f.Auth, Conn: c}
 		if cfg.InOrder != nil && cfg.InOrder(f.Code) {
-			r.order = chain.next() // in frame order: this goroutine reads them
+			r.order = chain.Next() // in frame order: this goroutine reads them
 		}
 		wg.Add(1)
 		go func() {
@@ -274,7 +274,7 @@ func serveConn(ctx context.Context, c *ServerConn, h Handler, cfg ServerConfig) 
 
 func handle(ctx context.Context, c *ServerConn, h Handler, r *Request) {
 	if r.order != nil {
-		ctx = context.WithValue(ctx, orderKey{}, r.order)
+		ctx = WithOrder(ctx, r.order)
 	}
 	resp, err := h(ctx, r)
 	r.order.Done() // if the handler did not: the next in-order request goes on
