@@ -60,6 +60,10 @@ type batcher struct {
 	mu    sync.Mutex
 	queue []*sendItem
 	wake  chan struct{} // buffered 1: "queue may be non-empty"
+
+	// answered, if set (tests), is called when a request's outcome is
+	// known, before it waits for the request before it.
+	answered func(resp *wire.SendResponse, err error)
 }
 
 // batcher returns the batcher of addr, starting its goroutine on first use.
@@ -228,6 +232,9 @@ func (b *batcher) flush(items []*sendItem, prev <-chan struct{}, release func())
 		if err != nil && ctx.Err() != nil {
 			// Our own wait ran out, not the caller's: the outcome is unknown.
 			err = &Error{Code: wire.CodeTimeout, Retriable: true, Message: "no response from " + b.addr}
+		}
+		if b.answered != nil {
+			b.answered(&resp, err)
 		}
 		<-prev // outcomes in request order
 		for i, it := range items {

@@ -12,17 +12,17 @@ import (
 	"github.com/rmq-dev/rmq/wire"
 )
 
-// fakeSendNode is a wire server answering SendRequests; hold, if set,
-// decides per request (numbered from 1 in arrival order) whether its
-// answer waits for release.
+// fakeSendNode is a wire server answering SendRequests, numbered from 1 in
+// arrival order; hold decides per request whether its answer waits for
+// release. Every arrival and every answer is also sent on a channel.
 type fakeSendNode struct {
 	addr              string
-	mu                sync.Mutex
-	arrived, inflight int
-	maxInflight       int
-	answered          []int
 	release           chan struct{}
 	hold              func(n int) bool
+	arrivals, answers chan int // buffered: the tests send fewer than 64 requests
+
+	mu                         sync.Mutex
+	arrived, inflight, maxSeen int
 }
 
 func startFakeSendNode(t *testing.T, hold func(n int) bool) *fakeSendNode {
@@ -31,7 +31,8 @@ func startFakeSendNode(t *testing.T, hold func(n int) bool) *fakeSendNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeSendNode{addr: ln.Addr().String(), release: make(chan struct{}), hold: hold}
+	f := &fakeSendNode{addr: ln.Addr().String(), release: make(chan struct{}), hold: hold,
+		arrivals: make(chan int, 64), answers: make(chan int, 64)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -44,8 +45,9 @@ func startFakeSendNode(t *testing.T, hold func(n int) bool) *fakeSendNode {
 			f.arrived++
 			n := f.arrived
 			f.inflight++
-			f.maxInflight = max(f.maxInflight, f.inflight)
+			f.maxSeen = max(f.maxSeen, f.inflight)
 			f.mu.Unlock()
+			f.arrivals <- n
 			if f.hold(n) {
 				select {
 				case <-f.release:
@@ -59,8 +61,8 @@ func startFakeSendNode(t *testing.T, hold func(n int) bool) *fakeSendNode {
 			}
 			f.mu.Lock()
 			f.inflight--
-			f.answered = append(f.answered, n)
 			f.mu.Unlock()
+			f.answers <- n
 			return &resp, nil
 		}, wire.ServerConfig{})
 	}()
@@ -73,20 +75,15 @@ func startFakeSendNode(t *testing.T, hold func(n int) bool) *fakeSendNode {
 	return f
 }
 
-func (f *fakeSendNode) state() (arrived, inflight, maxInflight int, answered []int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.arrived, f.inflight, f.maxInflight, append([]int(nil), f.answered...)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
+// next receives from ch within 10s.
+func next(t *testing.T, ch <-chan int, what string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // poll interval, not a wait for state
+	select {
+	case n := <-ch:
+		return n
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		return 0
 	}
 }
 
@@ -105,8 +102,8 @@ func newTestBatcher(t *testing.T, addr string, inflight int) *batcher {
 }
 
 // TestBatcherPipelinesUpToMaxInflightRequests: with every answer held,
-// exactly MaxInflightRequests requests reach the node; the rest wait in
-// the queue and go out as answers come back.
+// MaxInflightRequests requests reach the node, never more; the rest wait
+// in the queue and go out as answers come back.
 func TestBatcherPipelinesUpToMaxInflightRequests(t *testing.T) {
 	for _, limit := range []int{1, 3} {
 		f := startFakeSendNode(t, func(int) bool { return true })
@@ -125,24 +122,35 @@ func TestBatcherPipelinesUpToMaxInflightRequests(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, "the first requests", func() bool { a, _, _, _ := f.state(); return a >= limit })
+		for range limit { // all of them held at once
+			next(t, f.arrivals, "the first requests")
+		}
 		close(f.release)
 		wg.Wait()
-		arrived, _, maxIn, _ := f.state()
+		f.mu.Lock()
+		arrived, maxSeen := f.arrived, f.maxSeen
+		f.mu.Unlock()
 		if failed.Load() != 0 || arrived != sends {
 			t.Errorf("limit %d: %d requests arrived, %d sends failed; want %d and 0", limit, arrived, failed.Load(), sends)
 		}
-		if maxIn != limit {
-			t.Errorf("limit %d: at most %d requests were in flight at once, want %d", limit, maxIn, limit)
+		if maxSeen != limit {
+			t.Errorf("limit %d: at most %d requests were in flight at once, want %d", limit, maxSeen, limit)
 		}
 	}
 }
 
 // TestBatcherOutcomesInRequestOrder: the node answers the second request
-// before the first; its callbacks still run after the first request's.
+// while the first is held; the second's callback still runs after the
+// first's.
 func TestBatcherOutcomesInRequestOrder(t *testing.T) {
 	f := startFakeSendNode(t, func(n int) bool { return n == 1 })
 	b := newTestBatcher(t, f.addr, 4)
+	answered := make(chan uint64, 2)
+	b.answered = func(resp *wire.SendResponse, err error) {
+		if err == nil && len(resp.Results) == 1 {
+			answered <- resp.Results[0].QueueOffset
+		}
+	}
 	var mu sync.Mutex
 	var order []uint64
 	var wg sync.WaitGroup
@@ -153,25 +161,19 @@ func TestBatcherOutcomesInRequestOrder(t *testing.T) {
 				defer wg.Done()
 				mu.Lock()
 				defer mu.Unlock()
-				if out.err != nil {
-					order = append(order, 0)
-					return
-				}
-				order = append(order, out.res.QueueOffset)
+				order = append(order, out.res.QueueOffset) // 0 for a failure
 			}})
-		waitFor(t, "the request at the node", func() bool { a, _, _, _ := f.state(); return a == i+1 })
-	}
-	waitFor(t, "the second answer", func() bool { _, _, _, ans := f.state(); return len(ans) == 1 && ans[0] == 2 })
-	// A callback for request 2 now would be out of order; give a wrong
-	// implementation a moment to show it.
-	for range 50 {
-		mu.Lock()
-		n := len(order)
-		mu.Unlock()
-		if n != 0 {
-			t.Fatalf("callbacks %v ran before the first request was answered", order)
+		if n := next(t, f.arrivals, "the request at the node"); n != i+1 {
+			t.Fatalf("request %d arrived as %d", i+1, n)
 		}
-		time.Sleep(2 * time.Millisecond) // a bounded window for a wrong outcome to show
+	}
+	select { // the second's outcome is known; it now waits for the first's
+	case off := <-answered:
+		if off != 2 {
+			t.Fatalf("answer for request %d first, want 2", off)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to the second request")
 	}
 	close(f.release)
 	wg.Wait()

@@ -84,9 +84,10 @@ e2e() { # label, file, rmq bench e2e args...
     "$(json "$file" "r['end_to_end']['sent']")" "$(json "$file" "r['end_to_end']['messages']")" \
     "$(json "$file" "r['end_to_end']['missing']")" "$(json "$file" "r['end_to_end']['latency_us']['p50']")" \
     "$(json "$file" "r['end_to_end']['latency_us']['p99']")" "$(json "$file" "r['end_to_end']['latency_us']['max']")"
+  # (an rmq older than the split, given with --rmq, reports none)
   printf '%-26s  due->stored p50/p99/max %s us; stored->delivered %s us\n' "" \
-    "$(json "$file" "'/'.join(str(r['end_to_end']['to_store_us'][k]) for k in ('p50','p99','max'))")" \
-    "$(json "$file" "'/'.join(str(r['end_to_end']['store_to_delivery_us'][k]) for k in ('p50','p99','max'))")"
+    "$(json "$file" "'/'.join(str(r['end_to_end'].get('to_store_us', {}).get(k, '-')) for k in ('p50','p99','max'))")" \
+    "$(json "$file" "'/'.join(str(r['end_to_end'].get('store_to_delivery_us', {}).get(k, '-')) for k in ('p50','p99','max'))")"
 }
 
 echo "== flush $flush; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"

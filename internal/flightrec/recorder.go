@@ -47,9 +47,8 @@ func Start(cfg Config) (*Recorder, error) {
 }
 
 // start is Start with the watchdog's ticks (nil: no watchdog) and clock
-// given, for tests.
+// given, for tests; cfg has its defaults applied.
 func start(cfg Config, ticks <-chan time.Time, now func() time.Time) (*Recorder, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
